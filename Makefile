@@ -1,0 +1,50 @@
+# Every target that runs code depends on `setup`, so on a fresh Debian machine
+# `make demo` or `make test` alone creates the environment.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# Numba's on-disk kernel cache, so the second run starts warm.
+export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
+APT_PACKAGES := mosquitto
+
+.PHONY: setup system-packages demo test bench lint clean
+
+setup: system-packages $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $(STAMP)
+
+# System packages come from apt: installed when run as root, otherwise the
+# exact command is printed and the target fails.
+system-packages:
+	@missing=""; \
+	for pkg in $(APT_PACKAGES); do \
+	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "missing system packages:$$missing"; \
+	    echo "run: sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+demo: setup
+	$(PY) -m edge demo $(DEMO_ARGS)
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) -m edge bench tracking --json
+
+lint: setup
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(VENV) $(NUMBA_CACHE_DIR) .pytest_cache

@@ -1,0 +1,285 @@
+"""The multi-target tracker: predict, gate, associate, update, manage life.
+
+One `Tracker` per edge node tracks ground targets in the node's local ENU
+frame. Each call to `update` is one scan of one sensor at one time:
+
+1. reject what cannot be used (time going backwards, non-finite values,
+   covariances that are not positive definite), counting every rejection;
+2. predict every track to the scan time (each with its own dt);
+3. associate confirmed tracks first, then tentative tracks with what is
+   left, so that a young track never steals a measurement from an
+   established one;
+4. update the assigned tracks (Joseph form), book hits and misses into the
+   track scores, confirm and delete;
+5. start a tentative track at every measurement nobody used that does not
+   lie inside a confirmed track's gate.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+from scipy.stats import chi2
+
+from edge.tracking import kalman, lifecycle
+from edge.tracking.assign import associate
+from edge.tracking.gating import gate_pairs
+from edge.tracking.table import CONFIRMED, TENTATIVE, Tracks, TrackTable
+
+log = logging.getLogger(__name__)
+
+MAX_SENSORS = 63  # one bit each in a track's int64 sensor mask
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Tracker parameters. Defaults suit people and vehicles seen from a drone."""
+
+    process_noise: float = 0.05  # q, white-acceleration PSD, m²/s³
+    detection_probability: float = 0.9  # pd
+    clutter_density: float = 1e-6  # λ, false detections per m² per scan
+    birth_density: float | None = None  # new targets per m²; None: same as clutter
+    initial_velocity_std: float = 5.0  # m/s per axis, prior of a new track
+    gate_probability: float = 0.9999  # chi-square gate, 2 degrees of freedom
+    confirm_score: float = 9.0  # log-likelihood ratio that confirms a track
+    tentative_delete_score: float = -2.0  # below this a tentative track dies
+    confirmed_delete_drop: float = 7.0  # drop below the best score that kills a confirmed track
+    max_coast_time: float = 10.0  # s without a measurement before deletion
+    max_position_std: float = 100.0  # m; a track this uncertain is no use
+
+    def __post_init__(self):
+        checks = {
+            "process_noise": self.process_noise > 0,
+            "detection_probability": 0 < self.detection_probability < 1,
+            "clutter_density": self.clutter_density > 0,
+            "birth_density": self.birth_density is None or self.birth_density > 0,
+            "initial_velocity_std": self.initial_velocity_std > 0,
+            "gate_probability": 0 < self.gate_probability < 1,
+            "max_coast_time": self.max_coast_time > 0,
+            "max_position_std": self.max_position_std > 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"TrackerConfig: out of range: {', '.join(bad)}")
+
+
+@dataclass
+class TrackerCounters:
+    """What the tracker has refused, for the node's metrics."""
+
+    scans: int = 0
+    measurements: int = 0
+    rejected_non_finite: int = 0  # NaN or inf in z or R
+    rejected_covariance: int = 0  # R not symmetric positive definite
+    rejected_stale_scans: int = 0  # scan time before the tracker's clock
+    rejected_stale_measurements: int = 0
+    tracks_born: int = 0
+    tracks_confirmed: int = 0
+    tracks_deleted: int = 0
+    by_sensor: dict[str, int] = field(default_factory=dict)
+
+
+@njit(cache=True)
+def _usable_measurements(z, R):
+    """Indices of measurements with finite z and symmetric positive definite R.
+
+    Returns (usable, n_non_finite, n_bad_covariance).
+    """
+    n = z.shape[0]
+    usable = np.empty(n, np.int64)
+    m = 0
+    non_finite = 0
+    bad_covariance = 0
+    for j in range(n):
+        r00 = R[j, 0, 0]
+        r01 = R[j, 0, 1]
+        r10 = R[j, 1, 0]
+        r11 = R[j, 1, 1]
+        finite = np.isfinite(z[j, 0]) and np.isfinite(z[j, 1])
+        finite = finite and np.isfinite(r00) and np.isfinite(r01)
+        finite = finite and np.isfinite(r10) and np.isfinite(r11)
+        if not finite:
+            non_finite += 1
+            continue
+        scale = abs(r00) + abs(r11)
+        symmetric = abs(r01 - r10) <= 1e-9 * scale
+        if not (symmetric and r00 > 0.0 and r11 > 0.0 and r00 * r11 - r01 * r10 > 0.0):
+            bad_covariance += 1
+            continue
+        usable[m] = j
+        m += 1
+    return usable[:m], non_finite, bad_covariance
+
+
+class Tracker:
+    """Multi-target tracker over ground measurements in a local ENU frame.
+
+    >>> tracker = Tracker(TrackerConfig(process_noise=0.05))
+    >>> tracks = tracker.update(t, z, R)   # z (N, 2) m, R (N, 2, 2) m²
+    """
+
+    def __init__(self, config: TrackerConfig | None = None):
+        self.config = config or TrackerConfig()
+        self.counters = TrackerCounters()
+        self._table = TrackTable()
+        self._clock = -np.inf
+        self._next_id = 1
+        self._sensor_names: list[str] = []
+        c = self.config
+        self._gate = float(chi2.ppf(c.gate_probability, df=2))
+        self._log_pd_over_clutter = float(np.log(c.detection_probability / c.clutter_density))
+        self._miss_llr = float(np.log1p(-c.detection_probability))
+        birth_density = c.clutter_density if c.birth_density is None else c.birth_density
+        self._birth_score = float(np.log(birth_density / c.clutter_density))
+
+    @property
+    def time(self) -> float:
+        """Time of the last accepted scan (-inf before the first)."""
+        return self._clock
+
+    def tracks(self) -> Tracks:
+        """The current tracks, as after the last update."""
+        return self._table.snapshot(tuple(self._sensor_names), self._clock)
+
+    def update(self, t: float, z, R, sensor: str = "default") -> Tracks:
+        """Process one scan of one sensor taken at time t (UTC seconds)."""
+        z, R = _checked_arrays(z, R)
+        t = float(t)
+        if not np.isfinite(t):
+            raise ValueError(f"scan time must be finite, got {t}")
+        sensor_bit = self._sensor_bit(sensor)
+        if t < self._clock:
+            # Out-of-sequence scans are refused rather than rewinding the
+            # filters; the count tells the operator a sensor lags behind.
+            self.counters.rejected_stale_scans += 1
+            self.counters.rejected_stale_measurements += z.shape[0]
+            log.warning(
+                "stale scan rejected sensor=%s t=%.3f clock=%.3f n=%d",
+                sensor, t, self._clock, z.shape[0],
+            )  # fmt: skip
+            return self.tracks()
+
+        usable, non_finite, bad_covariance = _usable_measurements(z, R)
+        self._count_scan(sensor, z.shape[0], non_finite, bad_covariance)
+        self._clock = t
+        self._predict(t)
+        self._scan(t, z, R, usable, sensor_bit)
+        return self.tracks()
+
+    def _count_scan(self, sensor, n, non_finite, bad_covariance):
+        counters = self.counters
+        counters.scans += 1
+        counters.measurements += n
+        counters.rejected_non_finite += non_finite
+        counters.rejected_covariance += bad_covariance
+        counters.by_sensor[sensor] = counters.by_sensor.get(sensor, 0) + n
+        if non_finite or bad_covariance:
+            log.warning(
+                "measurements rejected sensor=%s non_finite=%d bad_covariance=%d",
+                sensor, non_finite, bad_covariance,
+            )  # fmt: skip
+
+    def _sensor_bit(self, sensor: str) -> int:
+        if sensor not in self._sensor_names:
+            if len(self._sensor_names) >= MAX_SENSORS:
+                raise ValueError(f"at most {MAX_SENSORS} sensors per tracker")
+            self._sensor_names.append(sensor)
+        return 1 << self._sensor_names.index(sensor)
+
+    def _predict(self, t: float) -> None:
+        table = self._table
+        n = table.n
+        dt = t - table.t_state[:n]
+        kalman.predict(table.x, table.P, dt, self.config.process_noise, n)
+        table.t_state[:n] = t
+
+    def _scan(self, t, z, R, usable, sensor_bit):
+        table = self._table
+        n = table.n
+        status = table.status[:n].copy()
+        assigned = np.full(n, -1, np.int64)
+        llr = np.full(n, self._miss_llr)
+        free = np.ones(z.shape[0], np.bool_)
+
+        confirmed = np.flatnonzero(status == CONFIRMED)
+        in_confirmed_gate = self._associate(confirmed, usable, z, R, assigned, llr, free)
+        tentative = np.flatnonzero(status == TENTATIVE)
+        self._associate(tentative, usable[free[usable]], z, R, assigned, llr, free)
+
+        hit = np.flatnonzero(assigned >= 0)
+        kalman.update(table.x, table.P, hit, z, R, assigned[hit])
+
+        c = self.config
+        keep = lifecycle.advance(
+            table.status, table.hits, table.misses, table.score, table.score_max,
+            table.t_update, table.sensor_mask, table.P, assigned, llr, t, sensor_bit, n,
+            c.confirm_score, c.tentative_delete_score, c.confirmed_delete_drop,
+            c.max_coast_time, c.max_position_std**2,
+        )  # fmt: skip
+        self.counters.tracks_confirmed += int(np.count_nonzero(table.status[:n] > status))
+        self.counters.tracks_deleted += int(n - np.count_nonzero(keep))
+        table.compact(keep)
+
+        newborn = usable[free[usable] & ~in_confirmed_gate[usable]]
+        self._give_birth(t, z, R, newborn, sensor_bit)
+
+    def _associate(self, tracks, measurements, z, R, assigned, llr, free):
+        """Assign measurements to `tracks`; mark what was used and what was gated.
+
+        Returns a per-measurement flag: inside the gate of one of `tracks`.
+        """
+        table = self._table
+        gated = np.zeros(z.shape[0], np.bool_)
+        if tracks.shape[0] == 0 or measurements.shape[0] == 0:
+            return gated
+        pair_track, pair_meas, d2, log_det = gate_pairs(
+            table.x, table.P, tracks, z, R, measurements, self._gate
+        )
+        pair_llr = lifecycle.hit_log_likelihood_ratio(d2, log_det, self._log_pd_over_clutter)
+        miss_cost = np.full(tracks.shape[0], -self._miss_llr)
+        track_to_pair = associate(
+            pair_track, pair_meas, -pair_llr, miss_cost, tracks.shape[0], measurements.shape[0]
+        )
+        gated[measurements[pair_meas]] = True
+        chosen_pairs = track_to_pair[track_to_pair >= 0]
+        chosen_tracks = tracks[pair_track[chosen_pairs]]
+        chosen_meas = measurements[pair_meas[chosen_pairs]]
+        assigned[chosen_tracks] = chosen_meas
+        llr[chosen_tracks] = pair_llr[chosen_pairs]
+        free[chosen_meas] = False
+        return gated
+
+    def _give_birth(self, t, z, R, measurements, sensor_bit):
+        table = self._table
+        k = measurements.shape[0]
+        if k == 0:
+            return
+        table.reserve(k)
+        c = self.config
+        lifecycle.give_birth(
+            table.x, table.P, table.ids, table.status, table.t_state, table.t_born,
+            table.t_update, table.hits, table.misses, table.score, table.score_max,
+            table.sensor_mask, z, R, measurements, t, c.initial_velocity_std**2,
+            self._birth_score, self._next_id, sensor_bit, table.n,
+        )  # fmt: skip
+        table.n += k
+        self._next_id += k
+        self.counters.tracks_born += k
+
+
+def _checked_arrays(z, R):
+    """z as (N, 2) and R as (N, 2, 2) contiguous float64, or ValueError."""
+    z = np.ascontiguousarray(z, dtype=np.float64)
+    R = np.ascontiguousarray(R, dtype=np.float64)
+    if z.ndim == 1 and z.shape[0] == 0:
+        z = z.reshape(0, 2)
+    if R.ndim == 1 and R.shape[0] == 0:
+        R = R.reshape(0, 2, 2)
+    if z.ndim != 2 or z.shape[1] != 2:
+        raise ValueError(f"z must have shape (N, 2), got {z.shape}")
+    if R.shape != (z.shape[0], 2, 2):
+        raise ValueError(f"R must have shape ({z.shape[0]}, 2, 2) to match z, got {R.shape}")
+    return z, R

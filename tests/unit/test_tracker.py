@@ -1,0 +1,131 @@
+"""The tracker's association and life cycle on small scenarios with known truth."""
+
+import numpy as np
+import pytest
+
+from edge.tracking import Tracker, TrackerConfig
+
+pytestmark = pytest.mark.unit
+
+SIGMA = 3.0
+
+
+def measure(rng, positions, sigma=SIGMA):
+    z = positions + rng.normal(0, sigma, size=positions.shape)
+    R = np.tile(np.eye(2) * sigma**2, (len(z), 1, 1))
+    return z, R
+
+
+def nearest_track(tracks, position):
+    distances = np.linalg.norm(tracks.x[:, :2] - position, axis=1)
+    k = int(np.argmin(distances))
+    return k, distances[k]
+
+
+def test_a_single_target_is_confirmed_and_followed():
+    rng = np.random.default_rng(0)
+    tracker = Tracker(TrackerConfig(process_noise=0.05))
+    velocity = np.array([3.0, -1.5])
+    for k in range(15):
+        truth = np.array([[100.0, 200.0]]) + velocity * k
+        tracks = tracker.update(float(k), *measure(rng, truth))
+    assert tracks.confirmed.sum() == 1
+    k, distance = nearest_track(tracks, truth[0])
+    assert tracks.confirmed[k] and distance < 3 * SIGMA
+    assert np.allclose(tracks.x[k, 2:], velocity, atol=1.5)
+    assert tracks.hits[k] == 15 and tracks.misses[k] == 0
+    assert tracks.sensors(k) == ["default"]
+
+
+def test_crossing_targets_keep_their_ids():
+    rng = np.random.default_rng(1)
+    tracker = Tracker(TrackerConfig(process_noise=0.05))
+    start = np.array([[0.0, 0.0], [200.0, 0.0]])
+    velocity = np.array([[5.0, 1.0], [-5.0, 1.0]])  # they cross at scan 20
+    ids_before = ids_after = None
+    for k in range(41):
+        truth = start + velocity * k
+        tracks = tracker.update(float(k), *measure(rng, truth))
+        if k in (12, 40):
+            ids = [tracks.ids[nearest_track(tracks, p)[0]] for p in truth]
+            assert all(tracks.confirmed[np.searchsorted(tracks.ids, i)] for i in ids)
+            if k == 12:
+                ids_before = ids
+            else:
+                ids_after = ids
+    assert ids_before == ids_after
+    assert tracks.confirmed.sum() == 2
+
+
+def test_targets_in_dense_clutter_are_tracked_without_false_tracks():
+    rng = np.random.default_rng(2)
+    side = 2000.0
+    clutter_per_scan = 100
+    config = TrackerConfig(
+        process_noise=0.05, detection_probability=0.8, clutter_density=clutter_per_scan / side**2
+    )
+    tracker = Tracker(config)
+    start = rng.uniform(300, 1700, size=(10, 2))
+    velocity = rng.normal(0, 4, size=(10, 2))
+    false_confirmed = []
+    for k in range(40):
+        truth = start + velocity * k
+        detected = truth[rng.random(len(truth)) < 0.8]
+        clutter = rng.uniform(0, side, size=(rng.poisson(clutter_per_scan), 2))
+        z, R = measure(rng, detected)
+        z = np.vstack([z, clutter])
+        R = np.tile(np.eye(2) * SIGMA**2, (len(z), 1, 1))
+        tracks = tracker.update(float(k), z, R)
+        if k >= 15:
+            confirmed = tracks.x[tracks.confirmed, :2]
+            for p in truth:
+                assert np.min(np.linalg.norm(confirmed - p, axis=1)) < 15
+            near_truth = np.min(np.linalg.norm(confirmed[:, None] - truth[None], axis=2), axis=1)
+            false_confirmed.append(int(np.sum(near_truth > 30)))
+    assert np.mean(false_confirmed) < 0.2
+
+
+def test_coasting_then_deletion_and_ids_never_reused():
+    rng = np.random.default_rng(3)
+    config = TrackerConfig(process_noise=0.05, max_coast_time=5.0)
+    tracker = Tracker(config)
+    for k in range(10):
+        tracks = tracker.update(float(k), *measure(rng, np.array([[50.0 + 2 * k, 0.0]])))
+    first_id = tracks.ids[tracks.confirmed][0]
+    # The target hides: the track coasts on its prediction for as many misses
+    # as its score allows (three at pd = 0.9 with the default drop).
+    for k in range(10, 13):
+        tracks = tracker.update(float(k), np.empty((0, 2)), np.empty((0, 2, 2)))
+        assert first_id in tracks.ids
+        k_first = int(np.flatnonzero(tracks.ids == first_id)[0])
+        assert tracks.x[k_first, 0] == pytest.approx(50.0 + 2 * k, abs=10)
+        assert tracks.misses[k_first] == k - 9
+    for k in range(13, 30):
+        tracks = tracker.update(float(k), np.empty((0, 2)), np.empty((0, 2, 2)))
+    assert len(tracks) == 0
+    assert tracker.counters.tracks_deleted >= 1
+    # The target returns: a new track with a new id.
+    for k in range(30, 40):
+        tracks = tracker.update(float(k), *measure(rng, np.array([[50.0 + 2 * k, 0.0]])))
+    assert tracks.confirmed.sum() == 1
+    assert tracks.ids[tracks.confirmed][0] > first_id
+
+
+def test_several_sensors_feed_one_track_in_time_order():
+    rng = np.random.default_rng(4)
+    tracker = Tracker(TrackerConfig(process_noise=0.05))
+    for k in range(20):
+        t = k * 0.5
+        truth = np.array([[10.0 + t, 20.0]])
+        sensor = "mast" if k % 2 else "drone-1"
+        tracks = tracker.update(t, *measure(rng, truth), sensor=sensor)
+    assert tracks.confirmed.sum() == 1
+    k = int(np.flatnonzero(tracks.confirmed)[0])
+    assert sorted(tracks.sensors(k)) == ["drone-1", "mast"]
+    assert tracker.counters.by_sensor == {"drone-1": 10, "mast": 10}
+    # A scan older than the tracker's clock is refused and counted.
+    before = tracker.tracks()
+    after = tracker.update(1.0, *measure(rng, np.array([[11.0, 20.0]])), sensor="mast")
+    assert tracker.counters.rejected_stale_scans == 1
+    assert tracker.counters.rejected_stale_measurements == 1
+    assert np.array_equal(before.x, after.x) and np.array_equal(before.ids, after.ids)
