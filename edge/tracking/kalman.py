@@ -103,78 +103,86 @@ def _joseph_element(pab, pa0, pa1, p0b, p1b, p00, p01, p11, ka0, ka1, kb0, kb1, 
     return b_ab - b_a0 * kb0 - b_a1 * kb1 + krk
 
 
-@njit(cache=True)
-def update(x, P, tracks, z, R, measurements):
-    """Joseph-form update of track tracks[k] with measurement measurements[k].
+@njit(cache=True, inline="always")
+def updated_one(x, P, i, z, R, j):
+    """Track i updated with measurement j, without writing it back.
 
+    Returns the 4 state components followed by the 10 upper-triangle entries
+    of the Joseph-form covariance, row by row (00 01 02 03 11 12 13 22 23 33).
     P+ = (I - K H) P (I - K H)^T + K R K^T keeps P symmetric and positive
     semi-definite under rounding, which the short form does not.
     """
+    r00 = R[j, 0, 0]
+    r01 = 0.5 * (R[j, 0, 1] + R[j, 1, 0])
+    r11 = R[j, 1, 1]
+    p00 = P[0, 0, i]
+    p01 = P[0, 1, i]
+    p02 = P[0, 2, i]
+    p03 = P[0, 3, i]
+    p11 = P[1, 1, i]
+    p12 = P[1, 2, i]
+    p13 = P[1, 3, i]
+    p22 = P[2, 2, i]
+    p23 = P[2, 3, i]
+    p33 = P[3, 3, i]
+    s00 = p00 + r00
+    s01 = p01 + r01
+    s11 = p11 + r11
+    inv_det = 1.0 / (s00 * s11 - s01 * s01)
+    nu0 = z[j, 0] - x[0, i]
+    nu1 = z[j, 1] - x[1, i]
+
+    # Gain K = P H^T S^-1; row a of K is (ka0, ka1).
+    k00 = (p00 * s11 - p01 * s01) * inv_det
+    k01 = (p01 * s00 - p00 * s01) * inv_det
+    k10 = (p01 * s11 - p11 * s01) * inv_det
+    k11 = (p11 * s00 - p01 * s01) * inv_det
+    k20 = (p02 * s11 - p12 * s01) * inv_det
+    k21 = (p12 * s00 - p02 * s01) * inv_det
+    k30 = (p03 * s11 - p13 * s01) * inv_det
+    k31 = (p13 * s00 - p03 * s01) * inv_det
+
+    # Arguments: P[a,b], P[a,0], P[a,1], P[0,b], P[1,b], then P's position
+    # block, then the gain rows of a and b, then R.
+    e = _joseph_element
+    return (
+        x[0, i] + k00 * nu0 + k01 * nu1,
+        x[1, i] + k10 * nu0 + k11 * nu1,
+        x[2, i] + k20 * nu0 + k21 * nu1,
+        x[3, i] + k30 * nu0 + k31 * nu1,
+        e(p00, p00, p01, p00, p01, p00, p01, p11, k00, k01, k00, k01, r00, r01, r11),
+        e(p01, p00, p01, p01, p11, p00, p01, p11, k00, k01, k10, k11, r00, r01, r11),
+        e(p02, p00, p01, p02, p12, p00, p01, p11, k00, k01, k20, k21, r00, r01, r11),
+        e(p03, p00, p01, p03, p13, p00, p01, p11, k00, k01, k30, k31, r00, r01, r11),
+        e(p11, p01, p11, p01, p11, p00, p01, p11, k10, k11, k10, k11, r00, r01, r11),
+        e(p12, p01, p11, p02, p12, p00, p01, p11, k10, k11, k20, k21, r00, r01, r11),
+        e(p13, p01, p11, p03, p13, p00, p01, p11, k10, k11, k30, k31, r00, r01, r11),
+        e(p22, p02, p12, p02, p12, p00, p01, p11, k20, k21, k20, k21, r00, r01, r11),
+        e(p23, p02, p12, p03, p13, p00, p01, p11, k20, k21, k30, k31, r00, r01, r11),
+        e(p33, p03, p13, p03, p13, p00, p01, p11, k30, k31, k30, k31, r00, r01, r11),
+    )
+
+
+@njit(cache=True, inline="always")
+def store_one(x, P, i, u):
+    """Write a result of `updated_one` into track i."""
+    for a in range(4):
+        x[a, i] = u[a]
+    P[0, 0, i] = u[4]
+    P[0, 1, i] = P[1, 0, i] = u[5]
+    P[0, 2, i] = P[2, 0, i] = u[6]
+    P[0, 3, i] = P[3, 0, i] = u[7]
+    P[1, 1, i] = u[8]
+    P[1, 2, i] = P[2, 1, i] = u[9]
+    P[1, 3, i] = P[3, 1, i] = u[10]
+    P[2, 2, i] = u[11]
+    P[2, 3, i] = P[3, 2, i] = u[12]
+    P[3, 3, i] = u[13]
+
+
+@njit(cache=True)
+def update(x, P, tracks, z, R, measurements):
+    """Joseph-form update of track tracks[k] with measurement measurements[k]."""
     for k in range(tracks.shape[0]):
         i = tracks[k]
-        j = measurements[k]
-        r00 = R[j, 0, 0]
-        r01 = 0.5 * (R[j, 0, 1] + R[j, 1, 0])
-        r11 = R[j, 1, 1]
-        p00 = P[0, 0, i]
-        p01 = P[0, 1, i]
-        p02 = P[0, 2, i]
-        p03 = P[0, 3, i]
-        p11 = P[1, 1, i]
-        p12 = P[1, 2, i]
-        p13 = P[1, 3, i]
-        p22 = P[2, 2, i]
-        p23 = P[2, 3, i]
-        p33 = P[3, 3, i]
-        s00 = p00 + r00
-        s01 = p01 + r01
-        s11 = p11 + r11
-        inv_det = 1.0 / (s00 * s11 - s01 * s01)
-        nu0 = z[j, 0] - x[0, i]
-        nu1 = z[j, 1] - x[1, i]
-
-        # Gain K = P H^T S^-1; row a of K is (ka0, ka1).
-        k00 = (p00 * s11 - p01 * s01) * inv_det
-        k01 = (p01 * s00 - p00 * s01) * inv_det
-        k10 = (p01 * s11 - p11 * s01) * inv_det
-        k11 = (p11 * s00 - p01 * s01) * inv_det
-        k20 = (p02 * s11 - p12 * s01) * inv_det
-        k21 = (p12 * s00 - p02 * s01) * inv_det
-        k30 = (p03 * s11 - p13 * s01) * inv_det
-        k31 = (p13 * s00 - p03 * s01) * inv_det
-
-        x[0, i] += k00 * nu0 + k01 * nu1
-        x[1, i] += k10 * nu0 + k11 * nu1
-        x[2, i] += k20 * nu0 + k21 * nu1
-        x[3, i] += k30 * nu0 + k31 * nu1
-
-        # Arguments: P[a,b], P[a,0], P[a,1], P[0,b], P[1,b], then P's position
-        # block, then the gain rows of a and b, then R.
-        e = _joseph_element
-        n00 = e(p00, p00, p01, p00, p01, p00, p01, p11, k00, k01, k00, k01, r00, r01, r11)
-        n01 = e(p01, p00, p01, p01, p11, p00, p01, p11, k00, k01, k10, k11, r00, r01, r11)
-        n02 = e(p02, p00, p01, p02, p12, p00, p01, p11, k00, k01, k20, k21, r00, r01, r11)
-        n03 = e(p03, p00, p01, p03, p13, p00, p01, p11, k00, k01, k30, k31, r00, r01, r11)
-        n11 = e(p11, p01, p11, p01, p11, p00, p01, p11, k10, k11, k10, k11, r00, r01, r11)
-        n12 = e(p12, p01, p11, p02, p12, p00, p01, p11, k10, k11, k20, k21, r00, r01, r11)
-        n13 = e(p13, p01, p11, p03, p13, p00, p01, p11, k10, k11, k30, k31, r00, r01, r11)
-        n22 = e(p22, p02, p12, p02, p12, p00, p01, p11, k20, k21, k20, k21, r00, r01, r11)
-        n23 = e(p23, p02, p12, p03, p13, p00, p01, p11, k20, k21, k30, k31, r00, r01, r11)
-        n33 = e(p33, p03, p13, p03, p13, p00, p01, p11, k30, k31, k30, k31, r00, r01, r11)
-
-        P[0, 0, i] = n00
-        P[0, 1, i] = n01
-        P[1, 0, i] = n01
-        P[0, 2, i] = n02
-        P[2, 0, i] = n02
-        P[0, 3, i] = n03
-        P[3, 0, i] = n03
-        P[1, 1, i] = n11
-        P[1, 2, i] = n12
-        P[2, 1, i] = n12
-        P[1, 3, i] = n13
-        P[3, 1, i] = n13
-        P[2, 2, i] = n22
-        P[2, 3, i] = n23
-        P[3, 2, i] = n23
-        P[3, 3, i] = n33
+        store_one(x, P, i, updated_one(x, P, i, z, R, measurements[k]))

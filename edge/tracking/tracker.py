@@ -6,11 +6,11 @@ frame. Each call to `update` is one scan of one sensor at one time:
 1. reject what cannot be used (time going backwards, non-finite values,
    covariances that are not positive definite), counting every rejection;
 2. predict every track to the scan time (each with its own dt);
-3. associate confirmed tracks first, then tentative tracks with what is
-   left, so that a young track never steals a measurement from an
-   established one;
-4. update the assigned tracks (Joseph form), book hits and misses into the
-   track scores, confirm and delete;
+3. associate and update confirmed tracks first (JPDA by default, GNN on
+   request), then tentative tracks with what is left (GNN: a track is born
+   from hard decisions), so that a young track never steals a measurement
+   from an established one;
+4. book hits and misses into the track scores, confirm and delete;
 5. start a tentative track at every measurement nobody used that does not
    lie inside a confirmed track's gate.
 """
@@ -24,8 +24,8 @@ import numpy as np
 from numba import njit
 from scipy.stats import chi2
 
-from edge.tracking import kalman, lifecycle
-from edge.tracking.assign import associate
+from edge.tracking import jpda, kalman, lifecycle
+from edge.tracking.assign import associate, cluster_labels
 from edge.tracking.gating import gate_pairs
 from edge.tracking.table import CONFIRMED, TENTATIVE, Tracks, TrackTable
 
@@ -44,11 +44,13 @@ class TrackerConfig:
     birth_density: float | None = None  # new targets per m²; None: same as clutter
     initial_velocity_std: float = 5.0  # m/s per axis, prior of a new track
     gate_probability: float = 0.9999  # chi-square gate, 2 degrees of freedom
-    confirm_score: float = 9.0  # log-likelihood ratio that confirms a track
-    tentative_delete_score: float = -2.0  # below this a tentative track dies
+    confirm_score: float = 6.0  # log-likelihood ratio that confirms a track
+    tentative_delete_score: float = -3.0  # below this a tentative track dies
     confirmed_delete_drop: float = 7.0  # drop below the best score that kills a confirmed track
     max_coast_time: float = 10.0  # s without a measurement before deletion
     max_position_std: float = 100.0  # m; a track this uncertain is no use
+    association: str = "jpda"  # for confirmed tracks: "jpda" or "gnn"
+    max_jpda_events: int = 20_000  # larger clusters fall back to GNN
 
     def __post_init__(self):
         checks = {
@@ -60,6 +62,8 @@ class TrackerConfig:
             "gate_probability": 0 < self.gate_probability < 1,
             "max_coast_time": self.max_coast_time > 0,
             "max_position_std": self.max_position_std > 0,
+            "association": self.association in ("jpda", "gnn"),
+            "max_jpda_events": self.max_jpda_events >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -129,7 +133,7 @@ class Tracker:
         self._next_id = 1
         self._sensor_names: list[str] = []
         c = self.config
-        self._gate = float(chi2.ppf(c.gate_probability, df=2))
+        self._gate_d2 = float(chi2.ppf(c.gate_probability, df=2))
         self._log_pd_over_clutter = float(np.log(c.detection_probability / c.clutter_density))
         self._miss_llr = float(np.log1p(-c.detection_probability))
         birth_density = c.clutter_density if c.birth_density is None else c.birth_density
@@ -205,12 +209,10 @@ class Tracker:
         free = np.ones(z.shape[0], np.bool_)
 
         confirmed = np.flatnonzero(status == CONFIRMED)
-        in_confirmed_gate = self._associate(confirmed, usable, z, R, assigned, llr, free)
+        confirmed_stage = self._jpda_stage if self.config.association == "jpda" else self._gnn_stage
+        in_confirmed_gate = confirmed_stage(confirmed, usable, z, R, assigned, llr, free)
         tentative = np.flatnonzero(status == TENTATIVE)
-        self._associate(tentative, usable[free[usable]], z, R, assigned, llr, free)
-
-        hit = np.flatnonzero(assigned >= 0)
-        kalman.update(table.x, table.P, hit, z, R, assigned[hit])
+        self._gnn_stage(tentative, usable[free[usable]], z, R, assigned, llr, free)
 
         c = self.config
         keep = lifecycle.advance(
@@ -226,19 +228,23 @@ class Tracker:
         newborn = usable[free[usable] & ~in_confirmed_gate[usable]]
         self._give_birth(t, z, R, newborn, sensor_bit)
 
-    def _associate(self, tracks, measurements, z, R, assigned, llr, free):
-        """Assign measurements to `tracks`; mark what was used and what was gated.
+    def _gated_pairs(self, tracks, measurements, z, R):
+        table = self._table
+        pair_track, pair_meas, d2, log_det = gate_pairs(
+            table.x, table.P, tracks, z, R, measurements, self._gate_d2
+        )
+        pair_llr = lifecycle.hit_log_likelihood_ratio(d2, log_det, self._log_pd_over_clutter)
+        return pair_track, pair_meas, pair_llr
+
+    def _gnn_stage(self, tracks, measurements, z, R, assigned, llr, free):
+        """Hard assignment and update of `tracks`; mark what was used and gated.
 
         Returns a per-measurement flag: inside the gate of one of `tracks`.
         """
-        table = self._table
         gated = np.zeros(z.shape[0], np.bool_)
         if tracks.shape[0] == 0 or measurements.shape[0] == 0:
             return gated
-        pair_track, pair_meas, d2, log_det = gate_pairs(
-            table.x, table.P, tracks, z, R, measurements, self._gate
-        )
-        pair_llr = lifecycle.hit_log_likelihood_ratio(d2, log_det, self._log_pd_over_clutter)
+        pair_track, pair_meas, pair_llr = self._gated_pairs(tracks, measurements, z, R)
         miss_cost = np.full(tracks.shape[0], -self._miss_llr)
         track_to_pair = associate(
             pair_track, pair_meas, -pair_llr, miss_cost, tracks.shape[0], measurements.shape[0]
@@ -247,10 +253,61 @@ class Tracker:
         chosen_pairs = track_to_pair[track_to_pair >= 0]
         chosen_tracks = tracks[pair_track[chosen_pairs]]
         chosen_meas = measurements[pair_meas[chosen_pairs]]
+        kalman.update(self._table.x, self._table.P, chosen_tracks, z, R, chosen_meas)
         assigned[chosen_tracks] = chosen_meas
         llr[chosen_tracks] = pair_llr[chosen_pairs]
         free[chosen_meas] = False
         return gated
+
+    def _jpda_stage(self, tracks, measurements, z, R, assigned, llr, free):
+        """Probabilistic association and mixture update of `tracks`.
+
+        A track counts a hit when a detection is more likely than a miss; a
+        measurement stays free for tentative tracks while it more likely
+        belongs to none of `tracks`. Returns the per-measurement gate flag.
+        """
+        gated = np.zeros(z.shape[0], np.bool_)
+        if tracks.shape[0] == 0 or measurements.shape[0] == 0:
+            return gated
+        n_tracks, n_meas = tracks.shape[0], measurements.shape[0]
+        pair_track, pair_meas, pair_llr = self._gated_pairs(tracks, measurements, z, R)
+        labels = cluster_labels(pair_track, pair_meas, n_tracks, n_meas)
+        beta_pair, beta_miss, too_large = jpda.marginal_probabilities(
+            pair_track, pair_meas, pair_llr, self._miss_llr, labels, n_tracks, n_meas,
+            self.config.max_jpda_events,
+        )  # fmt: skip
+        if too_large.any():
+            self._hard_decisions(too_large, pair_track, pair_meas, pair_llr, beta_pair, beta_miss)
+        jpda.mixture_update(
+            self._table.x, self._table.P, tracks, pair_track, pair_meas, beta_pair, beta_miss,
+            z, R, measurements,
+        )  # fmt: skip
+
+        gated[measurements[pair_meas]] = True
+        # Score: ln of the likelihood ratio of "some gated detection or a miss".
+        relative = np.bincount(
+            pair_track, weights=np.exp(pair_llr - self._miss_llr), minlength=n_tracks
+        )
+        llr[tracks] = self._miss_llr + np.log1p(relative)
+        hit = beta_miss < 0.5
+        best_pair = _most_likely_pair(pair_track, beta_pair, n_tracks)
+        assigned[tracks[hit]] = measurements[pair_meas[best_pair[hit]]]
+        claimed = np.bincount(pair_meas, weights=beta_pair, minlength=n_meas)
+        free[measurements[claimed >= 0.5]] = False
+        return gated
+
+    def _hard_decisions(self, too_large, pair_track, pair_meas, pair_llr, beta_pair, beta_miss):
+        """GNN for the clusters too large to enumerate, written as 0/1 betas."""
+        pairs = np.flatnonzero(too_large)
+        tracks, track_local = np.unique(pair_track[pairs], return_inverse=True)
+        meas, meas_local = np.unique(pair_meas[pairs], return_inverse=True)
+        miss_cost = np.full(tracks.shape[0], -self._miss_llr)
+        track_to_pair = associate(
+            track_local, meas_local, -pair_llr[pairs], miss_cost, tracks.shape[0], meas.shape[0]
+        )
+        chosen = pairs[track_to_pair[track_to_pair >= 0]]
+        beta_pair[chosen] = 1.0
+        beta_miss[pair_track[chosen]] = 0.0
 
     def _give_birth(self, t, z, R, measurements, sensor_bit):
         table = self._table
@@ -268,6 +325,17 @@ class Tracker:
         table.n += k
         self._next_id += k
         self.counters.tracks_born += k
+
+
+@njit(cache=True)
+def _most_likely_pair(pair_track, beta_pair, n_tracks):
+    """Index of each track's most probable pair (-1 where it has none)."""
+    best = np.full(n_tracks, -1, np.int64)
+    for k in range(pair_track.shape[0]):
+        a = pair_track[k]
+        if best[a] < 0 or beta_pair[k] > beta_pair[best[a]]:
+            best[a] = k
+    return best
 
 
 def _checked_arrays(z, R):

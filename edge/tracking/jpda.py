@@ -1,0 +1,179 @@
+"""Joint probabilistic data association (JPDA) over gated clusters.
+
+In clutter a hard choice (GNN) sometimes feeds a track a false detection, and
+the error lingers for several scans. JPDA instead weighs every feasible joint
+event of a cluster — each track takes one of its gated measurements or none,
+no measurement taken twice — by its likelihood, and updates each track with
+the mixture of its per-measurement updates, moment-matched to one Gaussian.
+
+Joint events are enumerated exactly, which is exponential in the cluster
+size; clusters with more events than a bound are left to GNN (the caller
+solves them with `linear_sum_assignment`), which the result flags.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from edge.tracking.kalman import updated_one
+
+# Position of covariance entry (r, c) among the upper-triangle entries that
+# `updated_one` returns after the state.
+_UPPER = np.array([[0, 1, 2, 3], [1, 4, 5, 6], [2, 5, 7, 8], [3, 6, 8, 9]])
+
+
+@njit(cache=True)
+def marginal_probabilities(pair_track, pair_meas, pair_llr, miss_llr, labels, n_tracks, n_meas,
+                           max_events):  # fmt: skip
+    """Marginal association probabilities of each pair and each track's miss.
+
+    pair_llr: ln(pd N(ν; 0, S) / λ) of each pair; miss_llr: ln(1 - pd).
+    Returns (beta_pair, beta_miss, too_large): too_large[k] marks the pairs of
+    clusters with more than max_events joint events, whose betas are unset.
+    """
+    n_pairs = pair_track.shape[0]
+    beta_pair = np.zeros(n_pairs)
+    beta_miss = np.ones(n_tracks)
+    too_large = np.zeros(n_pairs, np.bool_)
+    if n_pairs == 0:
+        return beta_pair, beta_miss, too_large
+    # Weights relative to a miss, so that the empty event weighs 1.
+    weight = np.exp(pair_llr - miss_llr)
+
+    order = np.argsort(labels, kind="mergesort")
+    start = 0
+    while start < n_pairs:
+        stop = start
+        while stop < n_pairs and labels[order[stop]] == labels[order[start]]:
+            stop += 1
+        cluster = order[start:stop]
+        if _event_count(pair_track, cluster, max_events) > max_events:
+            too_large[cluster] = True
+        else:
+            _enumerate_cluster(pair_track, pair_meas, weight, cluster, beta_pair, beta_miss)
+        start = stop
+    return beta_pair, beta_miss, too_large
+
+
+@njit(cache=True)
+def _event_count(pair_track, cluster, limit):
+    """Upper bound of the joint events: product of (1 + gated pairs) per track."""
+    tracks = np.unique(pair_track[cluster])
+    count = 1
+    for a in tracks:
+        options = 1
+        for k in cluster:
+            if pair_track[k] == a:
+                options += 1
+        count *= options
+        if count > limit:
+            return count
+    return count
+
+
+@njit(cache=True)
+def _enumerate_cluster(pair_track, pair_meas, weight, cluster, beta_pair, beta_miss):
+    """Exact marginals of one cluster by depth-first enumeration of its events."""
+    tracks = np.unique(pair_track[cluster])
+    n = tracks.shape[0]
+    # Pairs of each track, in a flat list with offsets.
+    offsets = np.zeros(n + 1, np.int64)
+    for t in range(n):
+        offsets[t + 1] = offsets[t] + np.sum(pair_track[cluster] == tracks[t])
+    pairs_of = np.empty(offsets[n], np.int64)
+    fill = offsets[:n].copy()
+    for k in cluster:
+        t = np.searchsorted(tracks, pair_track[k])
+        pairs_of[fill[t]] = k
+        fill[t] += 1
+
+    meas_used = np.zeros(np.max(pair_meas[cluster]) + 1, np.bool_)
+    choice = np.full(n, -2, np.int64)  # -2 not yet chosen, -1 miss, else a pair
+    event_weight = np.ones(n + 1)
+    pair_sum = np.zeros(offsets[n])
+    miss_sum = np.zeros(n)
+    total = 0.0
+    depth = 0
+    while depth >= 0:
+        if depth == n:
+            w = event_weight[n]
+            total += w
+            for t in range(n):
+                if choice[t] == -1:
+                    miss_sum[t] += w
+                else:
+                    pair_sum[choice[t]] += w
+            depth -= 1
+            continue
+        # Advance track `depth` to its next option: miss first, then each pair.
+        current = choice[depth]
+        if current >= 0:
+            meas_used[pair_meas[pairs_of[current]]] = False
+        if current == -2:
+            nxt = -1
+        elif current == -1:
+            nxt = offsets[depth]
+        else:
+            nxt = current + 1
+        while nxt >= 0 and nxt < offsets[depth + 1] and meas_used[pair_meas[pairs_of[nxt]]]:
+            nxt += 1
+        if nxt >= offsets[depth + 1]:
+            choice[depth] = -2
+            depth -= 1
+            continue
+        choice[depth] = nxt
+        if nxt == -1:
+            event_weight[depth + 1] = event_weight[depth]
+        else:
+            meas_used[pair_meas[pairs_of[nxt]]] = True
+            event_weight[depth + 1] = event_weight[depth] * weight[pairs_of[nxt]]
+        depth += 1
+
+    for t in range(n):
+        beta_miss[tracks[t]] = miss_sum[t] / total
+        for s in range(offsets[t], offsets[t + 1]):
+            beta_pair[pairs_of[s]] = pair_sum[s] / total
+
+
+@njit(cache=True)
+def mixture_update(x, P, tracks, pair_track, pair_meas, beta_pair, beta_miss, z, R,
+                   measurements):  # fmt: skip
+    """Update each of `tracks` with the moment-matched mixture of its events.
+
+    x+ = β0 x + Σ βj xj;  P+ = β0 (P + x x') + Σ βj (Pj + xj xj') - x+ x+'
+    where xj, Pj is the Joseph update with measurement j.
+    """
+    n_tracks = tracks.shape[0]
+    mean = np.zeros((4, n_tracks))
+    second = np.zeros((4, 4, n_tracks))
+    for a in range(n_tracks):
+        b0 = beta_miss[a]
+        i = tracks[a]
+        for r in range(4):
+            mean[r, a] = b0 * x[r, i]
+            for c in range(4):
+                second[r, c, a] = b0 * (P[r, c, i] + x[r, i] * x[c, i])
+    for k in range(pair_track.shape[0]):
+        beta = beta_pair[k]
+        if beta == 0.0:
+            continue
+        a = pair_track[k]
+        u = updated_one(x, P, tracks[a], z, R, measurements[pair_meas[k]])
+        for r in range(4):
+            mean[r, a] += beta * u[r]
+            for c in range(4):
+                second[r, c, a] += beta * (u[4 + _UPPER[r, c]] + u[r] * u[c])
+    for a in range(n_tracks):
+        i = tracks[a]
+        for r in range(4):
+            x[r, i] = mean[r, a]
+        for r in range(4):
+            for c in range(4):
+                P[r, c, i] = second[r, c, a] - mean[r, a] * mean[c, a]
+        # Rounding in the subtraction can break exact symmetry.
+        for r in range(4):
+            for c in range(r + 1, 4):
+                v = 0.5 * (P[r, c, i] + P[c, r, i])
+                P[r, c, i] = v
+                P[c, r, i] = v
