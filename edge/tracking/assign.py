@@ -18,6 +18,10 @@ import numpy as np
 from numba import njit
 from scipy.optimize import linear_sum_assignment
 
+from edge.tracking.gating import gate_pairs
+from edge.tracking.kalman import store_one, updated_one
+from edge.tracking.lifecycle import hit_log_likelihood_ratio
+
 
 @njit(cache=True)
 def _find(parent, node):
@@ -129,6 +133,13 @@ def associate(pair_track, pair_meas, pair_cost, miss_cost, n_tracks, n_meas):
     track_to_pair, ambiguous = solve_simple_clusters(
         pair_track, pair_meas, pair_cost, miss_cost, labels, n_tracks, n_meas
     )
+    solve_ambiguous(pair_track, pair_meas, pair_cost, miss_cost, labels, ambiguous, track_to_pair)
+    return track_to_pair
+
+
+def solve_ambiguous(pair_track, pair_meas, pair_cost, miss_cost, labels, ambiguous,
+                    track_to_pair):  # fmt: skip
+    """Solve the clusters left by `solve_simple_clusters`, into track_to_pair."""
     if ambiguous.shape[0]:
         cluster_starts = np.flatnonzero(np.diff(labels[ambiguous], prepend=-1))
         for pairs in np.split(ambiguous, cluster_starts[1:]):
@@ -136,4 +147,42 @@ def associate(pair_track, pair_meas, pair_cost, miss_cost, n_tracks, n_meas):
                 pairs, pair_track[pairs], pair_meas[pairs], pair_cost[pairs], miss_cost
             )
             track_to_pair[pair_track[chosen]] = chosen
-    return track_to_pair
+
+
+@njit(cache=True)
+def gnn_propose(x, P, tracks, z, R, measurements, gate_d2, log_pd_over_clutter, miss_llr):
+    """Gate `tracks` against `measurements` and solve the unambiguous clusters.
+
+    Returns (pair_track, pair_meas, pair_llr, labels, track_to_pair,
+    ambiguous); the ambiguous clusters are left to `solve_ambiguous`.
+    """
+    n_tracks, n_meas = tracks.shape[0], measurements.shape[0]
+    pair_track, pair_meas, d2, log_det = gate_pairs(x, P, tracks, z, R, measurements, gate_d2)
+    pair_llr = hit_log_likelihood_ratio(d2, log_det, log_pd_over_clutter)
+    labels = cluster_labels(pair_track, pair_meas, n_tracks, n_meas)
+    miss_cost = np.full(n_tracks, -miss_llr)
+    track_to_pair, ambiguous = solve_simple_clusters(
+        pair_track, pair_meas, -pair_llr, miss_cost, labels, n_tracks, n_meas
+    )
+    return pair_track, pair_meas, pair_llr, labels, track_to_pair, ambiguous
+
+
+@njit(cache=True)
+def gnn_apply(x, P, tracks, z, R, measurements, pair_track, pair_meas, pair_llr, track_to_pair,
+              assigned, llr, free, gated):  # fmt: skip
+    """Update each track with its chosen measurement and book the outcome.
+
+    assigned, llr: per track of the table; free, gated: per measurement.
+    """
+    for k in range(pair_meas.shape[0]):
+        gated[measurements[pair_meas[k]]] = True
+    for a in range(tracks.shape[0]):
+        k = track_to_pair[a]
+        if k < 0:
+            continue
+        i = tracks[a]
+        j = measurements[pair_meas[k]]
+        store_one(x, P, i, updated_one(x, P, i, z, R, j))
+        assigned[i] = j
+        llr[i] = pair_llr[k]
+        free[j] = False

@@ -16,7 +16,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from edge.tracking.assign import cluster_labels
+from edge.tracking.gating import gate_pairs
 from edge.tracking.kalman import updated_one
+from edge.tracking.lifecycle import hit_log_likelihood_ratio
 
 # Position of covariance entry (r, c) among the upper-triangle entries that
 # `updated_one` returns after the state.
@@ -48,12 +51,34 @@ def marginal_probabilities(pair_track, pair_meas, pair_llr, miss_llr, labels, n_
         while stop < n_pairs and labels[order[stop]] == labels[order[start]]:
             stop += 1
         cluster = order[start:stop]
-        if _event_count(pair_track, cluster, max_events) > max_events:
+        if _single_track(pair_track, cluster):
+            _solve_single_track(pair_track, weight, cluster, beta_pair, beta_miss)
+        elif _event_count(pair_track, cluster, max_events) > max_events:
             too_large[cluster] = True
         else:
             _enumerate_cluster(pair_track, pair_meas, weight, cluster, beta_pair, beta_miss)
         start = stop
     return beta_pair, beta_miss, too_large
+
+
+@njit(cache=True)
+def _single_track(pair_track, cluster):
+    first = pair_track[cluster[0]]
+    for k in cluster:
+        if pair_track[k] != first:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _solve_single_track(pair_track, weight, cluster, beta_pair, beta_miss):
+    """The common case, in closed form: PDA of one track (its measurements gate nobody else)."""
+    total = 1.0
+    for k in cluster:
+        total += weight[k]
+    for k in cluster:
+        beta_pair[k] = weight[k] / total
+    beta_miss[pair_track[cluster[0]]] = 1.0 / total
 
 
 @njit(cache=True)
@@ -177,3 +202,53 @@ def mixture_update(x, P, tracks, pair_track, pair_meas, beta_pair, beta_miss, z,
                 v = 0.5 * (P[r, c, i] + P[c, r, i])
                 P[r, c, i] = v
                 P[c, r, i] = v
+
+
+@njit(cache=True)
+def jpda_propose(x, P, tracks, z, R, measurements, gate_d2, log_pd_over_clutter, miss_llr,
+                 max_events):  # fmt: skip
+    """Gate `tracks` against `measurements` and compute the JPDA marginals.
+
+    Returns (pair_track, pair_meas, pair_llr, beta_pair, beta_miss, too_large).
+    """
+    n_tracks, n_meas = tracks.shape[0], measurements.shape[0]
+    pair_track, pair_meas, d2, log_det = gate_pairs(x, P, tracks, z, R, measurements, gate_d2)
+    pair_llr = hit_log_likelihood_ratio(d2, log_det, log_pd_over_clutter)
+    labels = cluster_labels(pair_track, pair_meas, n_tracks, n_meas)
+    beta_pair, beta_miss, too_large = marginal_probabilities(
+        pair_track, pair_meas, pair_llr, miss_llr, labels, n_tracks, n_meas, max_events
+    )
+    return pair_track, pair_meas, pair_llr, beta_pair, beta_miss, too_large
+
+
+@njit(cache=True)
+def jpda_apply(x, P, tracks, z, R, measurements, pair_track, pair_meas, pair_llr, beta_pair,
+               beta_miss, miss_llr, assigned, llr, free, gated):  # fmt: skip
+    """Mixture-update `tracks` and book the outcome.
+
+    A track counts a hit when a detection is more likely than a miss; its
+    score moves by ln of the likelihood ratio of "one of the gated
+    detections, or a miss". A measurement stays free for tentative tracks
+    while it more likely belongs to none of `tracks`.
+    """
+    mixture_update(x, P, tracks, pair_track, pair_meas, beta_pair, beta_miss, z, R, measurements)
+    n_tracks, n_meas = tracks.shape[0], measurements.shape[0]
+    relative = np.zeros(n_tracks)
+    claimed = np.zeros(n_meas)
+    best = np.full(n_tracks, -1, np.int64)
+    for k in range(pair_track.shape[0]):
+        a = pair_track[k]
+        b = pair_meas[k]
+        relative[a] += np.exp(pair_llr[k] - miss_llr)
+        claimed[b] += beta_pair[k]
+        gated[measurements[b]] = True
+        if best[a] < 0 or beta_pair[k] > beta_pair[best[a]]:
+            best[a] = k
+    for a in range(n_tracks):
+        i = tracks[a]
+        llr[i] = miss_llr + np.log1p(relative[a])
+        if beta_miss[a] < 0.5 and best[a] >= 0:
+            assigned[i] = measurements[pair_meas[best[a]]]
+    for b in range(n_meas):
+        if claimed[b] >= 0.5:
+            free[measurements[b]] = False

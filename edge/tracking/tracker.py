@@ -25,8 +25,7 @@ from numba import njit
 from scipy.stats import chi2
 
 from edge.tracking import jpda, kalman, lifecycle
-from edge.tracking.assign import associate, cluster_labels
-from edge.tracking.gating import gate_pairs
+from edge.tracking.assign import associate, gnn_apply, gnn_propose, solve_ambiguous
 from edge.tracking.table import CONFIRMED, TENTATIVE, Tracks, TrackTable
 
 log = logging.getLogger(__name__)
@@ -207,12 +206,15 @@ class Tracker:
         assigned = np.full(n, -1, np.int64)
         llr = np.full(n, self._miss_llr)
         free = np.ones(z.shape[0], np.bool_)
+        in_confirmed_gate = np.zeros(z.shape[0], np.bool_)
+        in_tentative_gate = np.zeros(z.shape[0], np.bool_)
 
         confirmed = np.flatnonzero(status == CONFIRMED)
         confirmed_stage = self._jpda_stage if self.config.association == "jpda" else self._gnn_stage
-        in_confirmed_gate = confirmed_stage(confirmed, usable, z, R, assigned, llr, free)
+        confirmed_stage(confirmed, usable, z, R, assigned, llr, free, in_confirmed_gate)
         tentative = np.flatnonzero(status == TENTATIVE)
-        self._gnn_stage(tentative, usable[free[usable]], z, R, assigned, llr, free)
+        self._gnn_stage(tentative, usable[free[usable]], z, R, assigned, llr, free,
+                        in_tentative_gate)  # fmt: skip
 
         c = self.config
         keep = lifecycle.advance(
@@ -228,73 +230,37 @@ class Tracker:
         newborn = usable[free[usable] & ~in_confirmed_gate[usable]]
         self._give_birth(t, z, R, newborn, sensor_bit)
 
-    def _gated_pairs(self, tracks, measurements, z, R):
-        table = self._table
-        pair_track, pair_meas, d2, log_det = gate_pairs(
-            table.x, table.P, tracks, z, R, measurements, self._gate_d2
-        )
-        pair_llr = lifecycle.hit_log_likelihood_ratio(d2, log_det, self._log_pd_over_clutter)
-        return pair_track, pair_meas, pair_llr
-
-    def _gnn_stage(self, tracks, measurements, z, R, assigned, llr, free):
-        """Hard assignment and update of `tracks`; mark what was used and gated.
-
-        Returns a per-measurement flag: inside the gate of one of `tracks`.
-        """
-        gated = np.zeros(z.shape[0], np.bool_)
+    def _gnn_stage(self, tracks, measurements, z, R, assigned, llr, free, gated):
+        """Hard assignment and update of `tracks`; marks what was used and gated."""
         if tracks.shape[0] == 0 or measurements.shape[0] == 0:
-            return gated
-        pair_track, pair_meas, pair_llr = self._gated_pairs(tracks, measurements, z, R)
-        miss_cost = np.full(tracks.shape[0], -self._miss_llr)
-        track_to_pair = associate(
-            pair_track, pair_meas, -pair_llr, miss_cost, tracks.shape[0], measurements.shape[0]
-        )
-        gated[measurements[pair_meas]] = True
-        chosen_pairs = track_to_pair[track_to_pair >= 0]
-        chosen_tracks = tracks[pair_track[chosen_pairs]]
-        chosen_meas = measurements[pair_meas[chosen_pairs]]
-        kalman.update(self._table.x, self._table.P, chosen_tracks, z, R, chosen_meas)
-        assigned[chosen_tracks] = chosen_meas
-        llr[chosen_tracks] = pair_llr[chosen_pairs]
-        free[chosen_meas] = False
-        return gated
+            return
+        x, P = self._table.x, self._table.P
+        pair_track, pair_meas, pair_llr, labels, track_to_pair, ambiguous = gnn_propose(
+            x, P, tracks, z, R, measurements, self._gate_d2, self._log_pd_over_clutter,
+            self._miss_llr,
+        )  # fmt: skip
+        if ambiguous.shape[0]:
+            miss_cost = np.full(tracks.shape[0], -self._miss_llr)
+            solve_ambiguous(
+                pair_track, pair_meas, -pair_llr, miss_cost, labels, ambiguous, track_to_pair
+            )
+        gnn_apply(x, P, tracks, z, R, measurements, pair_track, pair_meas, pair_llr,
+                  track_to_pair, assigned, llr, free, gated)  # fmt: skip
 
-    def _jpda_stage(self, tracks, measurements, z, R, assigned, llr, free):
-        """Probabilistic association and mixture update of `tracks`.
-
-        A track counts a hit when a detection is more likely than a miss; a
-        measurement stays free for tentative tracks while it more likely
-        belongs to none of `tracks`. Returns the per-measurement gate flag.
-        """
-        gated = np.zeros(z.shape[0], np.bool_)
+    def _jpda_stage(self, tracks, measurements, z, R, assigned, llr, free, gated):
+        """Probabilistic association and mixture update of `tracks`."""
         if tracks.shape[0] == 0 or measurements.shape[0] == 0:
-            return gated
-        n_tracks, n_meas = tracks.shape[0], measurements.shape[0]
-        pair_track, pair_meas, pair_llr = self._gated_pairs(tracks, measurements, z, R)
-        labels = cluster_labels(pair_track, pair_meas, n_tracks, n_meas)
-        beta_pair, beta_miss, too_large = jpda.marginal_probabilities(
-            pair_track, pair_meas, pair_llr, self._miss_llr, labels, n_tracks, n_meas,
-            self.config.max_jpda_events,
+            return
+        x, P = self._table.x, self._table.P
+        pair_track, pair_meas, pair_llr, beta_pair, beta_miss, too_large = jpda.jpda_propose(
+            x, P, tracks, z, R, measurements, self._gate_d2, self._log_pd_over_clutter,
+            self._miss_llr, self.config.max_jpda_events,
         )  # fmt: skip
         if too_large.any():
             self._hard_decisions(too_large, pair_track, pair_meas, pair_llr, beta_pair, beta_miss)
-        jpda.mixture_update(
-            self._table.x, self._table.P, tracks, pair_track, pair_meas, beta_pair, beta_miss,
-            z, R, measurements,
-        )  # fmt: skip
-
-        gated[measurements[pair_meas]] = True
-        # Score: ln of the likelihood ratio of "some gated detection or a miss".
-        relative = np.bincount(
-            pair_track, weights=np.exp(pair_llr - self._miss_llr), minlength=n_tracks
-        )
-        llr[tracks] = self._miss_llr + np.log1p(relative)
-        hit = beta_miss < 0.5
-        best_pair = _most_likely_pair(pair_track, beta_pair, n_tracks)
-        assigned[tracks[hit]] = measurements[pair_meas[best_pair[hit]]]
-        claimed = np.bincount(pair_meas, weights=beta_pair, minlength=n_meas)
-        free[measurements[claimed >= 0.5]] = False
-        return gated
+        jpda.jpda_apply(x, P, tracks, z, R, measurements, pair_track, pair_meas, pair_llr,
+                        beta_pair, beta_miss, self._miss_llr, assigned, llr, free,
+                        gated)  # fmt: skip
 
     def _hard_decisions(self, too_large, pair_track, pair_meas, pair_llr, beta_pair, beta_miss):
         """GNN for the clusters too large to enumerate, written as 0/1 betas."""
@@ -325,17 +291,6 @@ class Tracker:
         table.n += k
         self._next_id += k
         self.counters.tracks_born += k
-
-
-@njit(cache=True)
-def _most_likely_pair(pair_track, beta_pair, n_tracks):
-    """Index of each track's most probable pair (-1 where it has none)."""
-    best = np.full(n_tracks, -1, np.int64)
-    for k in range(pair_track.shape[0]):
-        a = pair_track[k]
-        if best[a] < 0 or beta_pair[k] > beta_pair[best[a]]:
-            best[a] = k
-    return best
 
 
 def _checked_arrays(z, R):
