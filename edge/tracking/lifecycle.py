@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from edge.tracking.table import CONFIRMED, TENTATIVE
+from edge.tracking.table import CONFIRMED, TENTATIVE, compact_columns
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -90,3 +90,34 @@ def give_birth(x, P, ids, status, t_state, t_born, t_update, hits, misses, score
         score[i] = birth_score
         score_max[i] = birth_score
         sensor_mask[i] = sensor_bit
+
+
+@njit(cache=True)
+def close_scan(x, P, ids, status, t_state, t_born, t_update, hits, misses, score, score_max,
+               sensor_mask, n, assigned, llr, newborn, z, R, t, sensor_bit, next_id,
+               confirm_score, tentative_delete_score, confirmed_delete_drop, max_coast_time,
+               max_position_variance, velocity_variance, birth_score):  # fmt: skip
+    """Book the scan, drop the dead, start the newborn (capacity reserved by the caller).
+
+    Returns (tracks now, confirmed this scan, deleted this scan).
+    """
+    was_confirmed = 0
+    for i in range(n):
+        was_confirmed += status[i] == CONFIRMED
+    keep = advance(status, hits, misses, score, score_max, t_update, sensor_mask, P, assigned,
+                   llr, t, sensor_bit, n, confirm_score, tentative_delete_score,
+                   confirmed_delete_drop, max_coast_time, max_position_variance)  # fmt: skip
+    now_confirmed = 0
+    for i in range(n):
+        now_confirmed += status[i] == CONFIRMED and keep[i]
+    deleted = n - np.count_nonzero(keep)
+    confirmed_deleted = 0
+    for i in range(n):
+        confirmed_deleted += status[i] == CONFIRMED and not keep[i]
+    n = compact_columns(keep, x, P, ids, status, t_state, t_born, t_update, hits, misses, score,
+                        score_max, sensor_mask, n)  # fmt: skip
+    give_birth(x, P, ids, status, t_state, t_born, t_update, hits, misses, score, score_max,
+               sensor_mask, z, R, newborn, t, velocity_variance, birth_score, next_id,
+               sensor_bit, n)  # fmt: skip
+    newly_confirmed = now_confirmed + confirmed_deleted - was_confirmed
+    return n + newborn.shape[0], newly_confirmed, deleted

@@ -66,7 +66,7 @@ class TrackTable:
     def capacity(self) -> int:
         return self.ids.shape[0]
 
-    def _columns(self):
+    def columns(self):
         return (
             self.x, self.P, self.ids, self.status, self.t_state, self.t_born,
             self.t_update, self.hits, self.misses, self.score, self.score_max,
@@ -78,34 +78,43 @@ class TrackTable:
         needed = self.n + extra
         if needed <= self.capacity:
             return
-        old = self._columns()
+        old = self.columns()
         self._allocate(max(needed, 2 * self.capacity))
-        for new, values in zip(self._columns(), old, strict=True):
+        for new, values in zip(self.columns(), old, strict=True):
             new[..., : self.n] = values[..., : self.n]
 
     def compact(self, keep: np.ndarray) -> None:
         """Drop tracks whose keep flag (over the first n) is False."""
-        self.n = _compact(keep, *self._columns(), self.n)
+        self.n = compact_columns(keep, *self.columns(), self.n)
 
     def snapshot(self, sensor_names: tuple[str, ...], now: float) -> Tracks:
-        n = self.n
-        return Tracks(
-            ids=self.ids[:n].copy(),
-            x=self.x[:, :n].T.copy(),
-            P=self.P[:, :, :n].transpose(2, 0, 1).copy(),
-            confirmed=self.status[:n] == CONFIRMED,
-            hits=self.hits[:n].copy(),
-            misses=self.misses[:n].copy(),
-            age=now - self.t_born[:n],
-            last_update=self.t_update[:n].copy(),
-            score=self.score[:n].copy(),
-            sensor_mask=self.sensor_mask[:n].copy(),
-            sensor_names=sensor_names,
+        ids, x, P, confirmed, hits, misses, age, last_update, score, sensor_mask = _copy_out(
+            *self.columns(), self.n, now
         )
+        return Tracks(ids, x, P, confirmed, hits, misses, age, last_update, score, sensor_mask,
+                      sensor_names)  # fmt: skip
 
 
 @njit(cache=True)
-def _compact(keep, x, P, ids, status, t_state, t_born, t_update, hits, misses, score,
+def _copy_out(x, P, ids, status, t_state, t_born, t_update, hits, misses, score, score_max,
+              sensor_mask, n, now):  # fmt: skip
+    """The first n tracks as new arrays in the public (track-major) layout."""
+    x_out = np.empty((n, 4))
+    P_out = np.empty((n, 4, 4))
+    for i in range(n):
+        for a in range(4):
+            x_out[i, a] = x[a, i]
+            for b in range(4):
+                P_out[i, a, b] = P[a, b, i]
+    return (
+        ids[:n].copy(), x_out, P_out, status[:n] == CONFIRMED, hits[:n].copy(),
+        misses[:n].copy(), now - t_born[:n], t_update[:n].copy(), score[:n].copy(),
+        sensor_mask[:n].copy(),
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def compact_columns(keep, x, P, ids, status, t_state, t_born, t_update, hits, misses, score,
              score_max, sensor_mask, n):  # fmt: skip
     m = 0
     for i in range(n):

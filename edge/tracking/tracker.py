@@ -165,11 +165,15 @@ class Tracker:
             )  # fmt: skip
             return self.tracks()
 
-        usable, non_finite, bad_covariance = _usable_measurements(z, R)
+        table = self._table
+        table.reserve(z.shape[0])  # room for a newborn track per measurement
+        usable, non_finite, bad_covariance, confirmed, tentative = _begin_scan(
+            table.x, table.P, table.t_state, table.status, table.n, t,
+            self.config.process_noise, z, R,
+        )  # fmt: skip
         self._count_scan(sensor, z.shape[0], non_finite, bad_covariance)
         self._clock = t
-        self._predict(t)
-        self._scan(t, z, R, usable, sensor_bit)
+        self._scan(t, z, R, usable, confirmed, tentative, sensor_bit)
         return self.tracks()
 
     def _count_scan(self, sensor, n, non_finite, bad_covariance):
@@ -192,43 +196,32 @@ class Tracker:
             self._sensor_names.append(sensor)
         return 1 << self._sensor_names.index(sensor)
 
-    def _predict(self, t: float) -> None:
+    def _scan(self, t, z, R, usable, confirmed, tentative, sensor_bit):
         table = self._table
         n = table.n
-        dt = t - table.t_state[:n]
-        kalman.predict(table.x, table.P, dt, self.config.process_noise, n)
-        table.t_state[:n] = t
-
-    def _scan(self, t, z, R, usable, sensor_bit):
-        table = self._table
-        n = table.n
-        status = table.status[:n].copy()
         assigned = np.full(n, -1, np.int64)
         llr = np.full(n, self._miss_llr)
         free = np.ones(z.shape[0], np.bool_)
         in_confirmed_gate = np.zeros(z.shape[0], np.bool_)
         in_tentative_gate = np.zeros(z.shape[0], np.bool_)
 
-        confirmed = np.flatnonzero(status == CONFIRMED)
         confirmed_stage = self._jpda_stage if self.config.association == "jpda" else self._gnn_stage
         confirmed_stage(confirmed, usable, z, R, assigned, llr, free, in_confirmed_gate)
-        tentative = np.flatnonzero(status == TENTATIVE)
         self._gnn_stage(tentative, usable[free[usable]], z, R, assigned, llr, free,
                         in_tentative_gate)  # fmt: skip
 
-        c = self.config
-        keep = lifecycle.advance(
-            table.status, table.hits, table.misses, table.score, table.score_max,
-            table.t_update, table.sensor_mask, table.P, assigned, llr, t, sensor_bit, n,
-            c.confirm_score, c.tentative_delete_score, c.confirmed_delete_drop,
-            c.max_coast_time, c.max_position_std**2,
-        )  # fmt: skip
-        self.counters.tracks_confirmed += int(np.count_nonzero(table.status[:n] > status))
-        self.counters.tracks_deleted += int(n - np.count_nonzero(keep))
-        table.compact(keep)
-
         newborn = usable[free[usable] & ~in_confirmed_gate[usable]]
-        self._give_birth(t, z, R, newborn, sensor_bit)
+        c = self.config
+        table.n, confirmed_now, deleted = lifecycle.close_scan(
+            *table.columns(), n, assigned, llr, newborn, z, R, t, sensor_bit, self._next_id,
+            c.confirm_score, c.tentative_delete_score, c.confirmed_delete_drop,
+            c.max_coast_time, c.max_position_std**2, c.initial_velocity_std**2,
+            self._birth_score,
+        )  # fmt: skip
+        self._next_id += newborn.shape[0]
+        self.counters.tracks_born += newborn.shape[0]
+        self.counters.tracks_confirmed += confirmed_now
+        self.counters.tracks_deleted += deleted
 
     def _gnn_stage(self, tracks, measurements, z, R, assigned, llr, free, gated):
         """Hard assignment and update of `tracks`; marks what was used and gated."""
@@ -275,22 +268,23 @@ class Tracker:
         beta_pair[chosen] = 1.0
         beta_miss[pair_track[chosen]] = 0.0
 
-    def _give_birth(self, t, z, R, measurements, sensor_bit):
-        table = self._table
-        k = measurements.shape[0]
-        if k == 0:
-            return
-        table.reserve(k)
-        c = self.config
-        lifecycle.give_birth(
-            table.x, table.P, table.ids, table.status, table.t_state, table.t_born,
-            table.t_update, table.hits, table.misses, table.score, table.score_max,
-            table.sensor_mask, z, R, measurements, t, c.initial_velocity_std**2,
-            self._birth_score, self._next_id, sensor_bit, table.n,
-        )  # fmt: skip
-        table.n += k
-        self._next_id += k
-        self.counters.tracks_born += k
+
+@njit(cache=True)
+def _begin_scan(x, P, t_state, status, n, t, q, z, R):
+    """Predict every track to t and sort out what this scan can use.
+
+    Returns (usable measurements, non-finite count, bad covariance count,
+    confirmed tracks, tentative tracks).
+    """
+    dt = np.empty(n)
+    for i in range(n):
+        dt[i] = t - t_state[i]
+        t_state[i] = t
+    kalman.predict(x, P, dt, q, n)
+    usable, non_finite, bad_covariance = _usable_measurements(z, R)
+    confirmed = np.flatnonzero(status[:n] == CONFIRMED)
+    tentative = np.flatnonzero(status[:n] == TENTATIVE)
+    return usable, non_finite, bad_covariance, confirmed, tentative
 
 
 def _checked_arrays(z, R):
