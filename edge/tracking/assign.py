@@ -169,13 +169,11 @@ def gnn_propose(x, P, tracks, z, R, measurements, gate_d2, log_pd_over_clutter, 
 
 @njit(cache=True)
 def gnn_apply(x, P, tracks, z, R, measurements, pair_track, pair_meas, pair_llr, track_to_pair,
-              assigned, llr, free, gated):  # fmt: skip
+              assigned, llr, free):  # fmt: skip
     """Update each track with its chosen measurement and book the outcome.
 
-    assigned, llr: per track of the table; free, gated: per measurement.
+    assigned, llr: per track of the table; free: per measurement.
     """
-    for k in range(pair_meas.shape[0]):
-        gated[measurements[pair_meas[k]]] = True
     for a in range(tracks.shape[0]):
         k = track_to_pair[a]
         if k < 0:

@@ -223,7 +223,7 @@ def jpda_propose(x, P, tracks, z, R, measurements, gate_d2, log_pd_over_clutter,
 
 @njit(cache=True)
 def jpda_apply(x, P, tracks, z, R, measurements, pair_track, pair_meas, pair_llr, beta_pair,
-               beta_miss, miss_llr, assigned, llr, free, gated):  # fmt: skip
+               beta_miss, miss_llr, assigned, llr, free):  # fmt: skip
     """Mixture-update `tracks` and book the outcome.
 
     A track counts a hit when a detection is more likely than a miss; its
@@ -241,7 +241,6 @@ def jpda_apply(x, P, tracks, z, R, measurements, pair_track, pair_meas, pair_llr
         b = pair_meas[k]
         relative[a] += np.exp(pair_llr[k] - miss_llr)
         claimed[b] += beta_pair[k]
-        gated[measurements[b]] = True
         if best[a] < 0 or beta_pair[k] > beta_pair[best[a]]:
             best[a] = k
     for a in range(n_tracks):

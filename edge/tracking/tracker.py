@@ -11,8 +11,9 @@ frame. Each call to `update` is one scan of one sensor at one time:
    from hard decisions), so that a young track never steals a measurement
    from an established one;
 4. book hits and misses into the track scores, confirm and delete;
-5. start a tentative track at every measurement nobody used that does not
-   lie inside a confirmed track's gate.
+5. start a tentative track at every measurement no track used. Births are
+   allowed inside a confirmed track's gate: when two targets walk close
+   together one track would otherwise absorb both and starve the second.
 """
 
 from __future__ import annotations
@@ -202,15 +203,12 @@ class Tracker:
         assigned = np.full(n, -1, np.int64)
         llr = np.full(n, self._miss_llr)
         free = np.ones(z.shape[0], np.bool_)
-        in_confirmed_gate = np.zeros(z.shape[0], np.bool_)
-        in_tentative_gate = np.zeros(z.shape[0], np.bool_)
 
         confirmed_stage = self._jpda_stage if self.config.association == "jpda" else self._gnn_stage
-        confirmed_stage(confirmed, usable, z, R, assigned, llr, free, in_confirmed_gate)
-        self._gnn_stage(tentative, usable[free[usable]], z, R, assigned, llr, free,
-                        in_tentative_gate)  # fmt: skip
+        confirmed_stage(confirmed, usable, z, R, assigned, llr, free)
+        self._gnn_stage(tentative, usable[free[usable]], z, R, assigned, llr, free)
 
-        newborn = usable[free[usable] & ~in_confirmed_gate[usable]]
+        newborn = usable[free[usable]]
         c = self.config
         table.n, confirmed_now, deleted = lifecycle.close_scan(
             *table.columns(), n, assigned, llr, newborn, z, R, t, sensor_bit, self._next_id,
@@ -223,8 +221,8 @@ class Tracker:
         self.counters.tracks_confirmed += confirmed_now
         self.counters.tracks_deleted += deleted
 
-    def _gnn_stage(self, tracks, measurements, z, R, assigned, llr, free, gated):
-        """Hard assignment and update of `tracks`; marks what was used and gated."""
+    def _gnn_stage(self, tracks, measurements, z, R, assigned, llr, free):
+        """Hard assignment and update of `tracks`; marks what was used."""
         if tracks.shape[0] == 0 or measurements.shape[0] == 0:
             return
         x, P = self._table.x, self._table.P
@@ -238,9 +236,9 @@ class Tracker:
                 pair_track, pair_meas, -pair_llr, miss_cost, labels, ambiguous, track_to_pair
             )
         gnn_apply(x, P, tracks, z, R, measurements, pair_track, pair_meas, pair_llr,
-                  track_to_pair, assigned, llr, free, gated)  # fmt: skip
+                  track_to_pair, assigned, llr, free)  # fmt: skip
 
-    def _jpda_stage(self, tracks, measurements, z, R, assigned, llr, free, gated):
+    def _jpda_stage(self, tracks, measurements, z, R, assigned, llr, free):
         """Probabilistic association and mixture update of `tracks`."""
         if tracks.shape[0] == 0 or measurements.shape[0] == 0:
             return
@@ -252,8 +250,7 @@ class Tracker:
         if too_large.any():
             self._hard_decisions(too_large, pair_track, pair_meas, pair_llr, beta_pair, beta_miss)
         jpda.jpda_apply(x, P, tracks, z, R, measurements, pair_track, pair_meas, pair_llr,
-                        beta_pair, beta_miss, self._miss_llr, assigned, llr, free,
-                        gated)  # fmt: skip
+                        beta_pair, beta_miss, self._miss_llr, assigned, llr, free)  # fmt: skip
 
     def _hard_decisions(self, too_large, pair_track, pair_meas, pair_llr, beta_pair, beta_miss):
         """GNN for the clusters too large to enumerate, written as 0/1 betas."""
