@@ -63,7 +63,7 @@ def gate_pairs(x, P, tracks, z, R, measurements, gate):
         i = tracks[a]
         p = _largest_eigenvalue(P[0, 0, i], P[0, 1, i], P[1, 1, i])
         radius[a] = np.sqrt(gate * (p + widest_r))
-    cell = max(np.median(radius), 1e-3)
+    cell = max(np.mean(radius), 1e-3)
 
     keys = np.empty(n_meas, np.int64)
     for b in range(n_meas):
@@ -90,7 +90,10 @@ def gate_pairs(x, P, tracks, z, R, measurements, gate):
             hi = np.searchsorted(sorted_keys, _cell_key(column, n1), side="right")
             for s in range(lo, hi):
                 b = order[s]
-                d2, log_det = innovation(x, P, i, z, R, measurements[b])[5:]
+                j = measurements[b]
+                if abs(z[j, 0] - x[0, i]) > radius[a] or abs(z[j, 1] - x[1, i]) > radius[a]:
+                    continue  # outside the gate's bounding box: skip the algebra
+                d2, log_det = innovation(x, P, i, z, R, j)[5:]
                 if d2 <= gate:
                     if count == capacity:
                         capacity *= 2
