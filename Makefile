@@ -8,9 +8,17 @@ STAMP := $(VENV)/.installed-stamp
 export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
 APT_PACKAGES := mosquitto
 
-.PHONY: setup system-packages demo test bench lint clean
+.PHONY: setup system-packages numba-cache demo test bench lint clean
 
-setup: system-packages $(STAMP)
+setup: system-packages $(STAMP) numba-cache
+
+# Numba checks a cached kernel against its own file only, not against the
+# files of the kernels it calls; drop the whole cache when any source changed.
+numba-cache:
+	@if [ ! -f $(NUMBA_CACHE_DIR)/.stamp ] || \
+	   [ -n "$$(find wire edge hq sim_hw -name '*.py' -newer $(NUMBA_CACHE_DIR)/.stamp | head -1)" ]; then \
+	  rm -rf $(NUMBA_CACHE_DIR); fi; \
+	mkdir -p $(NUMBA_CACHE_DIR) && touch $(NUMBA_CACHE_DIR)/.stamp
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
