@@ -20,7 +20,33 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, inline="always")
+def upper_triangle(P, i):
+    """The 10 distinct entries of track i's covariance: 00 01 02 03 11 12 13 22 23 33."""
+    return (
+        P[0, 0, i], P[0, 1, i], P[0, 2, i], P[0, 3, i], P[1, 1, i],
+        P[1, 2, i], P[1, 3, i], P[2, 2, i], P[2, 3, i], P[3, 3, i],
+    )  # fmt: skip
+
+
+@njit(cache=True, inline="always")
+def store_one(x, P, i, u):
+    """Write track i's state and covariance from (x0..x3, upper triangle of P)."""
+    for a in range(4):
+        x[a, i] = u[a]
+    P[0, 0, i] = u[4]
+    P[0, 1, i] = P[1, 0, i] = u[5]
+    P[0, 2, i] = P[2, 0, i] = u[6]
+    P[0, 3, i] = P[3, 0, i] = u[7]
+    P[1, 1, i] = u[8]
+    P[1, 2, i] = P[2, 1, i] = u[9]
+    P[1, 3, i] = P[3, 1, i] = u[10]
+    P[2, 2, i] = u[11]
+    P[2, 3, i] = P[3, 2, i] = u[12]
+    P[3, 3, i] = u[13]
+
+
+@njit(cache=True)
 def predict(x, P, dt, q, n):
     """Predict tracks 0..n-1 forward by their own dt[i] seconds.
 
@@ -29,52 +55,27 @@ def predict(x, P, dt, q, n):
     """
     for i in range(n):
         d = dt[i]
-        x[0, i] += d * x[2, i]
-        x[1, i] += d * x[3, i]
-
-        p00 = P[0, 0, i]
-        p01 = P[0, 1, i]
-        p02 = P[0, 2, i]
-        p03 = P[0, 3, i]
-        p11 = P[1, 1, i]
-        p12 = P[1, 2, i]
-        p13 = P[1, 3, i]
-        p22 = P[2, 2, i]
-        p23 = P[2, 3, i]
-        p33 = P[3, 3, i]
-
+        p00, p01, p02, p03, p11, p12, p13, p22, p23, p33 = upper_triangle(P, i)
         q11 = q * d * d * d / 3.0
         q12 = q * d * d / 2.0
         q22 = q * d
-
         # F P F^T with F = I + d * (e0 e2^T + e1 e3^T), then + Q.
-        n00 = p00 + 2.0 * d * p02 + d * d * p22 + q11
-        n01 = p01 + d * (p03 + p12) + d * d * p23
-        n02 = p02 + d * p22 + q12
-        n03 = p03 + d * p23
-        n11 = p11 + 2.0 * d * p13 + d * d * p33 + q11
-        n12 = p12 + d * p23
-        n13 = p13 + d * p33 + q12
-        n22 = p22 + q22
-        n23 = p23
-        n33 = p33 + q22
-
-        P[0, 0, i] = n00
-        P[0, 1, i] = n01
-        P[1, 0, i] = n01
-        P[0, 2, i] = n02
-        P[2, 0, i] = n02
-        P[0, 3, i] = n03
-        P[3, 0, i] = n03
-        P[1, 1, i] = n11
-        P[1, 2, i] = n12
-        P[2, 1, i] = n12
-        P[1, 3, i] = n13
-        P[3, 1, i] = n13
-        P[2, 2, i] = n22
-        P[2, 3, i] = n23
-        P[3, 2, i] = n23
-        P[3, 3, i] = n33
+        store_one(x, P, i, (
+            x[0, i] + d * x[2, i],
+            x[1, i] + d * x[3, i],
+            x[2, i],
+            x[3, i],
+            p00 + 2.0 * d * p02 + d * d * p22 + q11,
+            p01 + d * (p03 + p12) + d * d * p23,
+            p02 + d * p22 + q12,
+            p03 + d * p23,
+            p11 + 2.0 * d * p13 + d * d * p33 + q11,
+            p12 + d * p23,
+            p13 + d * p33 + q12,
+            p22 + q22,
+            p23,
+            p33 + q22,
+        ))  # fmt: skip
 
 
 @njit(cache=True)
@@ -115,16 +116,7 @@ def updated_one(x, P, i, z, R, j):
     r00 = R[j, 0, 0]
     r01 = 0.5 * (R[j, 0, 1] + R[j, 1, 0])
     r11 = R[j, 1, 1]
-    p00 = P[0, 0, i]
-    p01 = P[0, 1, i]
-    p02 = P[0, 2, i]
-    p03 = P[0, 3, i]
-    p11 = P[1, 1, i]
-    p12 = P[1, 2, i]
-    p13 = P[1, 3, i]
-    p22 = P[2, 2, i]
-    p23 = P[2, 3, i]
-    p33 = P[3, 3, i]
+    p00, p01, p02, p03, p11, p12, p13, p22, p23, p33 = upper_triangle(P, i)
     s00 = p00 + r00
     s01 = p01 + r01
     s11 = p11 + r11
@@ -161,23 +153,6 @@ def updated_one(x, P, i, z, R, j):
         e(p23, p02, p12, p03, p13, p00, p01, p11, k20, k21, k30, k31, r00, r01, r11),
         e(p33, p03, p13, p03, p13, p00, p01, p11, k30, k31, k30, k31, r00, r01, r11),
     )
-
-
-@njit(cache=True, inline="always")
-def store_one(x, P, i, u):
-    """Write a result of `updated_one` into track i."""
-    for a in range(4):
-        x[a, i] = u[a]
-    P[0, 0, i] = u[4]
-    P[0, 1, i] = P[1, 0, i] = u[5]
-    P[0, 2, i] = P[2, 0, i] = u[6]
-    P[0, 3, i] = P[3, 0, i] = u[7]
-    P[1, 1, i] = u[8]
-    P[1, 2, i] = P[2, 1, i] = u[9]
-    P[1, 3, i] = P[3, 1, i] = u[10]
-    P[2, 2, i] = u[11]
-    P[2, 3, i] = P[3, 2, i] = u[12]
-    P[3, 3, i] = u[13]
 
 
 @njit(cache=True)

@@ -46,6 +46,7 @@ labelled as partial, and no GOSPA is given for it.
 
 from __future__ import annotations
 
+import abc
 import datetime
 import math
 import multiprocessing
@@ -207,7 +208,7 @@ class FilterpyLoop:
         return np.array(pos, dtype=float).reshape(-1, 2)
 
 
-class _StoneSoupRunner:
+class _StoneSoupRunner(abc.ABC):
     """Shared Stone Soup set-up: models, detections, estimates."""
 
     label = "Stone Soup"
@@ -259,8 +260,9 @@ class _StoneSoupRunner:
             min_points=2,
         )
 
+    @abc.abstractmethod
     def _build(self):
-        raise NotImplementedError
+        """The Stone Soup tracker of this runner."""
 
     def prepare(self, scan: Scan):
         from stonesoup.types.detection import Detection
