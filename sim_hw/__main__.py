@@ -1,4 +1,5 @@
-"""`python -m sim_hw generate ...`: simulated drone flights as .tlog files."""
+"""`python -m sim_hw generate|replay ...`: simulated drone flights as .tlog files,
+and any .tlog replayed as a live vehicle."""
 
 from __future__ import annotations
 
@@ -89,7 +90,13 @@ def write_truth(path: str, drone: Drone, period: float = 0.1) -> None:
             }) + "\n")  # fmt: skip
 
 
-COMMANDS = {"generate": generate}
+def replay(argv: list[str]) -> int:
+    from sim_hw.replay import main as replay_main
+
+    return replay_main(argv)
+
+
+COMMANDS = {"generate": generate, "replay": replay}
 
 
 def main(argv: list[str] | None = None) -> int:
