@@ -18,11 +18,13 @@ import numpy as np
 from pymavlink import mavutil
 from pymavlink.dialects.v20 import common as mavlink
 
+from sim_hw.autopilot import AutopilotResponder
 from sim_hw.tlog import Frame, ReadCounters, read_tlog
 
 log = logging.getLogger(__name__)
 
 GCS_SYSID = 255
+POLL_S = 0.005  # how often a waiting replay looks for ground-station requests
 HEARTBEAT_ID = mavlink.MAVLINK_MSG_ID_HEARTBEAT
 
 
@@ -70,8 +72,14 @@ def load(path: str, stats: ReplayStats) -> list[Frame]:
 
 
 def replay(frames: list[Frame], connection, speed: float, stats: ReplayStats,
-           loop: bool = False, stop: threading.Event | None = None) -> ReplayStats:  # fmt: skip
-    """Send `frames` through `connection` (anything with write(bytes)) at `speed` x."""
+           loop: bool = False, stop: threading.Event | None = None,
+           responder: AutopilotResponder | None = None) -> ReplayStats:  # fmt: skip
+    """Send `frames` through `connection` at `speed` x.
+
+    `connection` needs write(bytes); with a `responder` it also needs
+    recv_msg() (a pymavlink connection), and requests are answered while the
+    replay waits for the next frame's time.
+    """
     if speed <= 0:
         raise ValueError(f"speed must be positive, got {speed}")
     stop = stop or threading.Event()
@@ -80,16 +88,40 @@ def replay(frames: list[Frame], connection, speed: float, stats: ReplayStats,
         started = time.monotonic()
         for frame in frames:
             due = started + (frame.time - first) / speed
-            wait = due - time.monotonic()
-            if wait > 0:
-                if stop.wait(wait):
-                    return stats
+            if not _wait_until(due, connection, responder, stop):
+                return stats
             stats.lateness_s.append(max(0.0, time.monotonic() - due))
             connection.write(frame.raw)
             stats.sent += 1
         if not loop:
             break
     return stats
+
+
+def _wait_until(due, connection, responder, stop) -> bool:
+    """Serve requests until `due`; False when asked to stop."""
+    while True:
+        if responder is not None:
+            _serve(connection, responder)
+        wait = due - time.monotonic()
+        if wait <= 0:
+            return True
+        if stop.wait(min(wait, POLL_S) if responder is not None else wait):
+            return False
+
+
+def _serve(connection, responder: AutopilotResponder) -> None:
+    while True:
+        try:
+            message = connection.recv_msg()
+        except Exception as error:  # a malformed request must not end the replay
+            responder.counters.undecodable += 1
+            log.warning("undecodable request skipped error=%s", error)
+            continue
+        if message is None:
+            return
+        for reply in responder.answer(message):
+            connection.write(reply)
 
 
 def main(argv: list[str]) -> int:
@@ -102,13 +134,15 @@ def main(argv: list[str]) -> int:
 
     stats = ReplayStats()
     frames = load(args.tlog, stats)
-    connection = mavutil.mavlink_connection(args.to)
+    connection = mavutil.mavlink_connection(args.to, dialect="ardupilotmega")
+    responder = AutopilotResponder.for_frames(frames)
     try:
-        replay(frames, connection, args.speed, stats, loop=args.loop)
+        replay(frames, connection, args.speed, stats, loop=args.loop, responder=responder)
     except KeyboardInterrupt:
         pass
     finally:
         connection.close()
     print(f"sent {stats.sent} frames; left out {stats.ground_station_frames} ground-station "
-          f"frames; read {stats.read}; lateness {stats.lateness_percentiles()}")  # fmt: skip
+          f"frames; read {stats.read}; requests {responder.counters}; "
+          f"lateness {stats.lateness_percentiles()}")  # fmt: skip
     return 0

@@ -6,6 +6,7 @@ import sys
 import threading
 
 import pytest
+from pymavlink import mavutil
 from pymavlink.dialects.v20 import ardupilotmega as dialect
 
 from sim_hw.__main__ import main as sim_main
@@ -85,3 +86,40 @@ def test_command_line_replay_to_udpout(generated_flight):
     positions = [m for m in messages if m.get_type() == "GLOBAL_POSITION_INT"]
     assert len(positions) == 600 and {m.get_srcSystem() for m in messages} == {3}
     assert stdout.startswith(f"sent {len(messages)} frames")
+
+
+def test_replay_answers_a_ground_station_like_an_autopilot(generated_flight):
+    port = free_udp_port()
+    ground_station = mavutil.mavlink_connection(
+        f"udpin:127.0.0.1:{port}", source_system=255, dialect="ardupilotmega"
+    )
+    replayer = subprocess.Popen(
+        [sys.executable, "-m", "sim_hw", "replay", str(generated_flight),
+         "--to", f"udpout:127.0.0.1:{port}", "--speed", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        heartbeat = ground_station.recv_match(type="HEARTBEAT", blocking=True, timeout=20)
+        assert heartbeat is not None and heartbeat.get_srcSystem() == 3
+        replies = {}
+        for wanted in ("AUTOPILOT_VERSION", "HOME_POSITION"):
+            msgid = getattr(dialect, f"MAVLINK_MSG_ID_{wanted}")
+            ground_station.mav.command_long_send(
+                3, 1, dialect.MAV_CMD_REQUEST_MESSAGE, 0, msgid, 0, 0, 0, 0, 0, 0
+            )
+            ack = ground_station.recv_match(type="COMMAND_ACK", blocking=True, timeout=10)
+            assert ack is not None and ack.result == dialect.MAV_RESULT_ACCEPTED
+            replies[wanted] = ground_station.recv_match(type=wanted, blocking=True, timeout=10)
+        ground_station.mav.command_long_send(
+            3, 1, dialect.MAV_CMD_DO_SET_MODE, 0, 1, 4, 0, 0, 0, 0, 0
+        )
+        ack = ground_station.recv_match(type="COMMAND_ACK", blocking=True, timeout=10)
+        assert ack is not None and ack.result == dialect.MAV_RESULT_UNSUPPORTED
+    finally:
+        replayer.kill()
+        replayer.wait()
+        ground_station.close()
+    assert replies["AUTOPILOT_VERSION"].capabilities & dialect.MAV_PROTOCOL_CAPABILITY_MAVLINK2
+    home = replies["HOME_POSITION"]
+    assert home.get_srcSystem() == 3
+    assert (home.latitude, home.longitude) == (round(22.694 * 1e7), round(14.180 * 1e7))
