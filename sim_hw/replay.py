@@ -19,6 +19,7 @@ from pymavlink import mavutil
 from pymavlink.dialects.v20 import common as mavlink
 
 from sim_hw.autopilot import AutopilotResponder
+from sim_hw.signing import FrameSigner, read_key
 from sim_hw.tlog import Frame, ReadCounters, read_tlog
 
 log = logging.getLogger(__name__)
@@ -73,12 +74,14 @@ def load(path: str, stats: ReplayStats) -> list[Frame]:
 
 def replay(frames: list[Frame], connection, speed: float, stats: ReplayStats,
            loop: bool = False, stop: threading.Event | None = None,
-           responder: AutopilotResponder | None = None) -> ReplayStats:  # fmt: skip
+           responder: AutopilotResponder | None = None,
+           signer: FrameSigner | None = None) -> ReplayStats:  # fmt: skip
     """Send `frames` through `connection` at `speed` x.
 
     `connection` needs write(bytes); with a `responder` it also needs
     recv_msg() (a pymavlink connection), and requests are answered while the
-    replay waits for the next frame's time.
+    replay waits for the next frame's time. With a `signer` every frame goes
+    out signed (MAVLink 2).
     """
     if speed <= 0:
         raise ValueError(f"speed must be positive, got {speed}")
@@ -88,21 +91,21 @@ def replay(frames: list[Frame], connection, speed: float, stats: ReplayStats,
         started = time.monotonic()
         for frame in frames:
             due = started + (frame.time - first) / speed
-            if not _wait_until(due, connection, responder, stop):
+            if not _wait_until(due, connection, responder, signer, stop):
                 return stats
             stats.lateness_s.append(max(0.0, time.monotonic() - due))
-            connection.write(frame.raw)
+            connection.write(frame.raw if signer is None else signer.sign(frame.raw))
             stats.sent += 1
         if not loop:
             break
     return stats
 
 
-def _wait_until(due, connection, responder, stop) -> bool:
+def _wait_until(due, connection, responder, signer, stop) -> bool:
     """Serve requests until `due`; False when asked to stop."""
     while True:
         if responder is not None:
-            _serve(connection, responder)
+            _serve(connection, responder, signer)
         wait = due - time.monotonic()
         if wait <= 0:
             return True
@@ -110,7 +113,7 @@ def _wait_until(due, connection, responder, stop) -> bool:
             return False
 
 
-def _serve(connection, responder: AutopilotResponder) -> None:
+def _serve(connection, responder: AutopilotResponder, signer: FrameSigner | None) -> None:
     while True:
         try:
             message = connection.recv_msg()
@@ -121,7 +124,7 @@ def _serve(connection, responder: AutopilotResponder) -> None:
         if message is None:
             return
         for reply in responder.answer(message):
-            connection.write(reply)
+            connection.write(reply if signer is None else signer.sign(reply))
 
 
 def main(argv: list[str]) -> int:
@@ -130,14 +133,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--to", required=True, help="udpout:127.0.0.1:14550, tcpin:0.0.0.0:5760")
     parser.add_argument("--speed", type=float, default=1.0, help="1 = real time")
     parser.add_argument("--loop", action="store_true", help="start again at the end")
+    parser.add_argument("--signing-key-file", help="sign every frame (32 bytes or 64 hex digits)")
     args = parser.parse_args(argv)
 
     stats = ReplayStats()
     frames = load(args.tlog, stats)
     connection = mavutil.mavlink_connection(args.to, dialect="ardupilotmega")
     responder = AutopilotResponder.for_frames(frames)
+    signer = FrameSigner(read_key(args.signing_key_file)) if args.signing_key_file else None
     try:
-        replay(frames, connection, args.speed, stats, loop=args.loop, responder=responder)
+        replay(frames, connection, args.speed, stats, loop=args.loop, responder=responder,
+               signer=signer)  # fmt: skip
     except KeyboardInterrupt:
         pass
     finally:

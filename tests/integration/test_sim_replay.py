@@ -123,3 +123,36 @@ def test_replay_answers_a_ground_station_like_an_autopilot(generated_flight):
     home = replies["HOME_POSITION"]
     assert home.get_srcSystem() == 3
     assert (home.latitude, home.longitude) == (round(22.694 * 1e7), round(14.180 * 1e7))
+
+
+@pytest.mark.parametrize("receiver_key_matches", [True, False])
+def test_signed_replay_is_accepted_only_with_the_key(generated_flight, tmp_path,
+                                                     receiver_key_matches):  # fmt: skip
+    key = bytes(range(32))
+    key_file = tmp_path / "signing.key"
+    key_file.write_text(key.hex())
+    port = free_udp_port()
+    receiver = mavutil.mavlink_connection(f"udpin:127.0.0.1:{port}", dialect="ardupilotmega")
+    receiver.setup_signing(key if receiver_key_matches else bytes(32), sign_outgoing=False,
+                           allow_unsigned_callback=lambda *_: False)  # fmt: skip
+    replayer = subprocess.Popen(
+        [sys.executable, "-m", "sim_hw", "replay", str(generated_flight),
+         "--to", f"udpout:127.0.0.1:{port}", "--speed", "30",
+         "--signing-key-file", str(key_file)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    accepted = []
+    try:
+        while (msg := receiver.recv_match(blocking=True, timeout=5)) is not None:
+            if msg.get_type() != "BAD_DATA":
+                accepted.append(msg)
+        replayer.communicate(timeout=60)
+    finally:
+        replayer.kill()
+        receiver.close()
+    signing = receiver.mav.signing
+    if receiver_key_matches:
+        assert len(accepted) > 1000 and signing.badsig_count == 0
+        assert all(m.get_signed() for m in accepted)
+    else:
+        assert accepted == [] and signing.badsig_count > 1000
