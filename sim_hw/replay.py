@@ -145,7 +145,7 @@ def main(argv: list[str]) -> int:
         replay(frames, connection, args.speed, stats, loop=args.loop, responder=responder,
                signer=signer)  # fmt: skip
     except KeyboardInterrupt:
-        pass
+        pass  # Ctrl-C ends the replay; the summary below still prints
     finally:
         connection.close()
     print(f"sent {stats.sent} frames; left out {stats.ground_station_frames} ground-station "

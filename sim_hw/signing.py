@@ -27,7 +27,7 @@ def read_key(path: str | Path) -> bytes:
         try:
             return bytes.fromhex(data.decode("ascii"))
         except ValueError:
-            pass
+            pass  # 64 bytes that are not hex: judged as raw bytes below
     if len(data) != KEY_LENGTH:
         raise ValueError(f"{path}: a signing key is {KEY_LENGTH} bytes or 64 hex digits")
     return data
