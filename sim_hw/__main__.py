@@ -20,6 +20,7 @@ from sim_hw.flight import (
     survey_waypoints,
 )
 from sim_hw.telemetry import Drone, frames
+from sim_hw.terrain import ground_up
 from sim_hw.tlog import write_tlog
 from wire.geo import EnuFrame
 
@@ -59,7 +60,9 @@ def generate(argv: list[str]) -> int:
     frame = EnuFrame(args.lat, args.lon, args.alt)
     airframe = AIRFRAMES[args.airframe]
     trajectory = fly(airframe, plan_waypoints(args.plan, args.altitude), args.duration)
-    target = None if args.gimbal_target is None else (*args.gimbal_target, 0.0)
+    target = None
+    if args.gimbal_target is not None:
+        target = (*args.gimbal_target, ground_up(frame, *args.gimbal_target))
     poses = zip(trajectory.position, trajectory.yaw, strict=True)
     gimbal = np.array([gimbal_toward(p, y, target) for p, y in poses])
     start = time.time() if args.start is None else args.start

@@ -12,6 +12,7 @@ from pyproj import Geod
 from sim_hw.__main__ import main as sim_main
 from sim_hw.flight import FIXED_WING, MULTIROTOR, fly, loiter_waypoints
 from sim_hw.telemetry import RATES
+from sim_hw.terrain import ground_up
 from wire.geo import EnuFrame
 
 pytestmark = pytest.mark.unit
@@ -62,13 +63,15 @@ def test_positions_match_the_truth(flight):
 def test_camera_footprint_centre_is_the_commanded_ground_point(flight):
     messages, _ = flight
     frame = EnuFrame(22.694, 14.180, 700.0)
-    target_lat, target_lon, _ = frame.to_geodetic(*TARGET, 0.0)
+    target_lat, target_lon, _ = frame.to_geodetic(*TARGET, ground_up(frame, *TARGET))
     geod = Geod(ellps="WGS84")
     for msg in messages["CAMERA_FOV_STATUS"]:
         if msg.lat_image == 2**31 - 1 or msg.alt_camera - 700_000 < 10_000:
             continue  # on the ground or below 10 m: no footprint worth checking
         *_, distance = geod.inv(target_lon, target_lat, msg.lon_image / 1e7, msg.lat_image / 1e7)
         assert distance < 0.05
+        # The ground is flat at the post's ellipsoid height, not the ENU tangent plane.
+        assert msg.alt_image / 1000 == pytest.approx(700.0, abs=0.005)
 
 
 def test_battery_drains(flight):
