@@ -1,5 +1,6 @@
-"""`python -m sim_hw generate|replay ...`: simulated drone flights as .tlog files,
-and any .tlog replayed as a live vehicle."""
+"""`python -m sim_hw generate|scenario|replay ...`: simulated drone flights as .tlog
+files, whole scenarios with their ground truth, and any .tlog replayed as a live
+vehicle."""
 
 from __future__ import annotations
 
@@ -53,8 +54,13 @@ def generate(argv: list[str]) -> int:
     parser.add_argument("--duration", type=float, default=600.0, help="s, at most")
     parser.add_argument("--sysid", type=int, default=1)
     parser.add_argument("--start", type=float, default=None, help="UTC s of take-off; default now")
-    parser.add_argument("--gimbal-target", type=float, nargs=2, metavar=("EAST", "NORTH"),
-                        help="ground point the camera follows; default: 45 deg down ahead")
+    parser.add_argument(
+        "--gimbal-target",
+        type=float,
+        nargs=2,
+        metavar=("EAST", "NORTH"),
+        help="ground point the camera follows; default: 45 deg down ahead",
+    )
     args = parser.parse_args(argv)
 
     frame = EnuFrame(args.lat, args.lon, args.alt)
@@ -93,13 +99,27 @@ def write_truth(path: str, drone: Drone, period: float = 0.1) -> None:
             }) + "\n")  # fmt: skip
 
 
+def scenario(argv: list[str]) -> int:
+    from sim_hw.scenario import load_config
+    from sim_hw.truth import write_scenario
+
+    parser = argparse.ArgumentParser(prog="python -m sim_hw scenario")
+    parser.add_argument("config", help="configs/scenarios/NAME.toml")
+    parser.add_argument("--out", required=True, help="folder for the tlogs and truth.jsonl")
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    truth_path = write_scenario(config, args.out)
+    print(f"{config.name}: {len(config.drones)} drone tlogs and {truth_path} in {args.out}")
+    return 0
+
+
 def replay(argv: list[str]) -> int:
     from sim_hw.replay import main as replay_main
 
     return replay_main(argv)
 
 
-COMMANDS = {"generate": generate, "replay": replay}
+COMMANDS = {"generate": generate, "scenario": scenario, "replay": replay}
 
 
 def main(argv: list[str] | None = None) -> int:

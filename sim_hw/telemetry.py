@@ -156,8 +156,12 @@ def _message(name: str, drone: Drone, k: int):
             0, 0, boot_ms, flags, q, 0.0, 0.0, 0.0, 0
         )
     if name == "CAMERA_FOV_STATUS":
-        centre = ground_point(tr.position[k], drone.gimbal_pitch[k], drone.gimbal_yaw[k],
-                              lambda e, n: ground_up(drone.frame, e, n))
+        centre = ground_point(
+            tr.position[k],
+            drone.gimbal_pitch[k],
+            drone.gimbal_yaw[k],
+            lambda e, n: ground_up(drone.frame, e, n),
+        )
         nan = 2**31 - 1  # INT32_MAX: "unknown" in this message
         if centre is None:
             lat_i = lon_i = alt_i = nan
