@@ -92,7 +92,9 @@ def frames(drone: Drone) -> Iterator[tuple[float, bytes]]:
                 continue
             next_due[name] += period
             component, message = _message(name, drone, k)
-            yield drone.start_utc + t, message.pack(links[component])
+            link = links[component]
+            yield drone.start_utc + t, message.pack(link)
+            link.seq = (link.seq + 1) % 256  # pack() leaves numbering to send(); we number here
 
 
 def _message(name: str, drone: Drone, k: int):

@@ -106,3 +106,16 @@ def test_fixed_wing_banks_as_a_coordinated_turn():
     expected = np.arctan(speed[turning] * yaw_rate[turning] / 9.80665)
     assert np.allclose(roll[turning], expected, atol=math.radians(0.5))
     assert np.max(np.abs(trajectory.roll)) <= FIXED_WING.max_bank + 1e-9
+
+
+def test_each_component_numbers_its_frames_one_by_one(tmp_path):
+    out = tmp_path / "short.tlog"
+    assert sim_main(["generate", "--out", str(out), "--duration", "60"]) == 0
+    by_component = defaultdict(list)
+    log = mavutil.mavlink_connection(str(out))
+    while (msg := log.recv_match()) is not None:
+        by_component[msg.get_srcComponent()].append(msg.get_seq())
+    assert set(by_component) == {1, 100, 154}
+    for numbers in by_component.values():
+        assert len(numbers) > 256  # wraps at least once
+        assert all((b - a) % 256 == 1 for a, b in zip(numbers, numbers[1:], strict=False))
