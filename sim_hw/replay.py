@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import select
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,6 +21,8 @@ from pymavlink import mavutil
 from pymavlink.dialects.v20 import common as mavlink
 
 from sim_hw.autopilot import AutopilotResponder
+from sim_hw.faults import FaultCounters, apply_faults, load_faults
+from sim_hw.rewrite import decode, with_fields
 from sim_hw.signing import FrameSigner, read_key
 from sim_hw.tlog import Frame, ReadCounters, read_tlog
 
@@ -26,7 +30,11 @@ log = logging.getLogger(__name__)
 
 GCS_SYSID = 255
 POLL_S = 0.005  # how often a waiting replay looks for ground-station requests
+STREAM_STALL_S = 1.0  # longest wait for room in a TCP send buffer before trying again
 HEARTBEAT_ID = mavlink.MAVLINK_MSG_ID_HEARTBEAT
+SYSTEM_TIME_ID = mavlink.MAVLINK_MSG_ID_SYSTEM_TIME
+GPS_RAW_INT_ID = mavlink.MAVLINK_MSG_ID_GPS_RAW_INT
+UTC_USEC_FLOOR = 10**15  # microseconds: 2001-09-09; a smaller time is time since boot
 
 
 @dataclass
@@ -34,6 +42,8 @@ class ReplayStats:
     read: ReadCounters = field(default_factory=ReadCounters)
     sent: int = 0
     ground_station_frames: int = 0
+    not_restamped: int = 0  # frames whose time could not be decoded, sent as recorded
+    faults: FaultCounters = field(default_factory=FaultCounters)
     lateness_s: list[float] = field(default_factory=list)  # wall time after the due time
 
     def lateness_percentiles(self) -> dict[str, float]:
@@ -75,13 +85,14 @@ def load(path: str, stats: ReplayStats) -> list[Frame]:
 def replay(frames: list[Frame], connection, speed: float, stats: ReplayStats,
            loop: bool = False, stop: threading.Event | None = None,
            responder: AutopilotResponder | None = None,
-           signer: FrameSigner | None = None) -> ReplayStats:  # fmt: skip
+           signer: FrameSigner | None = None, restamp: bool = False) -> ReplayStats:  # fmt: skip
     """Send `frames` through `connection` at `speed` x.
 
     `connection` needs write(bytes); with a `responder` it also needs
     recv_msg() (a pymavlink connection), and requests are answered while the
     replay waits for the next frame's time. With a `signer` every frame goes
-    out signed (MAVLink 2).
+    out signed (MAVLink 2). With `restamp` the UTC times the vehicle reports
+    are moved so that each pass of the log starts now.
     """
     if speed <= 0:
         raise ValueError(f"speed must be positive, got {speed}")
@@ -89,16 +100,34 @@ def replay(frames: list[Frame], connection, speed: float, stats: ReplayStats,
     while not stop.is_set():
         first = frames[0].time
         started = time.monotonic()
+        shift = time.time() - first if restamp else 0.0
         for frame in frames:
             due = started + (frame.time - first) / speed
             if not _wait_until(due, connection, responder, signer, stop):
                 return stats
             stats.lateness_s.append(max(0.0, time.monotonic() - due))
-            connection.write(frame.raw if signer is None else signer.sign(frame.raw))
+            raw = restamped(frame, shift, stats).raw if shift else frame.raw
+            send(connection, raw if signer is None else signer.sign(raw))
             stats.sent += 1
         if not loop:
             break
     return stats
+
+
+def restamped(frame: Frame, shift_s: float, stats: ReplayStats) -> Frame:
+    """The frame with the UTC it reports moved by `shift_s` (SYSTEM_TIME, and GPS_RAW_INT
+    where its time_usec is UTC rather than time since boot)."""
+    if frame.msgid not in (SYSTEM_TIME_ID, GPS_RAW_INT_ID):
+        return frame
+    message = decode(frame)
+    if message is None:
+        stats.not_restamped += 1
+        return frame
+    field = "time_unix_usec" if frame.msgid == SYSTEM_TIME_ID else "time_usec"
+    recorded = getattr(message, field)
+    if recorded < UTC_USEC_FLOOR:
+        return frame  # time since boot (ArduPilot's GPS_RAW_INT) or no time: nothing to move
+    return with_fields(frame, **{field: recorded + round(shift_s * 1e6)})
 
 
 def _wait_until(due, connection, responder, signer, stop) -> bool:
@@ -124,7 +153,27 @@ def _serve(connection, responder: AutopilotResponder, signer: FrameSigner | None
         if message is None:
             return
         for reply in responder.answer(message):
-            connection.write(reply if signer is None else signer.sign(reply))
+            send(connection, reply if signer is None else signer.sign(reply))
+
+
+def send(connection, raw: bytes) -> None:
+    """Write one whole frame. pymavlink's TCP connections use non-blocking sockets and
+    drop what a full send buffer does not take, which on a stream cuts a frame in two
+    and garbles what follows; so on TCP wait for room and send all of it."""
+    sock = getattr(connection, "port", None)
+    if not isinstance(sock, socket.socket) or sock.type != socket.SOCK_STREAM:
+        connection.write(raw)
+        return
+    remaining = memoryview(raw)
+    while remaining:
+        select.select([], [sock], [], STREAM_STALL_S)
+        try:
+            remaining = remaining[sock.send(remaining) :]
+        except BlockingIOError:
+            continue
+        except OSError:
+            connection.write(raw)  # the peer is gone: pymavlink goes back to listening
+            return
 
 
 def main(argv: list[str]) -> int:
@@ -134,21 +183,29 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--speed", type=float, default=1.0, help="1 = real time")
     parser.add_argument("--loop", action="store_true", help="start again at the end")
     parser.add_argument("--signing-key-file", help="sign every frame (32 bytes or 64 hex digits)")
+    parser.add_argument(
+        "--restamp",
+        action="store_true",
+        help="move the UTC the vehicle reports so that each pass starts now",
+    )
+    parser.add_argument("--faults", help="a fault plan, TOML (see configs/faults/)")
     args = parser.parse_args(argv)
 
     stats = ReplayStats()
     frames = load(args.tlog, stats)
+    if args.faults:
+        frames = apply_faults(frames, load_faults(args.faults), stats.faults)
     connection = mavutil.mavlink_connection(args.to, dialect="ardupilotmega")
     responder = AutopilotResponder.for_frames(frames)
     signer = FrameSigner(read_key(args.signing_key_file)) if args.signing_key_file else None
     try:
         replay(frames, connection, args.speed, stats, loop=args.loop, responder=responder,
-               signer=signer)  # fmt: skip
+               signer=signer, restamp=args.restamp)  # fmt: skip
     except KeyboardInterrupt:
         pass  # Ctrl-C ends the replay; the summary below still prints
     finally:
         connection.close()
     print(f"sent {stats.sent} frames; left out {stats.ground_station_frames} ground-station "
           f"frames; read {stats.read}; requests {responder.counters}; "
-          f"lateness {stats.lateness_percentiles()}")  # fmt: skip
+          f"faults {stats.faults}; lateness {stats.lateness_percentiles()}")  # fmt: skip
     return 0

@@ -4,6 +4,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from pymavlink import mavutil
@@ -156,3 +157,102 @@ def test_signed_replay_is_accepted_only_with_the_key(generated_flight, tmp_path,
         assert all(m.get_signed() for m in accepted)
     else:
         assert accepted == [] and signing.badsig_count > 1000
+
+
+def test_restamped_replay_reports_the_present_with_the_recorded_spacing(generated_flight):
+    stats = ReplayStats()
+    frames = load(str(generated_flight), stats)
+    port = free_udp_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
+        sock.bind(("127.0.0.1", port))
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sender.connect(("127.0.0.1", port))
+
+        class Link:
+            def write(self, data):
+                sender.send(data)
+
+        started = time.time()
+        thread = threading.Thread(target=replay, args=(frames, Link(), 30.0, stats),
+                                  kwargs={"restamp": True})  # fmt: skip
+        thread.start()
+        messages = receive_frames(sock, len(frames))
+        thread.join()
+        sender.close()
+    recorded = [dialect.MAVLink(None).decode(bytearray(f.raw)) for f in frames if f.msgid == 2]
+    replayed = [m for m in messages if m.get_type() == "SYSTEM_TIME"]
+    assert len(replayed) == len(recorded) > 50
+    assert abs(replayed[0].time_unix_usec / 1e6 - started) < 1.0
+    assert [m.time_unix_usec - replayed[0].time_unix_usec for m in replayed] == [
+        m.time_unix_usec - recorded[0].time_unix_usec for m in recorded
+    ]
+    # Our simulator's GPS_RAW_INT carries UTC too; it moves by the same amount.
+    shift = replayed[0].time_unix_usec - recorded[0].time_unix_usec
+    gps_recorded = [dialect.MAVLink(None).decode(bytearray(f.raw)) for f in frames if f.msgid == 24]
+    gps_replayed = [m for m in messages if m.get_type() == "GPS_RAW_INT"]
+    assert [m.time_usec for m in gps_replayed] == [m.time_usec + shift for m in gps_recorded]
+    assert [m.time_boot_ms for m in replayed] == [m.time_boot_ms for m in recorded]
+
+
+def test_command_line_replay_applies_a_fault_plan(generated_flight, tmp_path):
+    plan = tmp_path / "faults.toml"
+    plan.write_text("seed = 4\nloss = 0.05\ncuts = [[20.0, 10.0]]\ngps_dropouts = [[5.0, 5.0]]\n")
+    port = free_udp_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
+        sock.bind(("127.0.0.1", port))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sim_hw", "replay", str(generated_flight),
+             "--to", f"udpout:127.0.0.1:{port}", "--speed", "30", "--faults", str(plan)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        messages = receive_frames(sock, 10**9, timeout=5.0)
+        stdout, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0, stderr
+    total = len(load(str(generated_flight), ReplayStats()))
+    # 10 of 60 s cut, then 5 % of the rest lost at random.
+    assert 0.75 * total < len(messages) < 0.82 * total
+    no_fix = [m for m in messages if m.get_type() == "GPS_RAW_INT" and m.fix_type == 0]
+    assert 15 <= len(no_fix) <= 25  # 5 s of a 5 Hz GPS, less the random loss
+    assert f"sent {len(messages)} frames" in stdout and "cut=" in stdout
+
+
+def test_replay_serves_a_tcp_client_every_frame_whole(generated_flight):
+    port = free_tcp_port()
+    replayer = subprocess.Popen(
+        [sys.executable, "-m", "sim_hw", "replay", str(generated_flight),
+         "--to", f"tcpin:127.0.0.1:{port}", "--speed", "20"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    client = None
+    try:
+        deadline = time.monotonic() + 20
+        while client is None and time.monotonic() < deadline:
+            try:
+                client = mavutil.mavlink_connection(f"tcp:127.0.0.1:{port}", retries=0,
+                                                    source_system=255)  # fmt: skip
+            except OSError:
+                time.sleep(0.1)
+        assert client is not None, "the replay never listened"
+        received = []
+        while (msg := client.recv_match(blocking=True, timeout=5)) is not None:
+            received.append(msg)
+        replayer.communicate(timeout=60)
+    finally:
+        replayer.kill()
+        if client is not None:
+            client.close()
+    assert not [m for m in received if m.get_type() == "BAD_DATA"]
+    # A TCP client that connects late misses the start, then gets the rest, whole and in order.
+    sent = [f.raw for f in load(str(generated_flight), ReplayStats())]
+    got = [bytes(m.get_msgbuf()) for m in received]
+    first = sent.index(got[0])
+    assert len(got) > 0.5 * len(sent)
+    assert got == sent[first : first + len(got)] and first + len(got) == len(sent)
+
+
+def free_tcp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
