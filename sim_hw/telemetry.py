@@ -137,13 +137,13 @@ def _message(name: str, drone: Drone, k: int):
     if name == "GPS_RAW_INT":
         course = int(math.degrees(math.atan2(ve, vn)) % 360 * 100)
         return AUTOPILOT_COMPONENT, mavlink.MAVLink_gps_raw_int_message(
-            int((drone.start_utc + t) * 1e6), 3, int(lat * 1e7), int(lon * 1e7),
+            int((drone.start_utc + t) * 1e6), 3, round(lat * 1e7), round(lon * 1e7),
             int(alt * 1000), 80, 120, int(math.hypot(ve, vn) * 100), course, 14,
         )  # fmt: skip
     if name == "GLOBAL_POSITION_INT":
         heading = int(math.degrees(tr.yaw[k]) % 360 * 100)
         return AUTOPILOT_COMPONENT, mavlink.MAVLink_global_position_int_message(
-            boot_ms, int(lat * 1e7), int(lon * 1e7), int(alt * 1000), int(u * 1000),
+            boot_ms, round(lat * 1e7), round(lon * 1e7), int(alt * 1000), int(u * 1000),
             int(vn * 100), int(ve * 100), int(-vu * 100), heading,
         )  # fmt: skip
     if name == "ATTITUDE":
@@ -169,11 +169,11 @@ def _message(name: str, drone: Drone, k: int):
             lat_i = lon_i = alt_i = nan
         else:
             c_lat, c_lon, c_alt = drone.frame.to_geodetic(*centre)
-            lat_i, lon_i, alt_i = int(c_lat * 1e7), int(c_lon * 1e7), int(c_alt * 1000)
+            lat_i, lon_i, alt_i = round(c_lat * 1e7), round(c_lon * 1e7), int(c_alt * 1000)
         q = euler_to_quaternion(0.0, drone.gimbal_pitch[k], drone.gimbal_yaw[k])
         cam = drone.camera
         return CAMERA_COMPONENT, mavlink.MAVLink_camera_fov_status_message(
-            boot_ms, int(lat * 1e7), int(lon * 1e7), int(alt * 1000), lat_i, lon_i, alt_i, q,
+            boot_ms, round(lat * 1e7), round(lon * 1e7), int(alt * 1000), lat_i, lon_i, alt_i, q,
             math.degrees(cam.hfov), math.degrees(cam.vfov),
         )  # fmt: skip
     if name == "CAMERA_INFORMATION":
