@@ -12,6 +12,7 @@ import argparse
 import logging
 import select
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -192,9 +193,13 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     stats = ReplayStats()
-    frames = load(args.tlog, stats)
-    if args.faults:
-        frames = apply_faults(frames, load_faults(args.faults), stats.faults)
+    try:
+        frames = load(args.tlog, stats)
+        if args.faults:
+            frames = apply_faults(frames, load_faults(args.faults), stats.faults)
+    except (OSError, ValueError) as error:  # pydantic's ValidationError is a ValueError
+        print(f"python -m sim_hw replay: {error}", file=sys.stderr)
+        return 1
     connection = mavutil.mavlink_connection(args.to, dialect="ardupilotmega")
     responder = AutopilotResponder.for_frames(frames)
     signer = FrameSigner(read_key(args.signing_key_file)) if args.signing_key_file else None

@@ -4,6 +4,7 @@ import pytest
 from pymavlink.dialects.v10 import common as mavlink1
 from pymavlink.dialects.v20 import common as mavlink2
 
+from sim_hw.__main__ import main as sim_main
 from sim_hw.replay import ReplayStats, load, vehicle_frames
 from sim_hw.tlog import ReadCounters, read_tlog, write_tlog
 from tests.conftest import SHARED_DATA
@@ -81,3 +82,13 @@ def test_ground_station_frames_are_left_out(tmp_path):
     stats = ReplayStats()
     frames = load(str(path), stats)
     assert {f.sysid for f in frames} == {1} and stats.ground_station_frames == 3
+
+
+def test_the_command_line_says_why_it_cannot_replay_a_file(tmp_path, capsys):
+    noise = tmp_path / "noise.bin"
+    noise.write_bytes(bytes(range(256)) * 10)
+    argv = ["replay", str(noise), "--to", "udpout:127.0.0.1:9"]
+    assert sim_main(argv) == 1
+    assert "no usable vehicle frames" in capsys.readouterr().err
+    assert sim_main(["replay", str(tmp_path / "absent.tlog"), "--to", "udpout:127.0.0.1:9"]) == 1
+    assert "absent.tlog" in capsys.readouterr().err
