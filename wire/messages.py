@@ -1,0 +1,188 @@
+"""What edge nodes and HQ say to each other: versioned message models (pydantic v2).
+
+Every message is JSON and carries `schema_version` "MAJOR.MINOR". A reader
+accepts any minor version of its own major (fields added later are
+ignored) and rejects another major with `UnsupportedVersion`, whose message
+says what arrived and what is understood. Units and frames follow the
+project's conventions: UTC seconds, WGS84 degrees and metres above the
+ellipsoid, ENU metres and m/s in the post's frame, covariances in m² and
+(m/s)².
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SCHEMA_VERSION = "1.0"
+SCHEMA_MAJOR = 1
+
+Latitude = Annotated[float, Field(ge=-90.0, le=90.0)]
+Longitude = Annotated[float, Field(ge=-180.0, le=180.0)]
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+Matrix2 = Annotated[list[Annotated[list[float], Field(min_length=2, max_length=2)]],
+                    Field(min_length=2, max_length=2)]  # fmt: skip
+
+
+class UnsupportedVersion(ValueError):
+    pass
+
+
+class TargetClass(StrEnum):
+    PERSON = "person"
+    VEHICLE = "vehicle"
+    ANIMAL = "animal"
+    AIRCRAFT = "aircraft"
+    UNKNOWN = "unknown"
+
+
+class TrackStatus(StrEnum):
+    TENTATIVE = "tentative"
+    CONFIRMED = "confirmed"
+    COASTING = "coasting"  # no detection lately; the state is a prediction
+    ENDED = "ended"
+
+
+class _Message(BaseModel):
+    # Unknown fields are ignored, so a newer minor version still reads.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    schema_version: str = SCHEMA_VERSION
+
+    @field_validator("schema_version")
+    @classmethod
+    def _same_major(cls, version: str) -> str:
+        check_version(version)
+        return version
+
+
+class Track(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    track_id: int = Field(ge=0)  # unique within the node while the track lives
+    time: float  # UTC s of the state
+    lat: Latitude
+    lon: Longitude
+    alt: float
+    position_enu: tuple[float, float]
+    velocity_enu: tuple[float, float]
+    position_covariance: Matrix2  # ENU m²
+    velocity_covariance: Matrix2  # ENU (m/s)²
+    target_class: TargetClass = TargetClass.UNKNOWN
+    status: TrackStatus
+    quality: float = Field(ge=0.0, le=1.0)  # existence probability or a like score
+    hits: int = Field(ge=0)
+    sensors: list[Name] = []  # the cameras that contributed
+
+
+class TrackBatch(_Message):
+    """All tracks of one tracker cycle of one node."""
+
+    kind: Literal["track_batch"] = "track_batch"
+    site: Name
+    node: Name
+    seq: int = Field(ge=0)  # monotonic per node, across restarts
+    sent: float  # UTC s when the node produced the batch
+    frame_origin: tuple[Latitude, Longitude, float]  # the post's ENU origin: lat, lon, alt
+    tracks: list[Track]
+
+
+class DroneLink(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    sysid: int = Field(ge=1, le=255)
+    connected: bool
+    last_heartbeat: float | None = None  # UTC s
+    packet_loss: float = Field(ge=0.0, le=1.0)
+    rssi: int | None = None
+    battery_remaining: float | None = Field(default=None, ge=0.0, le=1.0)
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+    alt: float | None = None
+
+
+class NodeStatus(_Message):
+    kind: Literal["node_status"] = "node_status"
+    site: Name
+    node: Name
+    state: Literal["birth", "online", "offline"]
+    time: float
+    software_version: str
+    capabilities: list[str] = []
+    drones: list[DroneLink] = []
+    outbox_depth: int = Field(default=0, ge=0)
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+
+
+class VehicleTelemetry(_Message):
+    """The node's own drones, shown at HQ as friendly tracks."""
+
+    kind: Literal["vehicle_telemetry"] = "vehicle_telemetry"
+    site: Name
+    node: Name
+    sysid: int = Field(ge=1, le=255)
+    time: float
+    lat: Latitude
+    lon: Longitude
+    alt: float
+    velocity_enu: tuple[float, float, float]
+    heading_deg: float
+    footprint: list[tuple[Latitude, Longitude]] = []  # the camera's ground corners
+
+
+class Alert(_Message):
+    kind: Literal["alert"] = "alert"
+    site: Name
+    node: Name
+    alert_id: str = Field(min_length=1, max_length=128)
+    alert_type: Literal["distress", "border_crossing", "node", "drone_link", "battery", "outbox"]
+    severity: Literal["info", "warning", "critical"]
+    time: float
+    message: str = Field(max_length=2000)
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+
+
+MESSAGE_TYPES = {m.model_fields["kind"].default: m
+                 for m in (TrackBatch, NodeStatus, VehicleTelemetry, Alert)}  # fmt: skip
+AnyMessage = TrackBatch | NodeStatus | VehicleTelemetry | Alert
+
+
+def encode(message: AnyMessage) -> bytes:
+    return message.model_dump_json().encode()
+
+
+def decode(payload: bytes | str, expected: type[AnyMessage] | None = None) -> AnyMessage:
+    """The message in `payload`, of `expected`'s kind or of whatever known kind it says.
+
+    Raises UnsupportedVersion for another major version, and ValueError (pydantic's
+    ValidationError is one) for anything else malformed, each saying why.
+    """
+    header = _Header.model_validate_json(payload)
+    check_version(header.schema_version)
+    model = MESSAGE_TYPES.get(header.kind)
+    if model is None:
+        raise ValueError(f"unknown message kind {header.kind!r}")
+    if expected is not None and model is not expected:
+        raise ValueError(f"expected a {expected.__name__}, got kind {header.kind!r}")
+    return model.model_validate_json(payload)
+
+
+def check_version(version: str) -> None:
+    major = version.split(".", 1)[0]
+    if not major.isdigit() or int(major) != SCHEMA_MAJOR:
+        raise UnsupportedVersion(
+            f"schema version {version!r} is not understood here (this reader knows "
+            f"{SCHEMA_MAJOR}.x)"
+        )
+
+
+class _Header(BaseModel):
+    """The two fields every message has, read before choosing its model."""
+
+    model_config = ConfigDict(extra="ignore")
+    kind: str
+    schema_version: str
