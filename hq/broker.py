@@ -1,0 +1,82 @@
+"""The HQ broker's access control: one account per node, each confined to its topics.
+
+`python -m hq broker-config --node SITE/NODE ... --out DIR` writes, for
+mosquitto, `DIR/acl` (a node publishes only under `dunewatch/v1/SITE/NODE/#`
+and subscribes to nothing; HQ's account reads all), `DIR/passwd` (hashed by
+`mosquitto_passwd`), `DIR/mosquitto.conf` (from configs/mosquitto/), and
+`DIR/credentials.toml` (mode 600) holding the generated passwords for
+provisioning each edge box. DIR must be outside the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+from wire import topics
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "mosquitto"
+HQ_USER = "hq"
+
+
+def username(site: str, node: str) -> str:
+    return f"{site}.{node}"
+
+
+def acl_text(nodes: list[tuple[str, str]]) -> str:
+    blocks = "\n".join(
+        f"user {username(site, node)}\ntopic write {topics.node_root(site, node)}\n"
+        for site, node in nodes
+    )
+    template = (CONFIG_DIR / "acl.template").read_text()
+    return template.format(hq_user=HQ_USER, node_blocks=blocks)
+
+
+def write_broker_config(out: Path, nodes: list[tuple[str, str]], port: int = 1883,
+                        bind: str = "0.0.0.0", passwords: dict[str, str] | None = None,
+                        run_as: str = "mosquitto") -> dict[str, str]:  # fmt: skip
+    """Write the broker's files into `out`; the passwords by user name."""
+    if shutil.which("mosquitto_passwd") is None:
+        raise RuntimeError("mosquitto_passwd not found: install the mosquitto package")
+    out.mkdir(parents=True, exist_ok=True)
+    users = [HQ_USER] + [username(site, node) for site, node in nodes]
+    passwords = dict(passwords or {})
+    for user in users:
+        passwords.setdefault(user, secrets.token_urlsafe(24))
+    password_file = out / "passwd"
+    password_file.unlink(missing_ok=True)
+    for user in users:
+        flags = ["-b"] if password_file.exists() else ["-c", "-b"]
+        subprocess.run(["mosquitto_passwd", *flags, str(password_file), user, passwords[user]],
+                       check=True, capture_output=True)  # fmt: skip
+    (out / "acl").write_text(acl_text(nodes))
+    (out / "data").mkdir(exist_ok=True)
+    conf = (CONFIG_DIR / "mosquitto.conf").read_text().format(
+        password_file=password_file, acl_file=out / "acl", persistence="true",
+        persistence_location=f"{out / 'data'}/", port=port, bind=bind, run_as=run_as,
+    )  # fmt: skip
+    (out / "mosquitto.conf").write_text(conf)
+    credentials = out / "credentials.toml"
+    credentials.write_text("".join(f'"{u}" = "{passwords[u]}"\n' for u in users))
+    os.chmod(credentials, 0o600)
+    return passwords
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hq broker-config", description=__doc__)
+    parser.add_argument("--node", action="append", required=True, metavar="SITE/NODE")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--port", type=int, default=1883)
+    args = parser.parse_args(argv)
+    nodes = []
+    for entry in args.node:
+        site, _, node = entry.partition("/")
+        topics.node_root(site, node)  # refuses names that cannot be topic levels
+        nodes.append((site, node))
+    write_broker_config(args.out, nodes, args.port)
+    print(f"broker files in {args.out}; passwords in {args.out / 'credentials.toml'}")
+    return 0
