@@ -14,7 +14,9 @@ import argparse
 import os
 import secrets
 import shutil
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 from wire import topics
@@ -64,6 +66,54 @@ def write_broker_config(out: Path, nodes: list[tuple[str, str]], port: int = 188
     credentials.write_text("".join(f'"{u}" = "{passwords[u]}"\n' for u in users))
     os.chmod(credentials, 0o600)
     return passwords
+
+
+class BrokerProcess:
+    """A mosquitto started with a written config, for the demo, tests and benchmarks;
+    `stop` (or `kill`) and `start` again restart it on the same port."""
+
+    def __init__(self, config_file: Path, port: int):
+        if shutil.which("mosquitto") is None:
+            raise RuntimeError("mosquitto not found: install the mosquitto package")
+        self.config_file = config_file
+        self.port = port
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 10.0) -> BrokerProcess:
+        self.process = subprocess.Popen(
+            ["mosquitto", "-c", str(self.config_file)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mosquitto exited: {self.process.stderr.read()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"mosquitto did not listen on {self.port} in {timeout_s} s")
+
+    def stop(self) -> None:
+        """SIGTERM: mosquitto saves its persistent store and exits."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL: a crash or a power cut of the broker."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+def free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def main(argv: list[str]) -> int:

@@ -13,8 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.outbox import Outbox
 from edge.uplink import Uplink, UplinkConfig
-from hq.broker import write_broker_config
-from tests.mosquitto import Mosquitto, free_tcp_port
+from hq.broker import BrokerProcess, free_tcp_port, write_broker_config
 from wire import topics
 from wire.messages import NodeStatus, TrackBatch, decode, encode
 
@@ -29,7 +28,7 @@ def broker(tmp_path):
     # The broker runs as whoever runs the test, so that it can read the test's files.
     passwords = write_broker_config(tmp_path / "broker", NODES, port=port, bind="127.0.0.1",
                                     run_as=getpass.getuser())  # fmt: skip
-    mosquitto = Mosquitto(tmp_path / "broker" / "mosquitto.conf", port).start()
+    mosquitto = BrokerProcess(tmp_path / "broker" / "mosquitto.conf", port).start()
     mosquitto.passwords = passwords
     yield mosquitto
     mosquitto.kill()
