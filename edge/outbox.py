@@ -109,12 +109,18 @@ class Outbox:
 
     def delete(self, message_id: int) -> bool:
         """Forget a delivered message; False if it was already gone."""
+        return self.delete_many([message_id]) == 1
+
+    def delete_many(self, message_ids: list[int]) -> int:
+        """Forget delivered messages in one transaction (one disk sync); how many were here."""
         with self._lock, self._db.conn:
-            gone = self._db.execute("DELETE FROM messages WHERE id = ?", [message_id]).rowcount
+            before = self._db.conn.total_changes
+            self._db.conn.executemany("DELETE FROM messages WHERE id = ?",
+                                      [(i,) for i in message_ids])  # fmt: skip
+            gone = self._db.conn.total_changes - before
             self._count -= gone
-        if gone:
-            self.counters.delivered += 1
-        return bool(gone)
+        self.counters.delivered += gone
+        return gone
 
     def newest_id(self) -> int:
         with self._lock:

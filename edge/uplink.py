@@ -199,11 +199,12 @@ class Uplink:
                 self._handle_events()
 
     def _handle_events(self) -> None:
+        delivered = []
         while True:
             try:
                 event, mid, failed = self._events.get_nowait()
             except queue.Empty:
-                return
+                break
             if event == "connected":
                 self._sending = _Sending(live_after=self.outbox.newest_id())
                 self._sending.live_cursor = self._sending.live_after
@@ -217,7 +218,9 @@ class Uplink:
                 log.warning("broker refused a message id=%d", message_id)
                 continue
             self.counters.acknowledged += 1
-            self.outbox.delete(message_id)
+            delivered.append(message_id)
+        if delivered:
+            self.outbox.delete_many(delivered)
 
     def _send_one(self) -> bool:
         """Hand paho the next message, live lane first; False when there is nothing to send."""
