@@ -81,6 +81,15 @@ def a_batch(outbox, site="tummo", node="west-1"):
                       frame_origin=(22.84, 14.13, 620.0), tracks=[])  # fmt: skip
 
 
+def wait_until(predicate, timeout_s=10.0):
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def send_batches(uplink, count):
     for _ in range(count):
         batch = a_batch(uplink.outbox)
@@ -91,6 +100,8 @@ def test_batches_arrive_in_order_and_leave_the_outbox(broker, tmp_path):
     listener = Listener(broker)
     uplink = node_uplink(broker, tmp_path / "outbox.db")
     uplink.start()
+    # Connected first: what is stored before a connect is backlog, and may follow live data.
+    assert wait_until(lambda: uplink.counters.connected)
     send_batches(uplink, 50)
     assert listener.wait_for(lambda m: len([x for x in m if x[0].endswith("/tracks")]) == 50)
     assert [b.seq for b in listener.batches()] == list(range(50))
