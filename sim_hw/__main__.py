@@ -20,7 +20,7 @@ from sim_hw.flight import (
     patrol_waypoints,
     survey_waypoints,
 )
-from sim_hw.telemetry import Drone, frames
+from sim_hw.telemetry import Drone, frames, local_level
 from sim_hw.terrain import ground_up
 from sim_hw.tlog import write_tlog
 from wire.geo import EnuFrame
@@ -88,13 +88,17 @@ def write_truth(path: str, drone: Drone, period: float = 0.1) -> None:
     with open(path, "w") as out:
         for k in range(0, len(tr.t), step):
             lat, lon, alt = drone.frame.to_geodetic(*tr.position[k])
+            # Attitudes as MAVLink means them: against the drone's own north and level.
+            roll, pitch, yaw = local_level(drone.frame, lat, lon, tr.roll[k], tr.pitch[k],
+                                           tr.yaw[k])  # fmt: skip
+            _, gimbal_pitch, gimbal_yaw = local_level(drone.frame, lat, lon, 0.0,
+                                                      drone.gimbal_pitch[k], drone.gimbal_yaw[k])
             out.write(json.dumps({
                 "t": drone.start_utc + float(tr.t[k]), "sysid": drone.sysid,
                 "lat": float(lat), "lon": float(lon), "alt": float(alt),
                 "enu": tr.position[k].tolist(), "velocity_enu": tr.velocity[k].tolist(),
-                "roll": float(tr.roll[k]), "pitch": float(tr.pitch[k]), "yaw": float(tr.yaw[k]),
-                "gimbal_pitch": float(drone.gimbal_pitch[k]),
-                "gimbal_yaw": float(drone.gimbal_yaw[k]),
+                "roll": float(roll), "pitch": float(pitch), "yaw": float(yaw),
+                "gimbal_pitch": float(gimbal_pitch), "gimbal_yaw": float(gimbal_yaw),
                 "battery": float(tr.battery[k]),
             }) + "\n")  # fmt: skip
 

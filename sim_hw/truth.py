@@ -22,7 +22,7 @@ from sim_hw.scenario import (
     stationary_groups,
     to_enu,
 )
-from sim_hw.telemetry import Drone, frames
+from sim_hw.telemetry import Drone, frames, local_level
 from sim_hw.terrain import ground_up
 from sim_hw.tlog import write_tlog
 from wire.geo import EnuFrame
@@ -107,14 +107,19 @@ def _drone_rows(drone: Drone, utc: np.ndarray, origin: EnuFrame) -> list:
         if not airborne[k]:
             rows.append(None)
             continue
+        # Attitudes as MAVLink means them: against the drone's own north and level.
+        roll, pitch, yaw = local_level(drone.frame, lat[k], lon[k], trajectory.roll[i],
+                                       trajectory.pitch[i], trajectory.yaw[i])  # fmt: skip
+        _, gimbal_pitch, gimbal_yaw = local_level(drone.frame, lat[k], lon[k], 0.0,
+                                                  drone.gimbal_pitch[i], drone.gimbal_yaw[i])
         rows.append({
             "sysid": drone.sysid, "lat": round(float(lat[k]), 8), "lon": round(float(lon[k]), 8),
             "alt": round(float(alt[k]), 3),
             "enu": [round(float(east[k]), 3), round(float(north[k]), 3), round(float(up[k]), 3)],
             "velocity_enu": [round(float(v), 3) for v in velocity[k]],
-            "roll": float(trajectory.roll[i]), "pitch": float(trajectory.pitch[i]),
-            "yaw": float(trajectory.yaw[i]), "gimbal_pitch": float(drone.gimbal_pitch[i]),
-            "gimbal_yaw": float(drone.gimbal_yaw[i]), "battery": float(trajectory.battery[i]),
+            "roll": float(roll), "pitch": float(pitch), "yaw": float(yaw),
+            "gimbal_pitch": float(gimbal_pitch), "gimbal_yaw": float(gimbal_yaw),
+            "battery": float(trajectory.battery[i]),
         })  # fmt: skip
     return rows
 
