@@ -6,6 +6,7 @@ of the arguments to that module's entry point, which parses them itself.
 
     python -m edge bench tracking [--json] [--quick] ...   edge.tracking.bench.run(argv)
     python -m edge demo ...                                 edge.demo.main(argv)
+    python -m edge georef --lat ... --u PX --v PX [--json]  edge.georef_cli.main(argv)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ BENCHMARKS = {
 # command -> "module:function" taking the remaining arguments
 COMMANDS = {
     "demo": "edge.demo:main",
+    "georef": "edge.georef_cli:main",
 }
 
 
