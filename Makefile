@@ -50,6 +50,10 @@ test: setup
 
 bench: setup
 	$(PY) -m edge bench tracking --json
+	$(PY) bench/sim_replay.py --json
+	$(PY) bench/mavlink_ingest.py --json
+	$(PY) bench/georef.py --json
+	$(PY) bench/uplink.py --json
 
 lint: setup
 	$(PY) -m ruff check .
