@@ -1,0 +1,122 @@
+"""The edge node's configuration: `configs/edge/<post>.toml`, loaded into typed models.
+
+Secrets never sit in the TOML: the MQTT password and the MAVLink signing key
+are named there by an environment variable or a file path outside git, and
+read when the node starts (`secret`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from wire.messages import Name
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(_Strict):
+    """Where a secret is: an environment variable or a file (not the secret itself)."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.env is None) == (self.file is None):
+            raise ValueError("a secret is named by exactly one of env = ... or file = ...")
+        return self
+
+
+def secret(ref: SecretRef | None) -> str | None:
+    """The secret's value, stripped; a clear error when it is not where the config says."""
+    if ref is None:
+        return None
+    if ref.env is not None:
+        value = os.environ.get(ref.env)
+        if value is None:
+            raise ValueError(f"environment variable {ref.env} is not set")
+        return value.strip()
+    try:
+        return ref.file.read_text().strip()
+    except OSError as error:
+        raise ValueError(f"cannot read secret file {ref.file}: {error.strerror}") from error
+
+
+class PostConfig(_Strict):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    alt: float  # terrain height above the WGS84 ellipsoid, m: the ground cameras look at
+
+
+class UplinkSection(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretRef | None = None
+    ca_file: Path | None = None
+    outbox: Path = Path("/var/lib/dunewatch/outbox.db")
+    outbox_max_messages: int = Field(default=200_000, ge=1)
+    drain_rate: float = Field(default=50.0, gt=0)  # backlog messages per second
+    status_period_s: float = Field(default=10.0, gt=0)
+    status_expiry_s: int = Field(default=600, ge=1)
+
+
+class MavlinkLink(_Strict):
+    url: str  # pymavlink connection string: udpin:0.0.0.0:14550, tcp:10.0.0.2:5760, ...
+    signing_key: SecretRef | None = None  # accept signed frames only when set
+
+
+class CameraSection(_Strict):
+    name: Name
+    source: str  # anything OpenCV opens: a file, rtsp://, http:// MJPEG, /dev/video0
+    mode: Literal["eo", "thermal"] = "eo"
+    hfov_deg: float = Field(gt=0, lt=180)
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    latency_s: float = Field(default=0.1, ge=0)  # source to arrival, where the stream has no time
+    # On a drone's gimbal (its pose from that drone's telemetry), or on a mast at the post.
+    drone_sysid: int | None = Field(default=None, ge=1, le=254)
+    mast: tuple[float, float, float] | None = None  # lat, lon, height above the ground m
+    mast_pan_deg: float = 0.0  # from north, clockwise
+    mast_tilt_deg: float = -30.0  # below the horizon is negative
+
+    @model_validator(mode="after")
+    def _one_mount(self):
+        if (self.drone_sysid is None) == (self.mast is None):
+            raise ValueError(f"camera {self.name}: set exactly one of drone_sysid or mast")
+        return self
+
+
+class TrackingSection(_Strict):
+    publish_rate_hz: float = Field(default=2.0, gt=0, le=50)
+    clutter_density: float = Field(default=1e-6, gt=0)
+    detection_probability: float = Field(default=0.9, gt=0, lt=1)
+
+
+class EdgeConfig(_Strict):
+    site: Name
+    node: Name
+    post: PostConfig
+    uplink: UplinkSection = UplinkSection()
+    mavlink: list[MavlinkLink] = []
+    cameras: list[CameraSection] = []
+    tracking: TrackingSection = TrackingSection()
+
+    @model_validator(mode="after")
+    def _camera_names_differ(self):
+        names = [c.name for c in self.cameras]
+        if len(set(names)) != len(names):
+            raise ValueError(f"camera names must differ, got {names}")
+        return self
+
+
+def load_config(path: str | Path) -> EdgeConfig:
+    with open(path, "rb") as f:
+        return EdgeConfig.model_validate(tomllib.load(f))
