@@ -1,0 +1,242 @@
+"""The edge node: drivers -> detection -> georeferencing -> tracker -> uplink, one loop.
+
+One thread owns the loop and the clock. Each turn it takes the newest frame
+of every camera (a camera source keeps only its newest, so a slow turn drops
+frames rather than falling behind), finds the camera's pose at the frame's
+time (a drone's from its MAVLink telemetry, a mast's fixed), detects,
+georeferences, and updates the tracker with that camera's scan. At the
+publish rate it sends the confirmed tracks as a TrackBatch and its own
+drones as VehicleTelemetry; every status period a NodeStatus with the link
+health of each drone. Everything goes through the uplink's outbox, so a cut
+link loses nothing; tracking goes on meanwhile.
+
+The parts are built elsewhere (`edge.run` from the config; tests by hand) and
+handed in, so the loop can be tested with real parts of any kind.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from edge.batches import track_batch
+from edge.detection import Detection, ground_measurements
+from edge.drivers.mavlink import MavlinkDriver
+from edge.georef import Georeferencer
+from edge.georef import Pose as CameraPose
+from edge.tracking import Tracker
+from edge.uplink import Uplink
+from wire import topics
+from wire.geo import EnuFrame
+from wire.messages import DroneLink, NodeStatus, VehicleTelemetry, encode
+
+log = logging.getLogger(__name__)
+
+
+class FrameSource(Protocol):
+    def latest(self) -> tuple[float, np.ndarray] | None:
+        """The newest frame not yet taken, as (UTC time, image), or None."""
+
+
+class Detector(Protocol):
+    def detect(self, t: float, image: np.ndarray, pose: CameraPose) -> list[Detection]: ...
+
+
+@dataclass
+class CameraPipeline:
+    name: str
+    source: FrameSource
+    detector: Detector
+    pose_at: Callable[[float], CameraPose]  # raises LookupError when there is none
+    georeferencer: Georeferencer
+
+
+@dataclass
+class NodeCounters:
+    frames: int = 0
+    frames_without_pose: int = 0  # no telemetry at the frame's time: skipped
+    frames_out_of_order: int = 0  # older than the tracker's clock: skipped
+    detector_failures: int = 0
+    detections: int = 0
+    measurements: int = 0  # detections that reached the ground
+    batches: int = 0
+    telemetry: int = 0
+
+
+@dataclass
+class NodeSettings:
+    site: str
+    node: str
+    frame: EnuFrame  # the post's ENU frame: the tracker's
+    publish_period_s: float = 0.5
+    status_period_s: float = 10.0
+    software_version: str = "0.1.0"
+    capabilities: tuple[str, ...] = ("tracks", "telemetry")
+
+
+@dataclass
+class _Clock:
+    next_batch: float = 0.0
+    next_status: float = 0.0
+    last_scan: float = -math.inf
+    classes: dict[int, str] = field(default_factory=dict)
+
+
+class EdgeNode:
+    def __init__(self, settings: NodeSettings, tracker: Tracker, uplink: Uplink,
+                 drivers: list[MavlinkDriver] = (), cameras: list[CameraPipeline] = (),
+                 clock: Callable[[], float] = time.time):  # fmt: skip
+        self.settings = settings
+        self.tracker = tracker
+        self.uplink = uplink
+        self.drivers = list(drivers)
+        self.cameras = list(cameras)
+        self.clock = clock
+        self.counters = NodeCounters()
+        self._state = _Clock()
+        self._tracks = None
+
+    def run(self, stop: threading.Event, poll_s: float = 0.005) -> None:
+        """Turn the loop until `stop` is set; then flush and say offline."""
+        for driver in self.drivers:
+            driver.start()
+        self.uplink.start()
+        try:
+            while not stop.is_set():
+                if not self.step(self.clock()):
+                    stop.wait(poll_s)
+        finally:
+            for driver in self.drivers:
+                driver.stop()
+            self.uplink.stop()
+
+    def step(self, now: float) -> bool:
+        """One turn; True when a frame was processed (the loop goes straight on)."""
+        worked = False
+        for camera in self.cameras:
+            worked |= self._process_camera(camera)
+        if now >= self._state.next_batch:
+            self._state.next_batch = now + self.settings.publish_period_s
+            self.publish_tracks(now)
+            self.publish_telemetry(now)
+        if now >= self._state.next_status:
+            self._state.next_status = now + self.settings.status_period_s
+            self.uplink.publish_status(self.status("online", now))
+        return worked
+
+    # --- sensing ---------------------------------------------------------------------------
+
+    def _process_camera(self, camera: CameraPipeline) -> bool:
+        taken = camera.source.latest()
+        if taken is None:
+            return False
+        t, image = taken
+        self.counters.frames += 1
+        if t < self._state.last_scan:
+            self.counters.frames_out_of_order += 1
+            return True
+        try:
+            pose = camera.pose_at(t)
+        except LookupError as error:
+            self.counters.frames_without_pose += 1
+            log.debug("frame skipped camera=%s reason=%s", camera.name, error)
+            return True
+        try:
+            detections = camera.detector.detect(t, image, pose)
+        except Exception:  # a detector's bug must not stop the node; counted and logged
+            self.counters.detector_failures += 1
+            log.exception("detector failed camera=%s", camera.name)
+            return True
+        ground = ground_measurements(detections, pose, camera.georeferencer)
+        ok = ground.ok
+        self.counters.detections += len(detections)
+        self.counters.measurements += int(ok.sum())
+        self._tracks = self.tracker.update(t, ground.z[ok], ground.R[ok], sensor=camera.name)
+        self._state.last_scan = t
+        self._vote_classes(ground.z[ok], [d for d, keep in zip(detections, ok, strict=True)
+                                          if keep])  # fmt: skip
+        return True
+
+    def _vote_classes(self, z: np.ndarray, detections: list[Detection]) -> None:
+        """Give each confirmed track the class of the detection nearest it (within 3 sigma).
+
+        The tracker does not report which measurement fed which track, and a
+        track's class is a slow-changing label, so the nearest detection is a
+        good enough witness; a known class is never overwritten by "unknown".
+        """
+        tracks = self._tracks
+        if tracks is None or not len(z):
+            return
+        for k in np.flatnonzero(tracks.confirmed):
+            offsets = z - tracks.x[k, :2]
+            gate = np.linalg.inv(tracks.P[k, :2, :2] + np.eye(2))
+            distances = np.einsum("ij,jk,ik->i", offsets, gate, offsets)
+            nearest = int(np.argmin(distances))
+            label = detections[nearest].target_class
+            if distances[nearest] < 9.0 and label != "unknown":
+                self._state.classes[int(tracks.ids[k])] = label
+
+    # --- publishing ------------------------------------------------------------------------
+
+    def publish_tracks(self, now: float) -> None:
+        if self._tracks is None:
+            return
+        settings = self.settings
+        batch = track_batch(self._tracks, settings.frame, site=settings.site, node=settings.node,
+                            seq=self.uplink.outbox.next_seq(), state_time=self._state.last_scan,
+                            sent=now, classes=self._state.classes)  # fmt: skip
+        self.uplink.send(topics.tracks(settings.site, settings.node), encode(batch))
+        self.counters.batches += 1
+
+    def publish_telemetry(self, now: float) -> None:
+        for driver in self.drivers:
+            for vehicle in driver.receiver.vehicle_status(now):
+                message = self._telemetry_of(driver, vehicle)
+                if message is not None:
+                    topic = topics.telemetry(self.settings.site, self.settings.node)
+                    self.uplink.send(topic, encode(message))
+                    self.counters.telemetry += 1
+
+    def _telemetry_of(self, driver: MavlinkDriver, vehicle) -> VehicleTelemetry | None:
+        """The drone where it last reported itself, or None before its first position."""
+        if vehicle.last_position_t is None:
+            return None
+        sysid = vehicle.sysid
+        try:
+            pose = driver.pose_at(sysid, vehicle.last_position_t)
+        except LookupError:
+            return None
+        vn, ve, vd = (float(v) for v in pose.velocity_ned)
+        yaw = float(pose.attitude.as_euler("ZYX")[0])
+        return VehicleTelemetry(site=self.settings.site, node=self.settings.node, sysid=sysid,
+                                time=pose.t, lat=pose.lat, lon=pose.lon, alt=pose.alt,
+                                velocity_enu=(ve, vn, -vd),
+                                heading_deg=math.degrees(yaw) % 360.0)  # fmt: skip
+
+    def status(self, state: str, now: float) -> NodeStatus:
+        drones = []
+        for driver in self.drivers:
+            for vehicle in driver.receiver.vehicle_status(now):
+                drones.append(_drone_link(vehicle, now))
+        return NodeStatus(site=self.settings.site, node=self.settings.node, state=state,
+                          time=now, software_version=self.settings.software_version,
+                          capabilities=list(self.settings.capabilities), drones=drones,
+                          outbox_depth=self.uplink.outbox.depth(),
+                          lat=self.settings.frame.lat, lon=self.settings.frame.lon)  # fmt: skip
+
+
+def _drone_link(vehicle, now: float) -> DroneLink:
+    link = vehicle.link
+    battery = (vehicle.battery or {}).get("remaining")
+    heartbeat = None if link.heartbeat_age is None else now - link.heartbeat_age
+    return DroneLink(sysid=vehicle.sysid, connected=link.state == "ok", last_heartbeat=heartbeat,
+                     packet_loss=min(1.0, max(0.0, link.loss_fraction)),
+                     rssi=None if link.radio is None else link.radio.rssi,
+                     battery_remaining=None if battery is None else min(1.0, max(0.0, battery)))

@@ -1,0 +1,129 @@
+"""`python -m edge run --config configs/edge/<post>.toml`: one border post's node.
+
+Builds the parts the config names (MAVLink links, cameras with their
+detectors and georeferencing, the tracker, the uplink with its outbox),
+warms the Numba kernels, and runs the loop until SIGINT or SIGTERM, then
+flushes the outbox as far as the link allows and says offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import signal
+import threading
+
+from edge.config import CameraSection, EdgeConfig, load_config, secret
+from edge.drivers.mavlink import MavlinkConfig, MavlinkDriver
+from edge.georef import Camera, Georeferencer
+from edge.georef import Pose as CameraPose
+from edge.node import CameraPipeline, EdgeNode, NodeSettings
+from edge.outbox import Outbox
+from edge.tracking import Tracker, TrackerConfig
+from edge.uplink import Uplink, UplinkConfig
+from wire.geo import EnuFrame
+
+log = logging.getLogger(__name__)
+
+
+def build_drivers(config: EdgeConfig) -> list[MavlinkDriver]:
+    drivers = []
+    for link in config.mavlink:
+        key = secret(link.signing_key)
+        signing_key = None if key is None else bytes.fromhex(key)
+        drivers.append(MavlinkDriver(MavlinkConfig(url=link.url, signing_key=signing_key)))
+    return drivers
+
+
+def build_uplink(config: EdgeConfig) -> Uplink:
+    section = config.uplink
+    section.outbox.parent.mkdir(parents=True, exist_ok=True)
+    uplink_config = UplinkConfig(
+        site=config.site, node=config.node, host=section.host, port=section.port,
+        username=section.username, password=secret(section.password),
+        ca_file=None if section.ca_file is None else str(section.ca_file),
+        drain_rate=section.drain_rate, status_expiry_s=section.status_expiry_s,
+    )  # fmt: skip
+    return Uplink(uplink_config, Outbox(section.outbox, section.outbox_max_messages))
+
+
+def mast_pose(camera: CameraSection, ground_alt: float):
+    """A fixed camera's pose: level mount, the gimbal angles are the mount's pan and tilt."""
+    lat, lon, height = camera.mast
+    pose = CameraPose(lat, lon, ground_alt + height, 0.0, 0.0, 0.0, 0.0,
+                      math.radians(camera.mast_tilt_deg), math.radians(camera.mast_pan_deg),
+                      "earth")  # fmt: skip
+    return lambda t: pose
+
+
+def drone_pose(drivers: list[MavlinkDriver], sysid: int):
+    """The pose of drone `sysid`'s gimbal camera at t, from whichever link carries it."""
+
+    def pose_at(t: float) -> CameraPose:
+        for driver in drivers:
+            if sysid in driver.receiver.vehicles:
+                pose = driver.pose_at(sysid, t)
+                if pose.gimbal is None:
+                    raise LookupError(f"drone {sysid} has reported no gimbal attitude")
+                yaw, pitch, roll = pose.attitude.as_euler("ZYX")
+                g_yaw, g_pitch, g_roll = pose.gimbal.as_euler("ZYX")
+                return CameraPose(pose.lat, pose.lon, pose.alt, roll, pitch, yaw, g_roll,
+                                  g_pitch, g_yaw, "earth", tuple(pose.velocity_ned))  # fmt: skip
+        raise LookupError(f"no telemetry from drone {sysid}")
+
+    return pose_at
+
+
+def build_cameras(config: EdgeConfig, drivers: list[MavlinkDriver]) -> list[CameraPipeline]:
+    # Imported here: a node without cameras (telemetry relay) does not load OpenCV's video.
+    from edge.detection.eo_motion import MotionDetector
+    from edge.detection.thermal import HotSpotDetector
+    from edge.drivers.camera import CameraSource
+
+    frame = EnuFrame(config.post.lat, config.post.lon, config.post.alt)
+    pipelines = []
+    for section in config.cameras:
+        camera = Camera.from_hfov(math.radians(section.hfov_deg), section.width, section.height)
+        georeferencer = Georeferencer(camera, frame)
+        detector = (MotionDetector(camera) if section.mode == "eo" else HotSpotDetector(camera))
+        source = CameraSource(section.source, latency_s=section.latency_s)
+        pose_at = (drone_pose(drivers, section.drone_sysid) if section.drone_sysid is not None
+                   else mast_pose(section, config.post.alt))  # fmt: skip
+        pipelines.append(CameraPipeline(section.name, source, detector, pose_at, georeferencer))
+    return pipelines
+
+
+def build_node(config: EdgeConfig) -> EdgeNode:
+    drivers = build_drivers(config)
+    tracker = Tracker(TrackerConfig(
+        clutter_density=config.tracking.clutter_density,
+        detection_probability=config.tracking.detection_probability,
+    ))  # fmt: skip
+    settings = NodeSettings(site=config.site, node=config.node,
+                            frame=EnuFrame(config.post.lat, config.post.lon, config.post.alt),
+                            publish_period_s=1.0 / config.tracking.publish_rate_hz,
+                            status_period_s=config.uplink.status_period_s)  # fmt: skip
+    cameras = build_cameras(config, drivers) if config.cameras else []
+    return EdgeNode(settings, tracker, build_uplink(config), drivers, cameras)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edge run", description=__doc__)
+    parser.add_argument("--config", required=True, help="configs/edge/<post>.toml")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
+    try:
+        node = build_node(load_config(args.config))
+    except (OSError, ValueError) as error:
+        print(f"python -m edge run: {error}")
+        return 1
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    log.info("node running site=%s node=%s cameras=%d links=%d", node.settings.site,
+             node.settings.node, len(node.cameras), len(node.drivers))  # fmt: skip
+    node.run(stop)
+    log.info("node stopped counters=%s", node.counters)
+    return 0
