@@ -170,9 +170,10 @@ def _to_enu(frame: EnuFrame, points) -> np.ndarray:
 
 @dataclass
 class _Stay:
-    anchor: np.ndarray  # where the track settled
+    anchor: np.ndarray  # where the track came within the radius of where it stays
     since: float
     last_seen: float
+    last_point: np.ndarray  # where it is now
     ended: bool = False
 
 
@@ -196,9 +197,9 @@ class DistressDetector:
                 stay.ended = True
             return []
         if stay is None or np.hypot(*(point - stay.anchor)) > self.config.distress_radius_m:
-            self._stays[track.global_id] = _Stay(point, track.time, track.time)
+            self._stays[track.global_id] = _Stay(point, track.time, track.time, point)
             return self._clear_moved(track)
-        stay.last_seen = track.time
+        stay.last_seen, stay.last_point = track.time, point
         return self._raise_or_update(track.time)
 
     def _open_desert(self, point) -> bool:
@@ -240,7 +241,7 @@ class DistressDetector:
         return events
 
     def _event(self, alert_id, change, now, group: dict[int, _Stay]) -> AlertEvent:
-        centre = np.mean([s.anchor for s in group.values()], axis=0)
+        centre = np.mean([s.last_point for s in group.values()], axis=0)
         lat, lon, _ = self.frame.to_geodetic(centre[0], centre[1], 0.0)
         since = min(s.since for s in group.values())
         people = len(group)
