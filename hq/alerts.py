@@ -122,10 +122,12 @@ class CrossingDetector:
             return []
         t0, before = previous
         events = []
-        for p, q in zip(self.border[:-1], self.border[1:], strict=True):
+        for segment, (p, q) in enumerate(zip(self.border[:-1], self.border[1:], strict=True)):
             fraction = _segment_crossing(before, point, p, q)
             if fraction is not None:
-                events.append(self._crossing(track, t0, before, point, fraction, p, q))
+                event = self._crossing(track, t0, before, point, fraction, p, q)
+                event.details["segment"] = segment
+                events.append(event)
         for name, polygon in self.zones:
             if _inside(point, polygon) and not _inside(before, polygon):
                 events.append(self._zone_entry(track, name))

@@ -13,6 +13,7 @@ from hq.alerts import (
     TrackView,
     Zone,
 )
+from hq.flow import FlowStatistics
 from sim_hw.__main__ import main as sim_main
 from sim_hw.truth import read
 from tests.conftest import PROJECT_ROOT
@@ -146,3 +147,20 @@ def test_posts_and_drones_raise_and_clear_their_alerts():
     assert [(e.kind, e.change) for e in offline] == [("node_offline", "raised")]
     silent = detector.silence(140.0 + 121.0)
     assert [(e.kind, e.change) for e in silent] == [("node_offline", "raised")]
+
+
+def test_flow_statistics_count_crossings_without_identities(small):
+    head, rows = small
+    detector = CrossingDetector(config_for(head), EnuFrame(**head["origin"]))
+    flow = FlowStatistics()
+    for view in views(head, rows):
+        for event in detector.update(view):
+            flow.add(event)
+    table = flow.table()
+    expected = {}
+    for c in head["crossings"]:
+        if c["class"] != "animal":
+            key = (c["t"] // 3600 * 3600, c["direction"], c["class"])
+            expected[key] = expected.get(key, 0) + 1
+    assert {(r["hour_start"], r["direction"], r["class"]): r["count"] for r in table} == expected
+    assert all(set(r) == {"hour_start", "segment", "direction", "class", "count"} for r in table)
