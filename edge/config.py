@@ -7,7 +7,6 @@ read when the node starts (`secret`).
 
 from __future__ import annotations
 
-import os
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -15,38 +14,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from wire.messages import Name
+from wire.secrets import SecretRef
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SecretRef(_Strict):
-    """Where a secret is: an environment variable or a file (not the secret itself)."""
-
-    env: str | None = None
-    file: Path | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self):
-        if (self.env is None) == (self.file is None):
-            raise ValueError("a secret is named by exactly one of env = ... or file = ...")
-        return self
-
-
-def secret(ref: SecretRef | None) -> str | None:
-    """The secret's value, stripped; a clear error when it is not where the config says."""
-    if ref is None:
-        return None
-    if ref.env is not None:
-        value = os.environ.get(ref.env)
-        if value is None:
-            raise ValueError(f"environment variable {ref.env} is not set")
-        return value.strip()
-    try:
-        return ref.file.read_text().strip()
-    except OSError as error:
-        raise ValueError(f"cannot read secret file {ref.file}: {error.strerror}") from error
 
 
 class PostConfig(_Strict):

@@ -14,7 +14,7 @@ import math
 import signal
 import threading
 
-from edge.config import CameraSection, EdgeConfig, load_config, secret
+from edge.config import CameraSection, EdgeConfig, load_config
 from edge.drivers.mavlink import MavlinkConfig, MavlinkDriver
 from edge.georef import Camera, Georeferencer
 from edge.georef import Pose as CameraPose
@@ -23,6 +23,7 @@ from edge.outbox import Outbox
 from edge.tracking import Tracker, TrackerConfig
 from edge.uplink import Uplink, UplinkConfig
 from wire.geo import EnuFrame
+from wire.secrets import secret
 
 log = logging.getLogger(__name__)
 

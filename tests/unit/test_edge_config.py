@@ -5,8 +5,9 @@ import tomllib
 import pytest
 from pydantic import ValidationError
 
-from edge.config import EdgeConfig, SecretRef, load_config, secret
+from edge.config import EdgeConfig, load_config
 from tests.conftest import PROJECT_ROOT
+from wire.secrets import SecretRef, secret
 
 pytestmark = pytest.mark.unit
 
