@@ -1,6 +1,7 @@
 """Command line of HQ: `python -m hq <command> ...`.
 
     python -m hq broker-config --node SITE/NODE ... --out DIR   hq.broker.main(argv)
+    python -m hq audit-verify --db PATH [--anchor HASH]         hq.audit_cli.main(argv)
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import sys
 
 COMMANDS = {
     "broker-config": "hq.broker:main",
+    "audit-verify": "hq.audit_cli:main",
 }
 
 

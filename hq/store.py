@@ -1,0 +1,205 @@
+"""HQ's store: tracks, history, nodes, alerts, dead letters and the audit log.
+
+`Store` is the whole interface that ingest, fusion, alerts and the API use,
+with the records it takes and gives; `hq.store_sqlite.SqliteStore` is the
+embedded backend. Nothing outside the backend writes SQL, so a PostgreSQL
+backend is a second class with the same methods (the hash chain itself lives
+in hq/audit.py and is shared).
+"""
+
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from hq.audit import AuditEntry, AuditVerification
+from wire.messages import Alert, NodeStatus, TargetClass, Track, TrackStatus
+
+DAY = 86_400.0
+AUDIT_MIN_DAYS = 183  # the audit log is kept at least six months
+SCHEMA_VERSION = 1
+AlertState = Literal["open", "acknowledged"]
+
+
+def node_key(site: str, node: str) -> str:
+    return f"{site}/{node}"
+
+
+@dataclass(frozen=True)
+class BBox:
+    """WGS84 degrees, edges included. A box across the antimeridian is refused."""
+
+    south: float
+    west: float
+    north: float
+    east: float
+
+    def __post_init__(self):
+        if not (-90 <= self.south <= self.north <= 90 and -180 <= self.west <= self.east <= 180):
+            raise ValueError(f"{self} is not a box with south <= north and west <= east "
+                             "(boxes across the antimeridian are not supported)")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FusedTrack:
+    """A fused (global) track's current state, in the fusion's ENU frame."""
+
+    global_id: int
+    time: float  # UTC s of the state
+    lat: float
+    lon: float
+    alt: float
+    state: tuple[float, float, float, float]  # [e, n, ve, vn], m and m/s
+    covariance: tuple[float, ...]  # 4x4 row-major over the state, m² and (m/s)²
+    target_class: TargetClass
+    status: TrackStatus
+    quality: float
+    sources: tuple[str, ...] = ()  # contributing node tracks, "site/node:track_id"
+
+    def __post_init__(self):
+        if len(self.state) != 4 or len(self.covariance) != 16:
+            raise ValueError("a fused track needs a 4-state and a 4x4 (16-value) covariance")
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    global_id: int
+    time: float
+    lat: float
+    lon: float
+    e: float
+    n: float
+    ve: float
+    vn: float
+    var_e: float  # position covariance summary, m²: enough to draw the ellipse
+    var_n: float
+    cov_en: float
+
+    @classmethod
+    def of(cls, track: FusedTrack) -> HistoryPoint:
+        c = track.covariance
+        return cls(track.global_id, track.time, track.lat, track.lon, *track.state,
+                   var_e=c[0], var_n=c[5], cov_en=c[1])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NodeTrack:
+    """A node's own track (latest state) and the global track fusion put it in."""
+
+    node_key: str
+    track: Track
+    global_id: int | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    received: float
+    topic: str
+    reason: str
+    payload: bytes
+    node_key: str | None = None
+    letter_id: int | None = None  # set when read back
+
+
+@dataclass(frozen=True)
+class IngestBatch:
+    """Everything one ingested message (or one alert evaluation) changes, written together.
+
+    `node_key` and `seq` name a TrackBatch; they are recorded as seen in the
+    same transaction, and a batch whose (node, seq) is already seen writes nothing.
+    """
+
+    received: float  # UTC s at HQ
+    node_key: str | None = None
+    seq: int | None = None
+    statuses: Sequence[NodeStatus] = ()
+    node_tracks: Sequence[NodeTrack] = ()
+    fused_tracks: Sequence[FusedTrack] = ()
+    history: Sequence[HistoryPoint] = ()
+    alerts: Sequence[Alert] = ()
+    dead_letters: Sequence[DeadLetter] = ()
+
+    def __post_init__(self):
+        if (self.node_key is None) != (self.seq is None):
+            raise ValueError("node_key and seq come together (a TrackBatch) or not at all")
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    node_key: str
+    status: NodeStatus | None  # the newest status message, if any arrived
+    last_seq: int | None
+    last_batch_received: float | None
+    batches: int
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    alert: Alert  # the newest version of the alert
+    state: AlertState
+    first_time: float
+    acknowledged_by: str | None = None
+    acknowledged_at: float | None = None
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    history_points: int
+    fused_tracks: int
+    node_tracks: int
+    seen_batches: int
+    dead_letters: int
+    audit_rows: int
+    audit_cut_seq: int | None = None
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    rows: dict[str, int]
+    file_bytes: int  # database plus its WAL
+    pages: dict[str, int] = field(default_factory=dict)  # page_size, page_count, freelist_count
+
+
+class Store(Protocol):
+    def commit_ingest(self, batch: IngestBatch) -> bool:
+        """Write `batch` in one transaction; False (nothing written) if its seq was seen."""
+
+    def already_seen(self, node_key: str, seq: int) -> bool: ...
+
+    def current_tracks(self, bbox: BBox | None = None, target_class: TargetClass | None = None,
+                       status: TrackStatus | None = None) -> list[FusedTrack]: ...  # fmt: skip
+
+    def track_history(self, global_id: int, t0: float, t1: float,
+                      max_points: int | None = None) -> list[HistoryPoint]:  # fmt: skip
+        """Points with t0 <= time <= t1 in time order; at most `max_points`, keeping the
+        first and the last, when given."""
+
+    def node_tracks(self, node_key: str | None = None) -> list[NodeTrack]: ...
+
+    def nodes(self) -> list[NodeRecord]: ...
+
+    def alerts(self, state: AlertState | None = None, since: float | None = None,
+               limit: int = 100) -> list[AlertRecord]: ...  # fmt: skip
+
+    def acknowledge_alert(self, alert_id: str, who: str, when: float) -> bool:
+        """Mark an open alert acknowledged, with its audit row; False if none is open."""
+
+    def append_audit(self, actor: str, action: str, details: Mapping[str, Any],
+                     when: float | None = None) -> AuditEntry: ...  # fmt: skip
+
+    def audit_log(self, after_seq: int = 0, limit: int = 100) -> list[AuditEntry]: ...
+
+    def verify_audit(self, anchor: str | None = None) -> AuditVerification: ...
+
+    def dead_letters(self, since: float | None = None, limit: int = 100) -> list[DeadLetter]: ...
+
+    def purge(self, now: float, history_days: float, dead_letter_days: float,
+              audit_days: float | None = None) -> PurgeResult:  # fmt: skip
+        """Delete what is older than its retention; refuses audit_days < AUDIT_MIN_DAYS."""
+
+    def stats(self) -> StoreStats: ...
+
+    def close(self) -> None: ...
+
