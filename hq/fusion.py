@@ -84,6 +84,8 @@ class FusionConfig:
     coast_after: float = 5.0  # no node saw the object for this long: COASTING
     end_after: float = 30.0  # ... for this long: ended
     ci_criterion: Literal["determinant", "trace"] = "determinant"
+    # Global ids continue after those HQ stored before a restart, so none is used twice.
+    first_global_id: int = 1
 
     def __post_init__(self):
         checks = {
@@ -98,6 +100,7 @@ class FusionConfig:
             "late_tolerance": self.late_tolerance >= 0,
             "coast_after": 0 < self.coast_after < self.end_after,
             "ci_criterion": self.ci_criterion in ("determinant", "trace"),
+            "first_global_id": self.first_global_id >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

@@ -71,7 +71,7 @@ class LinkRules:
         self.counters = counters
         self._globals = globals_
         self._links = links
-        self._next_id = 1
+        self._next_id = config.first_global_id
 
     def decide(self, a: Association, i: int, recorder: HistoryRecorder) -> int:
         """Apply the rules to row i; the global slot to fuse it into, or -1."""

@@ -168,6 +168,8 @@ class Store(Protocol):
 
     def already_seen(self, node_key: str, seq: int) -> bool: ...
 
+    def max_global_id(self) -> int: ...
+
     def current_tracks(self, bbox: BBox | None = None, target_class: TargetClass | None = None,
                        status: TrackStatus | None = None) -> list[FusedTrack]: ...  # fmt: skip
 

@@ -145,6 +145,13 @@ class SqliteStore:
         # A cheap early answer for ingest; commit_ingest checks again inside its transaction.
         return _seen(self._reader(), node_key, seq)
 
+    def max_global_id(self) -> int:
+        """The highest global id stored (0 when none): fusion numbers on from there."""
+        conn = self._reader()
+        current = conn.execute("SELECT COALESCE(MAX(global_id), 0) FROM fused_tracks").fetchone()
+        history = conn.execute("SELECT COALESCE(MAX(global_id), 0) FROM track_points").fetchone()
+        return int(max(current[0], history[0]))
+
     def current_tracks(self, bbox: BBox | None = None, target_class: TargetClass | None = None,
                        status: TrackStatus | None = None) -> list[FusedTrack]:  # fmt: skip
         sql = f"SELECT {', '.join('t.' + c for c in _FUSED_COLUMNS)} FROM fused_tracks t"

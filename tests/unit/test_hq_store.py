@@ -369,3 +369,14 @@ def test_stats_count_rows_and_measure_the_file(tmp_path):
     stats = store.stats()
     assert stats.rows["fused_tracks"] == 3 and stats.rows["track_points"] == 3
     assert stats.rows["seen_batches"] == 1 and stats.file_bytes > 0
+
+
+def test_the_highest_global_id_survives_reopening(tmp_path):
+    path = tmp_path / "hq.db"
+    store = SqliteStore(path)
+    assert store.max_global_id() == 0
+    tracks = [a_track(7, 1.0), a_track(41, 1.0)]
+    store.commit_ingest(IngestBatch(received=1.0, fused_tracks=tracks,
+                                    history=[HistoryPoint.of(t) for t in tracks]))  # fmt: skip
+    store.close()
+    assert SqliteStore(path).max_global_id() == 41
