@@ -123,7 +123,13 @@ def replay(argv: list[str]) -> int:
     return replay_main(argv)
 
 
-COMMANDS = {"generate": generate, "scenario": scenario, "replay": replay}
+def camera(argv: list[str]) -> int:
+    from sim_hw.camera_cli import main as camera_main
+
+    return camera_main(argv)
+
+
+COMMANDS = {"generate": generate, "scenario": scenario, "replay": replay, "camera": camera}
 
 
 def main(argv: list[str] | None = None) -> int:
