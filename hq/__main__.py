@@ -2,6 +2,7 @@
 
     python -m hq broker-config --node SITE/NODE ... --out DIR   hq.broker.main(argv)
     python -m hq audit-verify --db PATH [--anchor HASH]         hq.audit_cli.main(argv)
+    python -m hq run --config configs/hq.toml                   hq.run.main(argv)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 COMMANDS = {
     "broker-config": "hq.broker:main",
     "audit-verify": "hq.audit_cli:main",
+    "run": "hq.run:main",
 }
 
 

@@ -138,12 +138,15 @@ class Alert(_Message):
     site: Name
     node: Name
     alert_id: str = Field(min_length=1, max_length=128)
-    alert_type: Literal["distress", "border_crossing", "node", "drone_link", "battery", "outbox"]
+    alert_type: Literal["distress", "border_crossing", "zone_entry", "node", "node_offline",
+                        "drone_link", "battery", "outbox", "backlog"]
     severity: Literal["info", "warning", "critical"]
     time: float
     message: str = Field(max_length=2000)
     lat: Latitude | None = None
     lon: Longitude | None = None
+    track_ids: list[int] = []  # the fused tracks it is about (HQ's alerts)
+    active: bool = True  # False: the condition has cleared
 
 
 MESSAGE_TYPES = {m.model_fields["kind"].default: m
