@@ -3,6 +3,7 @@
     python -m hq broker-config --node SITE/NODE ... --out DIR   hq.broker.main(argv)
     python -m hq audit-verify --db PATH [--anchor HASH]         hq.audit_cli.main(argv)
     python -m hq run --config configs/hq.toml                   hq.run.main(argv)
+    python -m hq bench [--json]                                 hq.bench.run(argv)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ COMMANDS = {
     "broker-config": "hq.broker:main",
     "audit-verify": "hq.audit_cli:main",
     "run": "hq.run:main",
+    "bench": "hq.bench:run",
 }
 
 

@@ -187,6 +187,7 @@ class DistressDetector:
         self._stays: dict[int, _Stay] = {}
         self._alerts: dict[str, set[int]] = {}  # alert id -> the tracks it is about
         self._refreshed: dict[str, float] = {}  # alert id -> time of its last event
+        self._stranded: set[int] = set()  # tracks past the dwell time in open desert
         self._next = 1
 
     def update(self, track: TrackView) -> list[AlertEvent]:
@@ -200,34 +201,45 @@ class DistressDetector:
             return []
         if stay is None or np.hypot(*(point - stay.anchor)) > self.config.distress_radius_m:
             self._stays[track.global_id] = _Stay(point, track.time, track.time, point)
+            self._stranded.discard(track.global_id)
             return self._clear_moved(track)
         stay.last_seen, stay.last_point = track.time, point
-        return self._raise_or_update(track.time)
+        if track.global_id not in self._stranded:
+            if (stay.last_seen - stay.since < self.config.distress_dwell_s
+                    or not self._open_desert(stay.anchor)):
+                return []
+            self._stranded.add(track.global_id)
+        return self._raise_or_update(track.global_id, track.time)
 
     def _open_desert(self, point) -> bool:
         return all(np.hypot(*(point - centre)) > radius for centre, radius in self.places)
 
-    def _stranded(self, now: float) -> dict[int, _Stay]:
-        dwell = self.config.distress_dwell_s
-        return {tid: s for tid, s in self._stays.items()
-                if s.last_seen - s.since >= dwell and self._open_desert(s.anchor)}  # fmt: skip
+    def _raise_or_update(self, track_id: int, now: float) -> list[AlertEvent]:
+        """Raise, or refresh, the alert of the stranded group this track belongs to."""
+        group = self._group_of(track_id, 4 * self.config.distress_radius_m)
+        ids = set(group)
+        alert_id = next((a for a, tracks in self._alerts.items() if tracks & ids), None)
+        change = "updated"
+        if alert_id is None:
+            alert_id, change = f"distress-{self._next}", "raised"
+            self._next += 1
+        elif (self._alerts[alert_id] >= ids
+              and now - self._refreshed[alert_id] < self.config.distress_update_s):
+            return []  # nothing new about this group, and not yet time to refresh
+        self._alerts[alert_id] = self._alerts.get(alert_id, set()) | ids
+        self._refreshed[alert_id] = now
+        return [self._event(alert_id, change, now, group)]
 
-    def _raise_or_update(self, now: float) -> list[AlertEvent]:
-        events = []
-        for group in _groups(self._stranded(now), 4 * self.config.distress_radius_m):
-            ids = set(group)
-            alert_id = next((a for a, tracks in self._alerts.items() if tracks & ids), None)
-            change = "updated"
-            if alert_id is None:
-                alert_id, change = f"distress-{self._next}", "raised"
-                self._next += 1
-            elif (self._alerts[alert_id] >= ids
-                  and now - self._refreshed[alert_id] < self.config.distress_update_s):
-                continue  # nothing new about this group, and not yet time to refresh
-            self._alerts[alert_id] = self._alerts.get(alert_id, set()) | ids
-            self._refreshed[alert_id] = now
-            events.append(self._event(alert_id, change, now, group))
-        return events
+    def _group_of(self, track_id: int, link_m: float) -> dict[int, _Stay]:
+        """The stranded tracks within `link_m` of this one, joined transitively."""
+        group, frontier = {track_id: self._stays[track_id]}, [track_id]
+        while frontier:
+            anchor = self._stays[frontier.pop()].anchor
+            for other in self._stranded - group.keys():
+                if np.hypot(*(self._stays[other].anchor - anchor)) <= link_m:
+                    group[other] = self._stays[other]
+                    frontier.append(other)
+        return group
 
     def _clear_moved(self, track: TrackView) -> list[AlertEvent]:
         events = []
@@ -254,20 +266,6 @@ class DistressDetector:
             position=(float(lat), float(lon)), track_ids=tuple(sorted(group)),
             details={"since": since, "people": people},
         )  # fmt: skip
-
-
-def _groups(stays: dict[int, _Stay], link_m: float) -> list[dict[int, _Stay]]:
-    """Tracks whose anchors lie within `link_m` of one another, joined transitively."""
-    groups: list[dict[int, _Stay]] = []
-    for tid, stay in stays.items():
-        near = [g for g in groups
-                if any(np.hypot(*(stay.anchor - s.anchor)) <= link_m for s in g.values())]
-        merged = {tid: stay}
-        for g in near:
-            merged.update(g)
-            groups.remove(g)
-        groups.append(merged)
-    return groups
 
 
 class NodeHealthDetector:

@@ -314,10 +314,12 @@ class Fusion:
 
     # --- output ---------------------------------------------------------------------------
 
-    def snapshot(self) -> list[GlobalTrack]:
-        """The published global tracks, in order of id."""
+    def snapshot(self, ids=None) -> list[GlobalTrack]:
+        """The published global tracks (those of `ids` only, when given), in order of id."""
         g = self._globals
         slots = g.published()
+        if ids is not None:
+            slots = slots[np.isin(g.gid[slots], np.fromiter(ids, np.int64))]
         slots = slots[np.argsort(g.gid[slots])]
         if slots.size == 0:
             return []

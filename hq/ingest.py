@@ -145,7 +145,7 @@ class Ingest:
         changed = set(update.created) | set(update.updated) | set(update.ended)
         if not changed:
             return [], []
-        tracks = [g for g in self.fusion.snapshot() if g.id in changed]
+        tracks = self.fusion.snapshot(changed)
         ended = set(update.ended) - {g.id for g in tracks}
         fused = [_fused(g, self.fusion.frame.alt) for g in tracks]
         views = [TrackView(g.id, g.time, float(g.x[0]), float(g.x[1]), str(g.target_class),

@@ -1,0 +1,154 @@
+"""HQ benchmark: `python -m hq bench [--json] [--nodes N] [--tracks N] [--cycles N]`.
+
+The whole ingest path in one process, as `IngestClient` drives it for each
+MQTT message: validation, de-duplication, fusion, the alert detectors and one
+SQLite transaction (WAL, synchronous=FULL) per TrackBatch. N nodes each
+publish batches of `--tracks` tracks per cycle; a third of each node's
+objects are also seen by its neighbour, so fusion merges. Reported: track
+updates per second, the latency from receipt to committed fused track per
+batch (p50, p99), and database bytes per million track points. The MQTT hop
+itself is measured by bench/uplink.py. Reference in the same run: the same
+batches through validation and fusion only (no store, no alerts), as a ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hq import fusion_kernels as kernels
+from hq.alerts import AlertConfig, CrossingDetector, DistressDetector, NodeHealthDetector
+from hq.fusion import Fusion, FusionConfig
+from hq.ingest import Ingest
+from hq.store_sqlite import SqliteStore
+from wire import topics
+from wire.geo import EnuFrame
+from wire.messages import Track, TrackBatch, decode, encode
+
+RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
+ORIGIN = (22.84, 14.13, 620.0)
+
+
+def node_frames(n_nodes: int) -> list[EnuFrame]:
+    """Posts 8 km apart along the border."""
+    origin = EnuFrame(*ORIGIN)
+    frames = []
+    for k in range(n_nodes):
+        lat, lon, _ = origin.to_geodetic(8000.0 * k, 0.0, 0.0)
+        frames.append(EnuFrame(float(lat), float(lon), ORIGIN[2]))
+    return frames
+
+
+def payloads(n_nodes: int, n_tracks: int, cycles: int, start: float, rng) -> list[tuple]:
+    """(topic, payload) per node per cycle; objects near each post, a third shared."""
+    origin = EnuFrame(*ORIGIN)
+    frames = node_frames(n_nodes)
+    objects = [rng.uniform([-3000, 1000], [3000, 5000], (n_tracks, 2)) + [8000.0 * k, 0.0]
+               for k in range(n_nodes)]  # fmt: skip
+    velocity = rng.normal(0, 1.0, (n_nodes, n_tracks, 2))
+    shared = n_tracks // 3
+    for k in range(1, n_nodes):  # the first third of node k's objects are node k-1's last third
+        objects[k][:shared] = objects[k - 1][-shared:]
+        velocity[k][:shared] = velocity[k - 1][-shared:]
+    messages = []
+    for cycle in range(cycles):
+        t = start + cycle
+        for k, frame in enumerate(frames):
+            where = objects[k] + velocity[k] * cycle + rng.normal(0, 2.0, (n_tracks, 2))
+            lat, lon, _ = origin.to_geodetic(where[:, 0], where[:, 1], np.zeros(n_tracks))
+            local = np.stack(frame.from_geodetic(lat, lon, np.full(n_tracks, frame.alt)), 1)
+            tracks = [Track(track_id=j + 1, time=t, lat=float(lat[j]), lon=float(lon[j]),
+                            alt=frame.alt, position_enu=(float(local[j, 0]), float(local[j, 1])),
+                            velocity_enu=(float(velocity[k, j, 0]), float(velocity[k, j, 1])),
+                            position_covariance=[[4.0, 0.0], [0.0, 4.0]],
+                            velocity_covariance=[[0.25, 0.0], [0.0, 0.25]],
+                            target_class="person", status="confirmed", quality=0.99, hits=20)
+                      for j in range(n_tracks)]  # fmt: skip
+            batch = TrackBatch(site="bench", node=f"post-{k}", seq=cycle, sent=t,
+                               frame_origin=(frame.lat, frame.lon, frame.alt), tracks=tracks)
+            messages.append((topics.tracks("bench", f"post-{k}"), encode(batch)))
+    return messages
+
+
+def make_ingest(db: Path) -> Ingest:
+    frame = EnuFrame(*ORIGIN)
+    alerts = AlertConfig(border=((23.52, 11.99), (22.79, 14.22), (23.00, 15.00)),
+                         home=ORIGIN[:2])  # fmt: skip
+    return Ingest(SqliteStore(db), Fusion(FusionConfig(origin=ORIGIN)),
+                  CrossingDetector(alerts, frame), DistressDetector(alerts, frame),
+                  NodeHealthDetector(alerts))  # fmt: skip
+
+
+def run(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hq bench", description=__doc__)
+    parser.add_argument("--json", action="store_true", help="write bench/results/hq.json")
+    parser.add_argument("--nodes", type=int, default=10)
+    parser.add_argument("--tracks", type=int, default=100)
+    parser.add_argument("--cycles", type=int, default=60)
+    args = parser.parse_args(argv)
+    kernels.warm()
+    start = time.time()
+    messages = payloads(args.nodes, args.tracks, args.cycles, start, np.random.default_rng(1))
+    updates = args.nodes * args.tracks * args.cycles
+    with tempfile.TemporaryDirectory() as workdir:
+        ingest = make_ingest(Path(workdir) / "hq.db")
+        latencies = []
+        began = time.perf_counter()
+        for topic, payload in messages:
+            received = time.perf_counter()
+            outcome = ingest.handle(topic, payload, time.time())
+            latencies.append((time.perf_counter() - received) * 1e3)
+            assert outcome == "stored", outcome
+        elapsed = time.perf_counter() - began
+        stats = ingest.store.stats()
+        points = stats.rows["track_points"]
+        size = stats.file_bytes
+        ingest.store.close()
+        # Reference: validation and fusion alone, the same batches.
+        fusion = Fusion(FusionConfig(origin=ORIGIN))
+        began = time.perf_counter()
+        for _, payload in messages:
+            fusion.ingest(decode(payload), time.time())
+        fusion_only = time.perf_counter() - began
+    report = {
+        "nodes": args.nodes, "tracks_per_batch": args.tracks, "cycles": args.cycles,
+        "track_updates": updates, "updates_per_s": updates / elapsed,
+        "fusion_only_updates_per_s": updates / fusion_only,
+        "ratio_to_fusion_only": fusion_only / elapsed,
+        "latency_p50_ms": float(np.percentile(latencies, 50)),
+        "latency_p99_ms": float(np.percentile(latencies, 99)),
+        "history_points": points, "database_bytes": size,
+        "bytes_per_million_points": size / points * 1e6 if points else None,
+        "fused_tracks": stats.rows["fused_tracks"],
+    }  # fmt: skip
+    print(format_report(report))
+    if args.json:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "hq.json").write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def format_report(r: dict) -> str:
+    return "\n".join([
+        f"{r['nodes']} posts x {r['tracks_per_batch']} tracks per batch x {r['cycles']} cycles "
+        f"= {r['track_updates']:,} track updates; {r['fused_tracks']} fused tracks",
+        f"  ingest (validate, de-dup, fuse, alerts, one SQLite transaction per batch): "
+        f"{r['updates_per_s']:,.0f} track updates/s",
+        f"  validation and fusion alone (reference): {r['fusion_only_updates_per_s']:,.0f}/s "
+        f"(the whole path runs at {r['ratio_to_fusion_only']:.2f}x of it)",
+        f"  receipt to committed fused track, per batch: p50 {r['latency_p50_ms']:.2f} ms, "
+        f"p99 {r['latency_p99_ms']:.2f} ms",
+        f"  database: {r['database_bytes'] / 1e6:.1f} MB for {r['history_points']:,} history "
+        f"points = {r['bytes_per_million_points'] / 1e6:.0f} MB per million points "
+        f"(with current tracks and node tracks)",
+    ])  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(run())
