@@ -19,6 +19,7 @@ import sys
 # benchmark name -> "module:function" taking the remaining arguments
 BENCHMARKS = {
     "tracking": "edge.tracking.bench:run",
+    "detection": "edge.detection.bench:run",
 }
 
 # command -> "module:function" taking the remaining arguments

@@ -1,0 +1,427 @@
+"""Hot-spot detection in thermal frames: people and vehicles warmer than their surroundings.
+
+One frame is enough, so it also finds people who do not move (someone
+stranded, sitting or lying in the desert), which a motion detector cannot.
+
+For each frame:
+1. The frame becomes a float image on a 0..255 scale set by its own
+   percentiles, so 8-bit AGC video and 16-bit radiometric frames share
+   thresholds. Empty, flat (black, saturated), non-finite or malformed frames
+   are counted and yield no detection.
+2. From the pose, `edge.georef` gives each image row its ground sample
+   distance (metres per pixel across the line of sight) and its depression
+   angle. Rows that see no ground (sky) are left out.
+3. Local background subtraction with a known shape: for each target kind
+   (person, vehicle) a box of the target's apparent size at that row, whose
+   mean is compared with the mean of a ring around it, like a top-hat but
+   sized in metres. The contrast divided by the ring's spread is the local
+   signal-to-clutter ratio: the threshold adapts to how busy the
+   surroundings are.
+4. At each local maximum of that ratio, strength = hotness x sqrt(ratio),
+   where hotness says how warm the spot is within the frame (people at
+   night are among the warmest things there). A spot strong enough is
+   segmented at half its contrast, and the blob's size in metres gates it
+   out or classes it as person or vehicle (whose strength is weighted).
+   It is reported when its strength reaches `threshold`; a detection's
+   `score` grows with the strength.
+
+Tuned on the real HIT-UAV thermal images (`edge.detection.thermal_eval`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from edge.detection import Detection
+from edge.georef import Georeferencer, Pose
+
+log = logging.getLogger(__name__)
+
+MIN_SIDE_PX = 16  # a smaller frame holds no target worth reporting
+MIN_RANGE = 4.0  # grey levels between the 1st and 99.9th percentile: less is a flat frame
+GEOMETRY_ROWS = 33  # rows at which the pose is traced to the ground; the rest interpolate
+BAND_STEP = 1.25  # a new box size when the row's scale changes by this factor
+STRENGTH_SCALE = 1.0  # strength at which score = 1 - 1/e
+HOT_PERCENTILE = 99.5  # the frame's "hot" level for hotness
+REJECT_LOG_EVERY = 100  # repeated rejections of one kind are logged this often
+
+
+@dataclass(frozen=True)
+class TargetShape:
+    """A kind of target: the size its box filter looks for, and the blob sizes accepted as it."""
+
+    name: str  # the Detection's target_class
+    width: float  # m across the line of sight
+    depth: float  # m along the ground, away from the camera
+    height: float  # m up
+    min_side: float  # m: a blob's short side at least this ...
+    max_side: float  # ... and at most this
+    max_long_side: float  # m: a blob's long side at most this
+    ring_gap: float  # m between the box and its background ring: room for the rest of the target
+    max_gsd: float  # m/px: at coarser scales the target is a pixel or two, noise's size
+    weight: float = 1.0  # a blob of this size has its strength multiplied by this
+
+    def fits(self, width_m: float, height_m: float) -> bool:
+        """Whether a blob of this apparent size (m) may be such a target."""
+        short, long = sorted((width_m, height_m))
+        return self.min_side <= short <= self.max_side and long <= self.max_long_side
+
+    def apparent_box(self, gsd: float, depression: float) -> tuple[float, float]:
+        """(across, up the image) px: the depth foreshortened by the view, the height added."""
+        along = self.depth * math.sin(depression) + self.height * math.cos(depression)
+        return self.width / gsd, along / gsd
+
+
+# Each box is the target's warm core, smaller than its outline, so that any
+# target of the kind fills it; the gap around it holds the rest of the target.
+# Blob limits are apparent sizes, across the line of sight: a standing person is
+# tall seen obliquely and shoulder-wide from above.
+PERSON = TargetShape("person", width=0.35, depth=0.25, height=1.2, min_side=0.15,
+                     max_side=0.9, max_long_side=2.6, ring_gap=1.0, max_gsd=0.2)  # fmt: skip
+# Heading unknown: a square a car of any heading covers; its length fits the gap.
+# A warm patch of a vehicle's size is more often sun-warmed ground or a roof than
+# a vehicle, so it needs more strength than a person.
+VEHICLE = TargetShape("vehicle", width=2.0, depth=2.0, height=1.5, min_side=1.0,
+                      max_side=4.0, max_long_side=12.0, ring_gap=1.5, max_gsd=0.6,
+                      weight=0.7)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ThermalSettings:
+    threshold: float = 1.3  # strength (hotness x sqrt(signal-to-clutter)) a hot spot needs
+    min_ratio: float = 0.5  # signal-to-clutter a local maximum needs to be looked at
+    noise_floor: float = 4.0  # grey levels added to the ring's spread: flat ground is not noiseless
+    ring_width: float = 1.0  # m: the ring's thickness, the local background's sample
+    max_candidates: int = 300  # local maxima looked at per frame, strongest first
+    person: TargetShape = PERSON
+    vehicle: TargetShape = VEHICLE
+
+
+@dataclass
+class ThermalCounters:
+    frames: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)  # reason -> frames
+    candidates: int = 0  # local maxima looked at
+    gated_size: int = 0  # strong spots whose blob is not of their box's target's size
+    weak: int = 0  # spots below the threshold
+    detections: int = 0
+
+
+@dataclass(frozen=True)
+class ViewGeometry:
+    """Per image row: metres per pixel across the line of sight, and the depression angle."""
+
+    gsd: np.ndarray  # (H,) m/px; NaN where the row sees no ground
+    depression: np.ndarray  # (H,) rad below the horizontal
+
+
+@dataclass(frozen=True)
+class _Band:
+    """Consecutive rows that share one box size for one target kind."""
+
+    rows: slice
+    shape: TargetShape
+    box: tuple[int, int]  # w, h px of the target's box
+    ring_gap: int  # px
+    ring_width: int  # px
+
+
+class FrameRejected(ValueError):
+    """A frame that cannot hold a detection; `reason` names the counter."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+class ThermalDetector:
+    """Hot spots of one thermal camera, gated by the ground size that its pose gives them."""
+
+    def __init__(self, georeferencer: Georeferencer, settings: ThermalSettings | None = None):
+        self.georeferencer = georeferencer
+        self.settings = settings or ThermalSettings()
+        self.counters = ThermalCounters()
+
+    def detect(self, frame, pose: Pose) -> list[Detection]:
+        """Detections in one frame seen from `pose`; [] for a frame that cannot hold any."""
+        self.counters.frames += 1
+        try:
+            image = normalised_image(frame)
+            geometry = view_geometry(self.georeferencer, pose, image.shape)
+        except FrameRejected as rejection:
+            self._reject(rejection)
+            return []
+        try:
+            detections = self._detect(image, geometry)
+        except Exception:  # a bug must cost this frame, not the camera's whole stream
+            log.exception("thermal detection failed shape=%s", image.shape)
+            self._reject(FrameRejected("failed"))
+            return []
+        self.counters.detections += len(detections)
+        return detections
+
+    def _detect(self, image: np.ndarray, geometry: ViewGeometry) -> list[Detection]:
+        s = self.settings
+        smooth = cv2.GaussianBlur(image, (0, 0), 1.0)  # one pixel of sensor noise off the peaks
+        hot_levels = np.percentile(smooth, [50.0, HOT_PERCENTILE])
+        found: list[tuple[float, Detection]] = []
+        for shape in (s.person, s.vehicle):
+            for band in shape_bands(geometry, shape, s):
+                found += self._detect_in_band(smooth, band, hot_levels, geometry.gsd)
+        return without_duplicates(found)
+
+    def _detect_in_band(self, image: np.ndarray, band: _Band, hot_levels,
+                        gsd: np.ndarray) -> list[tuple[float, Detection]]:  # fmt: skip
+        """(strength, Detection) of the band's spots strong enough and of its shape's size."""
+        shape = band.shape
+        ratio, background = band_contrast(image, band, self.settings.noise_floor)
+        found = []
+        for y, x in self._peaks(ratio, band):
+            self.counters.candidates += 1
+            row = y - band.rows.start
+            seed = brightest_in_box(image, x, y, band.box)
+            # The square root lets both a very warm spot in clutter and a mildly
+            # warm one on clean ground through; hotness alone would pass warm clutter.
+            strength = shape.weight * hotness(seed[2], hot_levels) * math.sqrt(ratio[row, x])
+            if strength < self.settings.threshold:  # most spots: before the costlier size
+                self.counters.weak += 1
+                continue
+            box = blob_box(image, seed, background[row, x], band)
+            x0, y0, x1, y1 = box
+            row_gsd = gsd[min(int((y0 + y1) / 2.0), len(gsd) - 1)]
+            if not shape.fits((x1 - x0) * row_gsd, (y1 - y0) * row_gsd):
+                self.counters.gated_size += 1
+                continue
+            found.append((strength, make_detection(box, shape.name, strength)))
+        return found
+
+    def _peaks(self, ratio: np.ndarray, band: _Band) -> list[tuple[int, int]]:
+        """(row, column) of the band's local maxima of the ratio, strongest first.
+
+        The neighbourhood is half a box, so that people side by side stay apart.
+        """
+        w, h = band.box
+        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, ((w // 2) | 1, (h // 2) | 1))
+        floor = max(self.settings.min_ratio, 0.0)  # a negative ratio is a cold spot
+        local_max = (ratio >= cv2.dilate(ratio, kernel)) & (ratio > floor)
+        ys, xs = np.nonzero(local_max)
+        order = np.argsort(-ratio[ys, xs])[: self.settings.max_candidates]
+        return [(int(ys[i]) + band.rows.start, int(xs[i])) for i in order]
+
+    def _reject(self, rejection: FrameRejected) -> None:
+        rejected = self.counters.rejected
+        rejected[rejection.reason] = rejected.get(rejection.reason, 0) + 1
+        count = rejected[rejection.reason]
+        if count % REJECT_LOG_EVERY == 1:
+            log.warning("thermal frame rejected reason=%s count=%d detail=%s",
+                        rejection.reason, count, rejection)  # fmt: skip
+
+
+def normalised_image(frame) -> np.ndarray:
+    """The frame as float32 grey on 0..255 between its 1st and 99.9th percentiles.
+
+    Stretching by percentiles rather than the dtype's range lets 16-bit
+    radiometric frames and 8-bit AGC video share every threshold.
+    """
+    if not isinstance(frame, np.ndarray):
+        raise FrameRejected("not_an_array", type(frame).__name__)
+    if frame.size == 0:
+        raise FrameRejected("empty")
+    if frame.dtype.kind not in "uif":
+        raise FrameRejected("bad_dtype", str(frame.dtype))
+    frame = _grey(frame)
+    if min(frame.shape) < MIN_SIDE_PX:
+        raise FrameRejected("too_small", str(frame.shape))
+    image = frame.astype(np.float32)
+    if not np.isfinite(image).all():
+        raise FrameRejected("non_finite")
+    low, high = (float(q) for q in np.percentile(image, [1.0, 99.9]))
+    # Integer frames count in sensor levels; a float frame's units are its own.
+    least = MIN_RANGE if frame.dtype.kind in "ui" else 1e-6 * max(1.0, abs(high))
+    if high - low < least:
+        raise FrameRejected("flat", f"1-99.9 percentile range {high - low:.3g}")
+    return np.clip((image - low) * (255.0 / (high - low)), 0.0, 255.0)
+
+
+def _grey(frame: np.ndarray) -> np.ndarray:
+    """A 2-D frame; colour-mapped 8-bit video (three or four channels) becomes grey."""
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        return frame[:, :, 0]
+    if frame.ndim == 3 and frame.shape[2] in (3, 4) and frame.dtype == np.uint8:
+        code = cv2.COLOR_BGR2GRAY if frame.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
+        return cv2.cvtColor(frame, code)
+    if frame.ndim != 2:
+        raise FrameRejected("bad_shape", f"{frame.shape} {frame.dtype}")
+    return frame
+
+
+def view_geometry(georeferencer: Georeferencer, pose: Pose, shape) -> ViewGeometry:
+    """Each row's metres per pixel and depression angle, traced at the image's centre column."""
+    camera = georeferencer.camera
+    if tuple(shape) != (camera.height, camera.width):
+        raise FrameRejected("wrong_size", f"{shape}, camera is {camera.height}x{camera.width}")
+    rows = np.linspace(0.5, camera.height - 0.5, GEOMETRY_ROWS)
+    centre = camera.width / 2.0
+    left = georeferencer.locate(pose, np.full_like(rows, centre - 0.5), rows)
+    right = georeferencer.locate(pose, np.full_like(rows, centre + 0.5), rows)
+    seen = left.ok & right.ok
+    if not seen.any():
+        raise FrameRejected("no_ground", "pose unusable or every row above the horizon")
+    gsd = np.linalg.norm(right.z - left.z, axis=1)
+    drone = np.array(georeferencer.frame.from_geodetic(pose.lat, pose.lon, pose.alt), float)
+    ground = (left.enu + right.enu) / 2.0
+    drop = drone[2] - ground[:, 2]
+    depression = np.arcsin(np.clip(drop / np.linalg.norm(ground - drone, axis=1), -1.0, 1.0))
+    return ViewGeometry(_per_row(rows, gsd, seen, camera.height),
+                        _per_row(rows, depression, seen, camera.height))  # fmt: skip
+
+
+def _per_row(rows: np.ndarray, values: np.ndarray, seen: np.ndarray, height: int) -> np.ndarray:
+    """Values interpolated to every row; NaN outside the traced rows that saw ground."""
+    centres = np.arange(height) + 0.5
+    out = np.interp(centres, rows[seen], values[seen])
+    out[(centres < rows[seen][0]) | (centres > rows[seen][-1])] = np.nan
+    return out
+
+
+def shape_bands(geometry: ViewGeometry, shape: TargetShape,
+                settings: ThermalSettings) -> list[_Band]:  # fmt: skip
+    """Runs of rows that share one box size for `shape`: its scale within a BAND_STEP.
+
+    Rows that see no ground, or see it too coarsely for the shape, are in no band.
+    """
+    gsd, depression = geometry.gsd, geometry.depression
+    usable = np.isfinite(gsd) & (gsd <= shape.max_gsd)
+    level = np.zeros(gsd.shape, dtype=int)
+    level[usable] = np.floor(np.log(gsd[usable]) / math.log(BAND_STEP)).astype(int)
+    # A run ends where the level changes or usability does.
+    ends = np.flatnonzero((np.diff(level) != 0) | (np.diff(usable.astype(int)) != 0)) + 1
+    bands = []
+    for start, stop in zip(np.r_[0, ends], np.r_[ends, len(gsd)], strict=True):
+        if usable[start]:
+            middle = (start + stop) // 2
+            bands.append(_band(slice(int(start), int(stop)), gsd[middle], depression[middle],
+                               shape, settings))  # fmt: skip
+    return bands
+
+
+def _band(rows: slice, gsd: float, depression: float, shape: TargetShape,
+          settings: ThermalSettings) -> _Band:  # fmt: skip
+    across, along = shape.apparent_box(gsd, depression)
+    box = (max(1, round(across)), max(1, round(along)))
+    gap = max(1, round(shape.ring_gap / gsd))
+    ring = max(2, round(settings.ring_width / gsd))
+    return _Band(rows, shape, box, gap, ring)
+
+
+def band_contrast(image: np.ndarray, band: _Band, noise_floor: float):
+    """For the band's rows: (box mean - ring mean) / (ring spread + floor), and the ring mean.
+
+    Box sums come from OpenCV's box filter, so the cost does not grow with the
+    box; float64 keeps the ring's variance (a difference of large sums) exact.
+    Only pixels inside the frame count: padding past its edge would invent
+    background, too uniform or a mirror image of the target.
+    """
+    w, h = band.box
+    inner = (w + 2 * band.ring_gap, h + 2 * band.ring_gap)
+    outer = (inner[0] + 2 * band.ring_width, inner[1] + 2 * band.ring_width)
+    reach = outer[1] // 2 + 1  # rows around the band that its boxes read
+    top, bottom = max(0, band.rows.start - reach), min(image.shape[0], band.rows.stop + reach)
+    values = image[top:bottom].astype(np.float64)
+    squares = values * values
+
+    ring_count = _frame_pixels(values.shape, outer) - _frame_pixels(values.shape, inner)
+    ring_sum = _box_sum(values, outer) - _box_sum(values, inner)
+    ring_squares = _box_sum(squares, outer) - _box_sum(squares, inner)
+    ring_mean = ring_sum / ring_count
+    ring_spread = np.sqrt(np.maximum(ring_squares / ring_count - ring_mean * ring_mean, 0.0))
+    box_mean = _box_sum(values, (w, h)) / _frame_pixels(values.shape, (w, h))
+    # Near the edge the ring is one-sided, and a slope across the frame reads as
+    # contrast: the less of its background is seen, the less a spot is trusted.
+    seen = ring_count / (outer[0] * outer[1] - inner[0] * inner[1])
+    ratio = seen * (box_mean - ring_mean) / (ring_spread + noise_floor)
+    rows = slice(band.rows.start - top, band.rows.stop - top)
+    return ratio[rows].astype(np.float32), ring_mean[rows].astype(np.float32)
+
+
+def _box_sum(data: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Sum over the box of `size` (w, h) around each pixel; nothing past the edge."""
+    return cv2.boxFilter(data, cv2.CV_64F, size, normalize=False, borderType=cv2.BORDER_CONSTANT)
+
+
+def _frame_pixels(shape: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """How many of the box's pixels lie in the frame: rows in reach times columns in reach."""
+    rows = _box_sum(np.ones((shape[0], 1)), (1, size[1]))
+    columns = _box_sum(np.ones((1, shape[1])), (size[0], 1))
+    return rows * columns
+
+
+def brightest_in_box(image: np.ndarray, x: int, y: int, box) -> tuple[int, int, float]:
+    """(x, y, value) of the brightest pixel of the box centred on (x, y): the spot's peak."""
+    w, h = box
+    x0, y0 = max(0, x - w // 2), max(0, y - h // 2)
+    footprint = image[y0 : y + h // 2 + 1, x0 : x + w // 2 + 1]
+    row, column = np.unravel_index(int(np.argmax(footprint)), footprint.shape)
+    return int(column) + x0, int(row) + y0, float(footprint[row, column])
+
+
+def blob_box(image: np.ndarray, seed, background: float, band: _Band):
+    """(x0, y0, x1, y1) of the warm blob around the seed, cut at half its contrast.
+
+    The blob is looked for within the box and its gap, where the ring's
+    background does not reach: a person beside a warm wall or another person
+    stays its own size, and what is bigger than the box is cut to it (its
+    contrast against the ring, the ratio, already told it is no such target).
+    """
+    seed_x, seed_y, peak = seed
+    height, width = image.shape
+    reach_x = band.box[0] // 2 + band.ring_gap
+    reach_y = band.box[1] // 2 + band.ring_gap
+    x0, x1 = max(0, seed_x - reach_x), min(width, seed_x + reach_x + 1)
+    y0, y1 = max(0, seed_y - reach_y), min(height, seed_y + reach_y + 1)
+    mask = (image[y0:y1, x0:x1] >= background + 0.5 * (peak - background)).astype(np.uint8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    bx, by, bw, bh, _ = stats[labels[seed_y - y0, seed_x - x0]]
+    return float(x0 + bx), float(y0 + by), float(x0 + bx + bw), float(y0 + by + bh)
+
+
+def hotness(peak: float, hot_levels) -> float:
+    """How warm a peak is within its frame: 0 at the median, 1 at the hot percentile."""
+    median, hot = hot_levels
+    return float(np.clip((peak - median) / max(hot - median, 1.0), 0.0, 1.5))
+
+
+def score_of(strength: float) -> float:
+    """A detection's score (0..1) for a strength: monotonic, so thresholds carry over."""
+    return 1.0 - math.exp(-max(strength, 0.0) / STRENGTH_SCALE)
+
+
+def make_detection(box, target_class: str, strength: float) -> Detection:
+    x0, y0, x1, y1 = box
+    # A person stands on the bottom of its blob; a vehicle's body is low, its centre will do.
+    foot_v = y1 if target_class == "person" else (y0 + y1) / 2.0
+    sigma_u, sigma_v = max((x1 - x0) / 4.0, 1.0), max((y1 - y0) / 4.0, 1.0)
+    return Detection(box=(x0, y0, x1, y1), centroid=((x0 + x1) / 2.0, foot_v),
+                     pixel_covariance=np.diag([sigma_u**2, sigma_v**2]),
+                     target_class=target_class, score=score_of(strength))  # fmt: skip
+
+
+def without_duplicates(found: list[tuple[float, Detection]]) -> list[Detection]:
+    """Strongest first, dropping any detection whose box centre lies in a stronger one's box.
+
+    The person box and the vehicle box both answer to some blobs, and a
+    vehicle's hot engine is a person-sized spot on it: one target, one detection.
+    """
+    kept: list[Detection] = []
+    for _, detection in sorted(found, key=lambda item: -item[0]):
+        x0, y0, x1, y1 = detection.box
+        cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+        inside = any(k.box[0] <= cx <= k.box[2] and k.box[1] <= cy <= k.box[3] for k in kept)
+        if not inside:
+            kept.append(detection)
+    return kept
