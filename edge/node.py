@@ -40,9 +40,14 @@ from wire.messages import DroneLink, NodeStatus, VehicleTelemetry, encode
 log = logging.getLogger(__name__)
 
 
+class Frame(Protocol):
+    time: float  # UTC s of exposure
+    image: np.ndarray
+
+
 class FrameSource(Protocol):
-    def latest(self) -> tuple[float, np.ndarray] | None:
-        """The newest frame not yet taken, as (UTC time, image), or None."""
+    def latest(self) -> Frame | None:
+        """The newest frame not yet taken, or None."""
 
 
 class Detector(Protocol):
@@ -107,12 +112,18 @@ class EdgeNode:
         """Turn the loop until `stop` is set; then flush and say offline."""
         for driver in self.drivers:
             driver.start()
+        for camera in self.cameras:
+            if hasattr(camera.source, "start"):
+                camera.source.start()
         self.uplink.start()
         try:
             while not stop.is_set():
                 if not self.step(self.clock()):
                     stop.wait(poll_s)
         finally:
+            for camera in self.cameras:
+                if hasattr(camera.source, "stop"):
+                    camera.source.stop()
             for driver in self.drivers:
                 driver.stop()
             self.uplink.stop()
@@ -134,10 +145,10 @@ class EdgeNode:
     # --- sensing ---------------------------------------------------------------------------
 
     def _process_camera(self, camera: CameraPipeline) -> bool:
-        taken = camera.source.latest()
-        if taken is None:
+        frame = camera.source.latest()
+        if frame is None:
             return False
-        t, image = taken
+        t, image = frame.time, frame.image
         self.counters.frames += 1
         if t < self._state.last_scan:
             self.counters.frames_out_of_order += 1

@@ -76,19 +76,33 @@ def drone_pose(drivers: list[MavlinkDriver], sysid: int):
     return pose_at
 
 
+class ThermalScan:
+    """The thermal detector under the node's Detector shape (a hot spot needs no time)."""
+
+    def __init__(self, detector):
+        self.detector = detector
+
+    def detect(self, t: float, image, pose: CameraPose):
+        return self.detector.detect(image, pose)
+
+
 def build_cameras(config: EdgeConfig, drivers: list[MavlinkDriver]) -> list[CameraPipeline]:
     # Imported here: a node without cameras (telemetry relay) does not load OpenCV's video.
     from edge.detection.eo_motion import MotionDetector
-    from edge.detection.thermal import HotSpotDetector
-    from edge.drivers.camera import CameraSource
+    from edge.detection.thermal import ThermalDetector
+    from edge.drivers.camera import CameraConfig, CameraDriver
 
     frame = EnuFrame(config.post.lat, config.post.lon, config.post.alt)
     pipelines = []
     for section in config.cameras:
         camera = Camera.from_hfov(math.radians(section.hfov_deg), section.width, section.height)
         georeferencer = Georeferencer(camera, frame)
-        detector = (MotionDetector(camera) if section.mode == "eo" else HotSpotDetector(camera))
-        source = CameraSource(section.source, latency_s=section.latency_s)
+        if section.mode == "eo":
+            detector = MotionDetector(camera, frame)
+        else:
+            detector = ThermalScan(ThermalDetector(georeferencer))
+        source = CameraDriver(CameraConfig(section.source, latency=section.latency_s,
+                                           frame_size=(section.width, section.height)))
         pose_at = (drone_pose(drivers, section.drone_sysid) if section.drone_sysid is not None
                    else mast_pose(section, config.post.alt))  # fmt: skip
         pipelines.append(CameraPipeline(section.name, source, detector, pose_at, georeferencer))

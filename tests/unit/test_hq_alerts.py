@@ -44,7 +44,7 @@ def views(head, rows):
 def config_for(head, **changes):
     post = head["posts"][0]
     settings = dict(border=tuple(map(tuple, head["border"])), home=(post["lat"], post["lon"]),
-                    places=(Place("post", post["lat"], post["lon"], 1000.0),),
+                    places=(Place("post", post["lat"], post["lon"], 300.0),),
                     distress_dwell_s=120.0)  # fmt: skip
     settings.update(changes)
     return AlertConfig(**settings)
