@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 
+from hq import fusion_kernels as kernels
 from hq.alerts import CrossingDetector, DistressDetector, NodeHealthDetector
 from hq.config import HqConfig, load_config
 from hq.fusion import Fusion, FusionConfig
@@ -45,6 +46,7 @@ def main(argv: list[str]) -> int:
     except (OSError, ValueError) as error:
         print(f"python -m hq run: {error}")
         return 1
+    kernels.warm()  # compile (or load) the fusion kernels before the first message waits on them
     ingest = build_ingest(config, store)
     broker = config.broker
     client = IngestClient(ingest, broker.host, broker.port, broker.username, password,

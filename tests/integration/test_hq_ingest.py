@@ -23,15 +23,16 @@ from wire.messages import Track, TrackBatch, encode
 pytestmark = pytest.mark.integration
 
 POSTS = {"west-1": EnuFrame(22.84, 14.13, 620.0), "east-1": EnuFrame(22.86, 14.25, 620.0)}
-START = time.time()  # data as fresh as the wall clock, which HQ ages tracks by
 # Five walkers between the posts, seen by both, each post with its own noise.
 WALKERS = np.array([[5000.0 + 300 * k, 800.0 - 150 * k] for k in range(5)])
 VELOCITY = np.array([0.3, 1.3])
 
 
-def batch(node: str, seq: int, rng) -> TrackBatch:
+def batch(node: str, seq: int, rng, start: float) -> TrackBatch:
+    """Batch `seq` of `node`, one second after the last; `start` is the wall-clock time of
+    seq 0, since HQ ages its tracks by the wall clock."""
     frame, origin = POSTS[node], POSTS["west-1"]
-    t = START + seq
+    t = start + seq
     tracks = []
     for k, start in enumerate(WALKERS):
         east, north = start + VELOCITY * seq + rng.normal(0, 2.0, 2)
@@ -121,19 +122,20 @@ def test_two_posts_fuse_into_one_picture_and_junk_is_dead_lettered(deployment):
     hq = start_hq(config, passwords)
     clients = {node: publisher(node, port, passwords) for node in POSTS}
     rng = np.random.default_rng(3)
+    start = time.time()
     try:
         west = clients["west-1"]
         west.publish(topics.tracks("tummo", "west-1"), b"\x00garbage", qos=1).wait_for_publish()
-        forged = batch("east-1", 0, rng)  # east-1's batch on west-1's topic
+        forged = batch("east-1", 0, rng, start)  # east-1's batch on west-1's topic
         west.publish(topics.tracks("tummo", "west-1"), encode(forged), qos=1).wait_for_publish()
-        future = encode(batch("west-1", 99, rng)).replace(b'"1.0"', b'"9.0"', 1)
+        future = encode(batch("west-1", 99, rng, start)).replace(b'"1.0"', b'"9.0"', 1)
         west.publish(topics.tracks("tummo", "west-1"), future, qos=1).wait_for_publish()
         for seq in range(20):
             for node, client in clients.items():
-                message = encode(batch(node, seq, rng))
+                message = encode(batch(node, seq, rng, start))
                 client.publish(topics.tracks("tummo", node), message, qos=1).wait_for_publish()
         # One batch again, as an edge does after a reconnect.
-        again = encode(batch("west-1", 5, rng))
+        again = encode(batch("west-1", 5, rng, start))
         west.publish(topics.tracks("tummo", "west-1"), again, qos=1).wait_for_publish()
         db = tmp_path / "hq.db"
         assert wait_for_rows(db, "SELECT COUNT(*) FROM seen_batches", 40) == 40
@@ -161,10 +163,11 @@ def test_kill_9_of_hq_mid_stream_loses_nothing_and_stores_nothing_twice(deployme
     hq = start_hq(config, passwords)
     west = publisher("west-1", port, passwords)
     rng = np.random.default_rng(4)
+    start = time.time()
     db = tmp_path / "hq.db"
     try:
         for seq in range(60):
-            west.publish(topics.tracks("tummo", "west-1"), encode(batch("west-1", seq, rng)),
+            west.publish(topics.tracks("tummo", "west-1"), encode(batch("west-1", seq, rng, start)),
                          qos=1).wait_for_publish()  # fmt: skip
             if seq == 30:
                 wait_for_rows(db, "SELECT COUNT(*) FROM seen_batches", 10)
