@@ -14,6 +14,9 @@ import math
 import signal
 import threading
 
+import numpy as np
+
+from edge import georef as georef_kernels
 from edge.config import CameraSection, EdgeConfig, load_config
 from edge.drivers.mavlink import MavlinkConfig, MavlinkDriver
 from edge.georef import Camera, Georeferencer
@@ -123,6 +126,16 @@ def build_node(config: EdgeConfig) -> EdgeNode:
     return EdgeNode(settings, tracker, build_uplink(config), drivers, cameras)
 
 
+def warm_kernels() -> None:
+    """Compile (or load from the cache) the tracker's and georeferencing's kernels on
+    throwaway data, so the first real frame does not wait for them."""
+    tracker = Tracker()
+    for k in range(6):
+        z = np.array([[0.0, 1.4 * k], [500.0, -20.0 * k]])
+        tracker.update(float(k), z, np.tile(np.eye(2) * 4.0, (2, 1, 1)))
+    georef_kernels.warm()
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m edge run", description=__doc__)
     parser.add_argument("--config", required=True, help="configs/edge/<post>.toml")
@@ -134,6 +147,7 @@ def main(argv: list[str]) -> int:
     except (OSError, ValueError) as error:
         print(f"python -m edge run: {error}")
         return 1
+    warm_kernels()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
