@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from wire.geo import EnuFrame
+from wire.geo import EnuFrame, segment_crossing
 from wire.messages import NodeStatus
 
 LatLon = tuple[float, float]
@@ -82,18 +82,6 @@ class AlertConfig:
     backlog_high: int = 1000
 
 
-def _segment_crossing(a, b, p, q) -> float | None:
-    """Fraction along a->b where it crosses p->q, or None."""
-    r, s = b - a, q - p
-    denominator = r[0] * s[1] - r[1] * s[0]
-    if abs(denominator) < 1e-12:
-        return None
-    offset = p - a
-    u = (offset[0] * s[1] - offset[1] * s[0]) / denominator
-    v = (offset[0] * r[1] - offset[1] * r[0]) / denominator
-    return u if 0.0 <= u < 1.0 and 0.0 <= v <= 1.0 else None
-
-
 def _inside(point, polygon: np.ndarray) -> bool:
     """Even-odd rule."""
     x, y = point
@@ -123,7 +111,7 @@ class CrossingDetector:
         t0, before = previous
         events = []
         for segment, (p, q) in enumerate(zip(self.border[:-1], self.border[1:], strict=True)):
-            fraction = _segment_crossing(before, point, p, q)
+            fraction = segment_crossing(before, point, p, q)
             if fraction is not None:
                 event = self._crossing(track, t0, before, point, fraction, p, q)
                 event.details["segment"] = segment

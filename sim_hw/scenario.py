@@ -37,7 +37,7 @@ from sim_hw.flight import (
 )
 from sim_hw.telemetry import Drone
 from sim_hw.terrain import ground_up
-from wire.geo import EnuFrame
+from wire.geo import EnuFrame, segment_crossing
 
 TARGET_CLASS = {"walkers": "person", "vehicles": "vehicle", "camels": "animal"}
 MAV_TYPE = {"multirotor": 2, "fixed_wing": 1}  # MAV_TYPE_QUADROTOR, MAV_TYPE_FIXED_WING
@@ -269,7 +269,7 @@ def border_crossings(target: GroundTarget, border: np.ndarray, times: np.ndarray
         if np.isnan(a).any() or np.isnan(b).any():
             continue
         for p, q in zip(border[:-1], border[1:], strict=True):
-            fraction = _segment_intersection(a, b, p, q)
+            fraction = segment_crossing(a, b, p, q)
             if fraction is None:
                 continue
             side = (q[0] - p[0]) * (b[1] - p[1]) - (q[1] - p[1]) * (b[0] - p[0])
@@ -280,18 +280,6 @@ def border_crossings(target: GroundTarget, border: np.ndarray, times: np.ndarray
                 "direction": "inbound" if side * origin_side > 0 else "outbound",
             })  # fmt: skip
     return crossings
-
-
-def _segment_intersection(a, b, p, q) -> float | None:
-    """Fraction along a->b where it crosses p->q, or None."""
-    r, s = b - a, q - p
-    denominator = r[0] * s[1] - r[1] * s[0]
-    if abs(denominator) < 1e-12:
-        return None
-    offset = p - a
-    u = (offset[0] * s[1] - offset[1] * s[0]) / denominator
-    v = (offset[0] * r[1] - offset[1] * r[0]) / denominator
-    return u if 0.0 <= u < 1.0 and 0.0 <= v <= 1.0 else None
 
 
 def stationary_groups(targets: list[GroundTarget], config: ScenarioConfig,

@@ -192,3 +192,18 @@ def enu_to_geodetic_batch(origin, points):
         z = oz + rotation[0, 2] * e + rotation[1, 2] * n + rotation[2, 2] * u
         out[i, 0], out[i, 1], out[i, 2] = ecef_to_geodetic_point(x, y, z)
     return out
+
+
+def segment_crossing(a, b, p, q) -> float | None:
+    """Where the path a->b crosses the segment p->q (2-D, e.g. ENU east/north), as the
+    fraction of the way from a to b; None when it does not. A path that ends exactly on
+    the segment has not crossed it yet; one that starts on it has."""
+    r = (b[0] - a[0], b[1] - a[1])
+    s = (q[0] - p[0], q[1] - p[1])
+    denominator = r[0] * s[1] - r[1] * s[0]
+    if abs(denominator) < 1e-12:
+        return None  # parallel
+    offset = (p[0] - a[0], p[1] - a[1])
+    u = (offset[0] * s[1] - offset[1] * s[0]) / denominator
+    v = (offset[0] * r[1] - offset[1] * r[0]) / denominator
+    return u if 0.0 <= u < 1.0 and 0.0 <= v <= 1.0 else None
