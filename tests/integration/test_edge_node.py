@@ -87,22 +87,35 @@ url = "udpin:127.0.0.1:{mavlink_port}"
         env={**os.environ, "NODE_MQTT_PASSWORD": passwords["tummo.west-1"]},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    replay = subprocess.Popen(
-        [sys.executable, "-m", "sim_hw", "replay", str(tlog), "--to",
-         f"udpout:127.0.0.1:{mavlink_port}", "--speed", "1", "--restamp"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    # The node warms its kernels first (tens of seconds on a cold cache); then the drone flies.
+    node.lines, running = [], threading.Event()
+
+    def read_log():
+        for line in node.stdout:
+            node.lines.append(line)
+            if "node running" in line:
+                running.set()
+
+    threading.Thread(target=read_log, daemon=True).start()
+    replay = None
     try:
+        assert running.wait(180), "".join(node.lines)
+        replay = subprocess.Popen(
+            [sys.executable, "-m", "sim_hw", "replay", str(tlog), "--to",
+             f"udpout:127.0.0.1:{mavlink_port}", "--speed", "1", "--restamp"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
         telemetry = lambda ms: [m for m in ms if isinstance(m, VehicleTelemetry)]  # noqa: E731
-        assert hq.wait_for(lambda ms: len(telemetry(ms)) >= 20, timeout=40)
+        assert hq.wait_for(lambda ms: len(telemetry(ms)) >= 20, timeout=40), node.lines
         assert hq.wait_for(lambda ms: any(isinstance(m, NodeStatus) and m.drones for m in ms))
         node.send_signal(signal.SIGTERM)
-        output, _ = node.communicate(timeout=30)
-        assert node.returncode == 0, output
+        node.wait(timeout=30)
+        assert node.returncode == 0, "".join(node.lines)
         assert hq.wait_for(lambda ms: isinstance(ms[-1], NodeStatus)
                            and ms[-1].state == "offline", timeout=10)  # fmt: skip
     finally:
-        replay.kill()
+        if replay is not None:
+            replay.kill()
         node.kill()
         hq.close()
         broker.kill()
