@@ -13,7 +13,7 @@ import numpy as np
 
 from edge.georef import Georeferencer, GroundMeasurements, Pose
 
-CLASSES = ("person", "vehicle", "unknown")
+CLASSES = ("person", "vehicle", "animal", "unknown")
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ Two parts, each skipped with a note when its input is missing:
   beside the single-frame white top-hat baseline run on the same images in the
   same run; the curves also for the halves the detector was and was not tuned
   on. Time per image is reported as a ratio to the baseline's.
-- rendered EO: `edge.detection.rendered_eval` (the motion detector on a
-  rendered scenario), when that module is there.
+- rendered EO: `edge.detection.rendered_eval`, the motion detector and the
+  tracker on the scenario's drone camera as `sim_hw.camera` renders it, scored
+  against the scenario's ground truth (fps at 1280x720 on one OpenCV thread).
 
 `--json` writes bench/results/detection.json (detection-quick.json with
 `--quick`, which scores 60 images and the rendered scenario's quick window).
@@ -18,7 +19,6 @@ Two parts, each skipped with a note when its input is missing:
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import platform
@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from edge.detection import thermal_eval
+from edge.detection import rendered_eval, thermal_eval
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
@@ -69,19 +69,11 @@ def bench_thermal(args: argparse.Namespace) -> dict:
 
 
 def bench_rendered(args: argparse.Namespace) -> dict:
-    """The rendered-scenario EO part, if its module is there; its error is reported, not raised."""
-    try:
-        module = importlib.import_module("edge.detection.rendered_eval")
-    except ImportError as error:
-        return {"skipped": f"edge.detection.rendered_eval not available: {error}"}
-    if not (callable(getattr(module, "evaluate", None))
-            and callable(getattr(module, "format_report", None))):  # fmt: skip
-        return {"skipped": "edge.detection.rendered_eval has no evaluate/format_report"}
-    try:
-        result = module.evaluate(str(args.scenario), args.quick)
-        return {"result": result, "report": module.format_report(result)}
-    except Exception as error:  # someone else's part: a failure there must not hide ours
-        return {"error": f"{type(error).__name__}: {error}"}
+    """The rendered-scenario EO part: the figures, and their table."""
+    if not args.scenario.is_file():
+        return {"skipped": f"no scenario at {args.scenario}"}
+    result = rendered_eval.evaluate(str(args.scenario), args.quick)
+    return {"result": result, "report": rendered_eval.format_report(result)}
 
 
 def format_thermal(thermal: dict) -> str:
@@ -143,8 +135,6 @@ def _row(values: list, number_format: str) -> str:
 def format_rendered(rendered: dict) -> str:
     if "skipped" in rendered:
         return f"rendered EO: skipped ({rendered['skipped']})"
-    if "error" in rendered:
-        return f"rendered EO: FAILED ({rendered['error']})"
     return rendered["report"]
 
 
@@ -177,4 +167,4 @@ def run(argv: list[str] | None = None) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=2, default=str) + "\n")
         print(f"wrote {path}", file=sys.stderr)
-    return 1 if "error" in report["rendered_eo"] else 0
+    return 0

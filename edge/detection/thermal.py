@@ -6,24 +6,30 @@ stranded, sitting or lying in the desert), which a motion detector cannot.
 For each frame:
 1. The frame becomes a float image on a 0..255 scale set by its own
    percentiles, so 8-bit AGC video and 16-bit radiometric frames share
-   thresholds. Empty, flat (black, saturated), non-finite or malformed frames
-   are counted and yield no detection.
+   thresholds; targets warmer than its 99.9th percentile keep their values
+   above 255 (for their sizes), and the gain of the stretch carries the
+   sensor's noise floor onto the same scale. Empty, flat (black, saturated),
+   non-finite or malformed frames are counted and yield no detection.
 2. From the pose, `edge.georef` gives each image row its ground sample
    distance (metres per pixel across the line of sight) and its depression
    angle. Rows that see no ground (sky) are left out.
 3. Local background subtraction with a known shape: for each target kind
    (person, vehicle) a box of the target's apparent size at that row, whose
    mean is compared with the mean of a ring around it, like a top-hat but
-   sized in metres. The contrast divided by the ring's spread is the local
-   signal-to-clutter ratio: the threshold adapts to how busy the
-   surroundings are.
+   sized in metres. The contrast divided by the ring's spread (at least the
+   sensor's noise) is the local signal-to-clutter ratio: the threshold adapts
+   to how busy the surroundings are.
 4. At each local maximum of that ratio, strength = hotness x sqrt(ratio),
    where hotness says how warm the spot is within the frame (people at
    night are among the warmest things there). A spot strong enough is
    segmented at half its contrast, and the blob's size in metres gates it
-   out or classes it as person or vehicle (whose strength is weighted).
-   It is reported when its strength reaches `threshold`; a detection's
-   `score` grows with the strength.
+   out (whose strength is weighted by the box's kind). It is reported when
+   its strength reaches `threshold`; a detection's `score` grows with the
+   strength.
+5. The class guess (`classify`) compares the whole blob's size in metres,
+   split among its warm cores, with what a person, an animal and a vehicle
+   look like at that depression through the camera's blur: the one kind
+   that fits, else "unknown".
 
 Tuned on the real HIT-UAV thermal images (`edge.detection.thermal_eval`).
 """
@@ -38,6 +44,13 @@ import cv2
 import numpy as np
 
 from edge.detection import Detection
+from edge.detection.thermal_classes import (
+    ANIMAL_BODY,
+    PERSON_BODY,
+    VEHICLE_BODY,
+    Body,
+    classify,
+)
 from edge.georef import Georeferencer, Pose
 
 log = logging.getLogger(__name__)
@@ -48,6 +61,7 @@ GEOMETRY_ROWS = 33  # rows at which the pose is traced to the ground; the rest i
 BAND_STEP = 1.25  # a new box size when the row's scale changes by this factor
 STRENGTH_SCALE = 1.0  # strength at which score = 1 - 1/e
 HOT_PERCENTILE = 99.5  # the frame's "hot" level for hotness
+CORE_CONTRAST = 0.9  # of a blob's contrast: its warm cores, one per target in a group
 REJECT_LOG_EVERY = 100  # repeated rejections of one kind are logged this often
 
 
@@ -95,11 +109,24 @@ VEHICLE = TargetShape("vehicle", width=2.0, depth=2.0, height=1.5, min_side=1.0,
 class ThermalSettings:
     threshold: float = 1.3  # strength (hotness x sqrt(signal-to-clutter)) a hot spot needs
     min_ratio: float = 0.5  # signal-to-clutter a local maximum needs to be looked at
-    noise_floor: float = 4.0  # grey levels added to the ring's spread: flat ground is not noiseless
+    # Sensor levels added to the ring's spread: flat ground is not noiseless. In the
+    # sensor's levels, not the stretched ones: a bland scene, stretched far, would
+    # otherwise turn the sensor's own noise into spots as contrasted as people.
+    noise_floor: float = 3.0
     ring_width: float = 1.0  # m: the ring's thickness, the local background's sample
     max_candidates: int = 300  # local maxima looked at per frame, strongest first
     person: TargetShape = PERSON
     vehicle: TargetShape = VEHICLE
+    # The class guess: a blob's size is its target's apparent size widened by the
+    # camera's blur (optics, sampling, the detector's own smoothing), `blur_px`
+    # across at half contrast, added in quadrature; within `size_tolerance`
+    # (relative) and a pixel of a kind's range it may be that kind. A blob that
+    # more than one kind could make, or none, is "unknown". Chosen on the
+    # simulator's thermal camera (blur about 7 px at 1280x720) and the HIT-UAV
+    # images (sharper): see tests/unit/test_thermal.py.
+    bodies: tuple[Body, ...] = (PERSON_BODY, ANIMAL_BODY, VEHICLE_BODY)
+    blur_px: float = 6.0
+    size_tolerance: float = 0.15
 
 
 @dataclass
@@ -151,13 +178,13 @@ class ThermalDetector:
         """Detections in one frame seen from `pose`; [] for a frame that cannot hold any."""
         self.counters.frames += 1
         try:
-            image = normalised_image(frame)
+            image, gain = normalised_image(frame)
             geometry = view_geometry(self.georeferencer, pose, image.shape)
         except FrameRejected as rejection:
             self._reject(rejection)
             return []
         try:
-            detections = self._detect(image, geometry)
+            detections = self._detect(image, gain, geometry)
         except Exception:  # a bug must cost this frame, not the camera's whole stream
             log.exception("thermal detection failed shape=%s", image.shape)
             self._reject(FrameRejected("failed"))
@@ -165,21 +192,30 @@ class ThermalDetector:
         self.counters.detections += len(detections)
         return detections
 
-    def _detect(self, image: np.ndarray, geometry: ViewGeometry) -> list[Detection]:
+    def _detect(self, image: np.ndarray, gain: float, geometry: ViewGeometry) -> list[Detection]:
         s = self.settings
-        smooth = cv2.GaussianBlur(image, (0, 0), 1.0)  # one pixel of sensor noise off the peaks
-        hot_levels = np.percentile(smooth, [50.0, HOT_PERCENTILE])
+        full = cv2.GaussianBlur(image, (0, 0), 1.0)  # one pixel of sensor noise off the peaks
+        # Spots are found on the 0..255 scale; sizes are measured on the unclipped one, where
+        # a target warmer than the frame's 99.9th percentile keeps its true peak (clipped, its
+        # top would be flat, and its half-contrast outline too wide).
+        clipped = np.minimum(full, 255.0)
+        hot_levels = np.percentile(clipped, [50.0, HOT_PERCENTILE])
         found: list[tuple[float, Detection]] = []
         for shape in (s.person, s.vehicle):
             for band in shape_bands(geometry, shape, s):
-                found += self._detect_in_band(smooth, band, hot_levels, geometry.gsd)
+                found += self._detect_in_band(clipped, full, band, hot_levels, gain, geometry)
         return without_duplicates(found)
 
-    def _detect_in_band(self, image: np.ndarray, band: _Band, hot_levels,
-                        gsd: np.ndarray) -> list[tuple[float, Detection]]:  # fmt: skip
-        """(strength, Detection) of the band's spots strong enough and of its shape's size."""
+    def _detect_in_band(self, image: np.ndarray, full: np.ndarray, band: _Band, hot_levels,
+                        gain: float, geometry: ViewGeometry,
+                        ) -> list[tuple[float, Detection]]:  # fmt: skip
+        """(strength, Detection) of the band's spots strong enough and of its shape's size.
+
+        `image` is the frame clipped to 0..255, `full` unclipped; `gain` converts the
+        noise floor from sensor levels to the frame's normalised ones.
+        """
         shape = band.shape
-        ratio, background = band_contrast(image, band, self.settings.noise_floor)
+        ratio, background = band_contrast(full, band, self.settings.noise_floor * gain)
         found = []
         for y, x in self._peaks(ratio, band):
             self.counters.candidates += 1
@@ -191,14 +227,33 @@ class ThermalDetector:
             if strength < self.settings.threshold:  # most spots: before the costlier size
                 self.counters.weak += 1
                 continue
-            box = blob_box(image, seed, background[row, x], band)
+            peak = brightest_in_box(full, x, y, band.box)
+            reach = (band.box[0] // 2 + band.ring_gap, band.box[1] // 2 + band.ring_gap)
+            box = blob_box(full, peak, background[row, x], reach)
             x0, y0, x1, y1 = box
-            row_gsd = gsd[min(int((y0 + y1) / 2.0), len(gsd) - 1)]
-            if not shape.fits((x1 - x0) * row_gsd, (y1 - y0) * row_gsd):
+            blob_row = min(int((y0 + y1) / 2.0), len(geometry.gsd) - 1)
+            gsd = geometry.gsd[blob_row]
+            if not shape.fits((x1 - x0) * gsd, (y1 - y0) * gsd):
                 self.counters.gated_size += 1
                 continue
-            found.append((strength, make_detection(box, shape.name, strength)))
+            target_class = self._class_of(full, peak, background[row, x], gsd,
+                                          geometry.depression[blob_row])  # fmt: skip
+            found.append((strength, make_detection(box, target_class, strength, shape.name)))
         return found
+
+    def _class_of(self, image: np.ndarray, peak, background: float, gsd: float,
+                  depression: float) -> str:  # fmt: skip
+        """The class guess from the whole blob's apparent size in metres (`classify`).
+
+        The blob is measured in a window that holds the largest kind of target,
+        so that an animal found by the person box is not cut to a person's size,
+        and split among its warm cores, so that people side by side are not
+        measured as one large animal.
+        """
+        largest = max(max(b.outline) for b in self.settings.bodies)
+        reach = max(1, math.ceil(largest / gsd))
+        x0, y0, x1, y1 = own_blob_box(image, peak, background, (reach, reach))
+        return classify((x1 - x0) * gsd, (y1 - y0) * gsd, gsd, depression, self.settings)
 
     def _peaks(self, ratio: np.ndarray, band: _Band) -> list[tuple[int, int]]:
         """(row, column) of the band's local maxima of the ratio, strongest first.
@@ -222,11 +277,15 @@ class ThermalDetector:
                         rejection.reason, count, rejection)  # fmt: skip
 
 
-def normalised_image(frame) -> np.ndarray:
-    """The frame as float32 grey on 0..255 between its 1st and 99.9th percentiles.
+def normalised_image(frame) -> tuple[np.ndarray, float]:
+    """(image, gain): the frame as float32 grey, 0 at its 1st percentile and 255 at its 99.9th,
+    and the normalised levels per sensor level.
 
     Stretching by percentiles rather than the dtype's range lets 16-bit
-    radiometric frames and 8-bit AGC video share every threshold.
+    radiometric frames and 8-bit AGC video share every threshold. The top is
+    not clipped: a target warmer than the 99.9th percentile keeps its shape.
+    Integer frames count in sensor levels; a float frame's units are its own,
+    and its gain is 1.
     """
     if not isinstance(frame, np.ndarray):
         raise FrameRejected("not_an_array", type(frame).__name__)
@@ -241,11 +300,12 @@ def normalised_image(frame) -> np.ndarray:
     if not np.isfinite(image).all():
         raise FrameRejected("non_finite")
     low, high = (float(q) for q in np.percentile(image, [1.0, 99.9]))
-    # Integer frames count in sensor levels; a float frame's units are its own.
-    least = MIN_RANGE if frame.dtype.kind in "ui" else 1e-6 * max(1.0, abs(high))
+    integer = frame.dtype.kind in "ui"
+    least = MIN_RANGE if integer else 1e-6 * max(1.0, abs(high))
     if high - low < least:
         raise FrameRejected("flat", f"1-99.9 percentile range {high - low:.3g}")
-    return np.clip((image - low) * (255.0 / (high - low)), 0.0, 255.0)
+    gain = 255.0 / (high - low)
+    return np.maximum((image - low) * gain, 0.0), (gain if integer else 1.0)
 
 
 def _grey(frame: np.ndarray) -> np.ndarray:
@@ -370,24 +430,55 @@ def brightest_in_box(image: np.ndarray, x: int, y: int, box) -> tuple[int, int, 
     return int(column) + x0, int(row) + y0, float(footprint[row, column])
 
 
-def blob_box(image: np.ndarray, seed, background: float, band: _Band):
+def blob_box(image: np.ndarray, seed, background: float, reach: tuple[int, int]):
     """(x0, y0, x1, y1) of the warm blob around the seed, cut at half its contrast.
 
-    The blob is looked for within the box and its gap, where the ring's
-    background does not reach: a person beside a warm wall or another person
-    stays its own size, and what is bigger than the box is cut to it (its
-    contrast against the ring, the ratio, already told it is no such target).
+    The blob is looked for within `reach` (x, y) px of the seed. For the size
+    gate this is the box and its gap, where the ring's background does not
+    reach: a person beside a warm wall or another person stays its own size,
+    and what is bigger than the box is cut to it (its contrast against the
+    ring, the ratio, already told it is no such target).
     """
     seed_x, seed_y, peak = seed
     height, width = image.shape
-    reach_x = band.box[0] // 2 + band.ring_gap
-    reach_y = band.box[1] // 2 + band.ring_gap
+    reach_x, reach_y = reach
     x0, x1 = max(0, seed_x - reach_x), min(width, seed_x + reach_x + 1)
     y0, y1 = max(0, seed_y - reach_y), min(height, seed_y + reach_y + 1)
     mask = (image[y0:y1, x0:x1] >= background + 0.5 * (peak - background)).astype(np.uint8)
     _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     bx, by, bw, bh, _ = stats[labels[seed_y - y0, seed_x - x0]]
     return float(x0 + bx), float(y0 + by), float(x0 + bx + bw), float(y0 + by + bh)
+
+
+def own_blob_box(image: np.ndarray, seed, background: float, reach: tuple[int, int]):
+    """(x0, y0, x1, y1) of the seed's share of its warm blob (cut at half contrast).
+
+    Where the blob holds several warm cores (parts above CORE_CONTRAST of the
+    seed's contrast), as people side by side do, each of its pixels belongs to
+    the nearest core, and the seed's share is what is measured.
+    """
+    seed_x, seed_y, peak = seed
+    height, width = image.shape
+    x0, x1 = max(0, seed_x - reach[0]), min(width, seed_x + reach[0] + 1)
+    y0, y1 = max(0, seed_y - reach[1]), min(height, seed_y + reach[1] + 1)
+    window = image[y0:y1, x0:x1]
+    contrast = peak - background
+    blob = _component_at(window >= background + 0.5 * contrast, seed_x - x0, seed_y - y0)
+    cores = (window >= background + CORE_CONTRAST * contrast) & blob
+    count, _ = cv2.connectedComponents(cores.astype(np.uint8), connectivity=8)
+    if count > 2:  # background and more than one core
+        _, nearest = cv2.distanceTransformWithLabels((~cores).astype(np.uint8), cv2.DIST_L2, 3,
+                                                     labelType=cv2.DIST_LABEL_CCOMP)  # fmt: skip
+        blob &= nearest == nearest[seed_y - y0, seed_x - x0]
+    ys, xs = np.nonzero(blob)
+    return (float(x0 + xs.min()), float(y0 + ys.min()),
+            float(x0 + xs.max() + 1), float(y0 + ys.max() + 1))  # fmt: skip
+
+
+def _component_at(mask: np.ndarray, x: int, y: int) -> np.ndarray:
+    """The 8-connected component of `mask` that holds pixel (x, y), as a boolean image."""
+    _, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    return labels == labels[y, x]
 
 
 def hotness(peak: float, hot_levels) -> float:
@@ -401,10 +492,11 @@ def score_of(strength: float) -> float:
     return 1.0 - math.exp(-max(strength, 0.0) / STRENGTH_SCALE)
 
 
-def make_detection(box, target_class: str, strength: float) -> Detection:
+def make_detection(box, target_class: str, strength: float, shape: str) -> Detection:
+    """`shape` is the box that found the blob: where its foot is does not wait for the class."""
     x0, y0, x1, y1 = box
     # A person stands on the bottom of its blob; a vehicle's body is low, its centre will do.
-    foot_v = y1 if target_class == "person" else (y0 + y1) / 2.0
+    foot_v = y1 if shape == "person" else (y0 + y1) / 2.0
     sigma_u, sigma_v = max((x1 - x0) / 4.0, 1.0), max((y1 - y0) / 4.0, 1.0)
     return Detection(box=(x0, y0, x1, y1), centroid=((x0 + x1) / 2.0, foot_v),
                      pixel_covariance=np.diag([sigma_u**2, sigma_v**2]),

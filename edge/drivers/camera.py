@@ -165,8 +165,10 @@ class CameraDriver:
     def __exit__(self, *_exc) -> None:
         self.stop()
 
-    def latest(self, timeout: float | None = None) -> Frame | None:
-        """The newest frame not yet handed out; None after `timeout` s or once stopped or ended."""
+    def latest(self, timeout: float | None = 0.0) -> Frame | None:
+        """The newest frame not yet handed out; None after `timeout` s (None: no limit) or once
+        stopped or ended. It does not wait by default: the node's loop serves every camera
+        and its publishing in turn, and one silent camera must not hold up the rest."""
         with self._changed:
             ready = self._changed.wait_for(
                 lambda: self._pending is not None or self._stop.is_set() or self._ended, timeout)

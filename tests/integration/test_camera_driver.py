@@ -284,3 +284,13 @@ def test_an_unreachable_source_is_retried_without_raising():
         status = driver.status()
     assert status.counters.connect_failures >= 3
     assert not status.connected
+
+
+def test_asking_a_silent_camera_for_a_frame_does_not_wait():
+    # The node's loop asks each camera in turn; a camera that sends nothing must not stall
+    # it (nor the track batches and status it publishes between frames).
+    config = CameraConfig(f"http://127.0.0.1:{free_port()}/video.mjpg")
+    with CameraDriver(config) as driver:
+        began = time.monotonic()
+        assert driver.latest() is None
+        assert time.monotonic() - began < 0.1
