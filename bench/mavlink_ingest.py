@@ -47,6 +47,7 @@ from edge.drivers.mavlink import (  # noqa: E402
     MavlinkReceiver,
 )
 from sim_hw.__main__ import main as sim_main  # noqa: E402
+from stack.process import free_udp_port  # noqa: E402
 
 REAL_FLIGHT = ROOT.parent / "shared" / "data" / "flights" / "arducopter-canberra-2015.tlog"
 RESULTS = ROOT / "bench" / "results"
@@ -66,10 +67,6 @@ def flight(workdir: Path) -> tuple[Path, str]:
     return path, "generated multirotor survey, 23 min (../shared/data absent)"
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # --- 1. tlog --------------------------------------------------------------------------

@@ -19,10 +19,12 @@ def existence_probability(score: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(score, -50.0, 50.0)))
 
 
-def track_status(confirmed: bool, misses: int) -> TrackStatus:
+def track_status(confirmed: bool, updated: bool) -> TrackStatus:
+    """`updated`: the track had a measurement in the scan the batch reports. A track's
+    misses count every scan it ever missed, so they cannot tell coasting now."""
     if not confirmed:
         return TrackStatus.TENTATIVE
-    return TrackStatus.COASTING if misses > 0 else TrackStatus.CONFIRMED
+    return TrackStatus.CONFIRMED if updated else TrackStatus.COASTING
 
 
 def track_batch(tracks: Tracks, frame: EnuFrame, *, site: str, node: str, seq: int,
@@ -41,6 +43,7 @@ def track_batch(tracks: Tracks, frame: EnuFrame, *, site: str, node: str, seq: i
     lat, lon, _ = frame.to_geodetic(x[:, 0], x[:, 1], np.zeros(len(index)))
     alt = np.full(len(index), frame.alt)  # on the ground: flat at the post's height
     quality = existence_probability(tracks.score[index])
+    updated = tracks.last_update >= state_time  # measured in the scan the batch reports
     wire_tracks = [
         Track(
             track_id=int(tracks.ids[k]), time=state_time,
@@ -50,7 +53,7 @@ def track_batch(tracks: Tracks, frame: EnuFrame, *, site: str, node: str, seq: i
             position_covariance=tracks.P[k, :2, :2].tolist(),
             velocity_covariance=tracks.P[k, 2:, 2:].tolist(),
             target_class=classes.get(int(tracks.ids[k]), "unknown"),
-            status=track_status(bool(tracks.confirmed[k]), int(tracks.misses[k])),
+            status=track_status(bool(tracks.confirmed[k]), bool(updated[k])),
             quality=float(quality[j]), hits=int(tracks.hits[k]), sensors=tracks.sensors(k),
         )
         for j, k in enumerate(index)

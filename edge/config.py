@@ -67,9 +67,33 @@ class CameraSection(_Strict):
 
 
 class TrackingSection(_Strict):
+    """The node's tracker, set for what its cameras see (`edge.tracking.TrackerConfig`).
+
+    A drone's camera sees a moving patch of ground: a target is out of its view
+    for as long as the drone takes to turn back (about 15 s loitering), and a
+    small target in a thermal frame is found in about half the frames (groups
+    blur into one blob, the drone's motion smears). The tracker books a miss
+    for every track at every frame, in view or not, so the defaults let a
+    confirmed track coast through such a gap rather than end and be born again
+    (one target, many tracks): `detection_probability` is what the detector
+    achieves per frame, `confirmed_delete_drop` the score a confirmed track may
+    lose (at ln(1 - pd) per frame missed) and `max_coast_time_s` the time it may
+    go unseen. A fixed mast that sees its targets all the time can delete sooner.
+    """
+
     publish_rate_hz: float = Field(default=2.0, gt=0, le=50)
-    clutter_density: float = Field(default=1e-6, gt=0)
-    detection_probability: float = Field(default=0.9, gt=0, lt=1)
+    clutter_density: float = Field(default=1e-6, gt=0)  # false detections per m² per frame
+    detection_probability: float = Field(default=0.5, gt=0, lt=1)
+    confirmed_delete_drop: float = Field(default=25.0, gt=0)
+    max_coast_time_s: float = Field(default=15.0, gt=0)
+
+
+class MetricsSection(_Strict):
+    """Prometheus /metrics of the node: off unless a port is set. The default address keeps
+    it on the box; a scraper elsewhere needs the address of an interface it can reach."""
+
+    port: int | None = Field(default=None, ge=1, le=65535)
+    bind: str = "127.0.0.1"
 
 
 class EdgeConfig(_Strict):
@@ -80,6 +104,7 @@ class EdgeConfig(_Strict):
     mavlink: list[MavlinkLink] = []
     cameras: list[CameraSection] = []
     tracking: TrackingSection = TrackingSection()
+    metrics: MetricsSection = MetricsSection()
 
     @model_validator(mode="after")
     def _camera_names_differ(self):

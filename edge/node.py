@@ -81,6 +81,7 @@ class NodeSettings:
     node: str
     frame: EnuFrame  # the post's ENU frame: the tracker's
     publish_period_s: float = 0.5
+    min_batch_interval_s: float = 0.1  # at most this often when tracks come and go
     status_period_s: float = 10.0
     software_version: str = "0.1.0"
     capabilities: tuple[str, ...] = ("tracks", "telemetry")
@@ -89,9 +90,71 @@ class NodeSettings:
 @dataclass
 class _Clock:
     next_batch: float = 0.0
+    last_batch: float = -math.inf
+    published_ids: frozenset[int] = frozenset()  # confirmed tracks in the last batch
     next_status: float = 0.0
     last_scan: float = -math.inf
     classes: dict[int, str] = field(default_factory=dict)
+
+
+CLASS_HALF_LIFE_S = 30.0  # a track's class votes count half as much this much later
+CLASS_GATE = 9.21  # Mahalanobis d² (99 % in 2-D) within which a detection is a track's witness
+FOOT_SPEED_MS = 5.0  # no person or animal keeps this up: a track surely faster is a vehicle
+
+
+@dataclass
+class ClassVotes:
+    """Each track's class: a decayed tally of the classes of the detections it was fed.
+
+    A single frame's guess is noisy (a blob's size depends on blur, pose and
+    neighbours), so a track takes the class most of its detections had,
+    recent ones counting more; "unknown" detections cast no vote, so they
+    never overwrite a known class. A track surely faster than anything on
+    foot counts a vehicle vote instead of a person's or an animal's.
+    """
+
+    half_life_s: float = CLASS_HALF_LIFE_S
+    tallies: dict[int, dict[str, float]] = field(default_factory=dict)
+    voted_at: dict[int, float] = field(default_factory=dict)
+
+    def vote(self, t: float, tracks, z: np.ndarray, R: np.ndarray, labels: list[str]) -> None:
+        """Book the scan at time t: detections z (N, 2), R (N, 2, 2), classes `labels`."""
+        alive = {int(i) for i in tracks.ids}
+        for track_id in [i for i in self.tallies if i not in alive]:  # deleted tracks
+            del self.tallies[track_id], self.voted_at[track_id]
+        if not len(tracks) or not len(z):
+            return
+        for j, label in enumerate(labels):
+            if label == "unknown":
+                continue
+            offsets = z[j] - tracks.x[:, :2]
+            gates = np.linalg.inv(tracks.P[:, :2, :2] + R[j])
+            distances = np.einsum("ki,kij,kj->k", offsets, gates, offsets)
+            k = int(np.argmin(distances))
+            if distances[k] < CLASS_GATE:
+                self._add(int(tracks.ids[k]), t, _plausible(label, tracks.x[k, 2:],
+                                                            tracks.P[k, 2:, 2:]))  # fmt: skip
+
+    def _add(self, track_id: int, t: float, label: str) -> None:
+        tally = self.tallies.setdefault(track_id, {})
+        decay = 0.5 ** ((t - self.voted_at.get(track_id, t)) / self.half_life_s)
+        for name in tally:
+            tally[name] *= decay
+        tally[label] = tally.get(label, 0.0) + 1.0
+        self.voted_at[track_id] = t
+
+    def classes(self) -> dict[int, str]:
+        """Track id -> its class, for the tracks that have had a known-class detection."""
+        return {i: max(tally, key=tally.get) for i, tally in self.tallies.items()}
+
+
+def _plausible(label: str, velocity: np.ndarray, velocity_covariance: np.ndarray) -> str:
+    """The label, or "vehicle" where the track is surely faster than a person or animal."""
+    speed = float(np.hypot(*velocity))
+    spread = math.sqrt(max(float(np.trace(velocity_covariance)), 0.0))
+    if label in ("person", "animal") and speed - 2.0 * spread > FOOT_SPEED_MS:
+        return "vehicle"
+    return label
 
 
 class EdgeNode:
@@ -106,6 +169,7 @@ class EdgeNode:
         self.clock = clock
         self.counters = NodeCounters()
         self._state = _Clock()
+        self._votes = ClassVotes()
         self._tracks = None
 
     def run(self, stop: threading.Event, poll_s: float = 0.005) -> None:
@@ -118,7 +182,10 @@ class EdgeNode:
         self.uplink.start()
         try:
             while not stop.is_set():
-                if not self.step(self.clock()):
+                worked = self.sense()
+                # Read the clock after sensing: a batch's `sent` is when it leaves.
+                self.publish_due(self.clock())
+                if not worked:
                     stop.wait(poll_s)
         finally:
             for camera in self.cameras:
@@ -129,18 +196,35 @@ class EdgeNode:
             self.uplink.stop()
 
     def step(self, now: float) -> bool:
-        """One turn; True when a frame was processed (the loop goes straight on)."""
+        """One turn at time `now`; True when a frame was processed."""
+        worked = self.sense()
+        self.publish_due(now)
+        return worked
+
+    def sense(self) -> bool:
+        """The newest frame of every camera through detection into the tracker; True when
+        there was one (the loop goes straight on)."""
         worked = False
         for camera in self.cameras:
             worked |= self._process_camera(camera)
-        if now >= self._state.next_batch:
+        return worked
+
+    def publish_due(self, now: float) -> None:
+        """Track batch and telemetry at the publish rate, or at once when the confirmed
+        tracks changed (a new one, or one gone) so that HQ learns of a new target without
+        waiting for the tick; status at its period."""
+        confirmed = self._confirmed_ids()
+        changed = confirmed != self._state.published_ids
+        soon_enough = now >= self._state.last_batch + self.settings.min_batch_interval_s
+        if now >= self._state.next_batch or (changed and soon_enough):
             self._state.next_batch = now + self.settings.publish_period_s
+            self._state.last_batch = now
+            self._state.published_ids = confirmed
             self.publish_tracks(now)
             self.publish_telemetry(now)
         if now >= self._state.next_status:
             self._state.next_status = now + self.settings.status_period_s
             self.uplink.publish_status(self.status("online", now))
-        return worked
 
     # --- sensing ---------------------------------------------------------------------------
 
@@ -171,39 +255,43 @@ class EdgeNode:
         self.counters.measurements += int(ok.sum())
         self._tracks = self.tracker.update(t, ground.z[ok], ground.R[ok], sensor=camera.name)
         self._state.last_scan = t
-        self._vote_classes(ground.z[ok], [d for d, keep in zip(detections, ok, strict=True)
-                                          if keep])  # fmt: skip
+        self._vote_classes(t, ground.z[ok], ground.R[ok],
+                           [d.target_class for d, keep in zip(detections, ok, strict=True)
+                            if keep])  # fmt: skip
         return True
 
-    def _vote_classes(self, z: np.ndarray, detections: list[Detection]) -> None:
-        """Give each confirmed track the class of the detection nearest it (within 3 sigma).
+    def _vote_classes(self, t: float, z: np.ndarray, R: np.ndarray, labels: list[str]) -> None:
+        """Book the scan's detections into their tracks' class tallies (`ClassVotes`).
 
-        The tracker does not report which measurement fed which track, and a
-        track's class is a slow-changing label, so the nearest detection is a
-        good enough witness; a known class is never overwritten by "unknown".
+        The tracker does not report which measurement fed which track, so each
+        detection votes for the track it is nearest (Mahalanobis), if within
+        the gate.
         """
-        tracks = self._tracks
-        if tracks is None or not len(z):
+        if self._tracks is None:
             return
-        for k in np.flatnonzero(tracks.confirmed):
-            offsets = z - tracks.x[k, :2]
-            gate = np.linalg.inv(tracks.P[k, :2, :2] + np.eye(2))
-            distances = np.einsum("ij,jk,ik->i", offsets, gate, offsets)
-            nearest = int(np.argmin(distances))
-            label = detections[nearest].target_class
-            if distances[nearest] < 9.0 and label != "unknown":
-                self._state.classes[int(tracks.ids[k])] = label
+        self._votes.vote(t, self._tracks, z, R, labels)
+        self._state.classes = self._votes.classes()
 
     # --- publishing ------------------------------------------------------------------------
+
+    def _confirmed_ids(self) -> frozenset[int]:
+        tracks = self._tracks
+        if tracks is None:
+            return frozenset()
+        return frozenset(tracks.ids[tracks.confirmed].tolist())
 
     def publish_tracks(self, now: float) -> None:
         if self._tracks is None:
             return
         settings = self.settings
-        batch = track_batch(self._tracks, settings.frame, site=settings.site, node=settings.node,
-                            seq=self.uplink.outbox.next_seq(), state_time=self._state.last_scan,
-                            sent=now, classes=self._state.classes)  # fmt: skip
-        self.uplink.send(topics.tracks(settings.site, settings.node), encode(batch))
+
+        def encoded(seq: int) -> bytes:
+            return encode(track_batch(self._tracks, settings.frame, site=settings.site,
+                                      node=settings.node, seq=seq,
+                                      state_time=self._state.last_scan, sent=now,
+                                      classes=self._state.classes))  # fmt: skip
+
+        self.uplink.send_numbered(topics.tracks(settings.site, settings.node), encoded)
         self.counters.batches += 1
 
     def publish_telemetry(self, now: float) -> None:

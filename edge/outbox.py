@@ -9,7 +9,12 @@ queue has a bound; when full, the oldest message goes (a counter and the
 matters most and a stale backlog can be rebuilt from HQ's history.
 
 The same file holds the node's batch sequence number, so that `seq` keeps
-rising across restarts.
+rising across restarts. A new file starts its numbers at the clock in
+milliseconds, not at 0: if an edge box loses its outbox (a disk replaced, a
+fresh install), the node's numbers still rise past every one it used before,
+and HQ, which de-duplicates by (node, seq), does not take the new batches for
+repeats of old ones. (That holds while the box's clock does not go back
+before the old file's creation; a post's clock follows GPS.)
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +47,9 @@ class OutboxCounters:
 
 class Outbox:
     def __init__(self, path: str | Path, max_messages: int = 200_000,
-                 on_overflow: Callable[[int], None] | None = None):  # fmt: skip
+                 on_overflow: Callable[[int], None] | None = None,
+                 first_seq: int | None = None):  # fmt: skip
+        """`first_seq`: the first number of a new file (default: the clock in ms)."""
         if max_messages < 1:
             raise ValueError("max_messages must be at least 1")
         self.max_messages = max_messages
@@ -60,6 +68,11 @@ class Outbox:
             "topic TEXT NOT NULL, payload BLOB NOT NULL, created REAL NOT NULL)"
         )
         self._db["counters"].create({"name": str, "value": int}, pk="name", if_not_exists=True)
+        first = int(time.time() * 1000) if first_seq is None else first_seq
+        # Only a new file takes it: 'seq' holds the last number handed out, 'first_seq' where
+        # this file began (so that "every batch from the first" can be checked).
+        self._db.conn.executemany("INSERT OR IGNORE INTO counters (name, value) VALUES (?, ?)",
+                                  [("seq", first - 1), ("first_seq", first)])  # fmt: skip
         self._count = self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
 
     def close(self) -> None:
@@ -68,34 +81,34 @@ class Outbox:
 
     def next_seq(self) -> int:
         """The next batch sequence number, stored before it is handed out."""
-        with self._lock, self._db.conn:
-            self._db.execute(
-                "INSERT INTO counters (name, value) VALUES ('seq', 0) "
-                "ON CONFLICT(name) DO UPDATE SET value = value + 1"
-            )
-            return self._db.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()[0]
+        with self._transaction():
+            return self._advance_seq()
+
+    @property
+    def first_seq(self) -> int:
+        with self._lock:
+            return self._db.execute(
+                "SELECT value FROM counters WHERE name = 'first_seq'").fetchone()[0]
+
+    def put_numbered(self, topic: str, payload_of: Callable[[int], bytes],
+                     created: float | None = None) -> tuple[int, int]:  # fmt: skip
+        """Number a batch and store it in one transaction: (seq, message id).
+
+        A process killed between taking a number and storing its batch would
+        leave a gap that HQ could not tell from a lost batch; here both happen
+        or neither does.
+        """
+        with self._transaction():
+            seq = self._advance_seq()
+            message_id, overflow = self._insert(topic, payload_of(seq), created)
+        self._report_overflow(overflow)
+        return seq, message_id
 
     def put(self, topic: str, payload: bytes, created: float | None = None) -> int:
         """Store a message; its id. When full, the oldest message is dropped first."""
-        created = time.time() if created is None else created
-        with self._lock, self._db.conn:
-            overflow = self._count - self.max_messages + 1
-            if overflow > 0:
-                self._db.execute(
-                    "DELETE FROM messages WHERE id IN "
-                    "(SELECT id FROM messages ORDER BY id LIMIT ?)", [overflow]
-                )  # fmt: skip
-                self.counters.dropped_when_full += overflow
-                self._count -= overflow
-            cursor = self._db.execute(
-                "INSERT INTO messages (topic, payload, created) VALUES (?, ?, ?)",
-                [topic, payload, created],
-            )
-            self.counters.stored += 1
-            self._count += 1
-            message_id = cursor.lastrowid
-        if overflow > 0 and self.on_overflow is not None:
-            self.on_overflow(overflow)
+        with self._transaction():
+            message_id, overflow = self._insert(topic, payload, created)
+        self._report_overflow(overflow)
         return message_id
 
     def after(self, message_id: int, limit: int = 100) -> list[StoredMessage]:
@@ -113,7 +126,7 @@ class Outbox:
 
     def delete_many(self, message_ids: list[int]) -> int:
         """Forget delivered messages in one transaction (one disk sync); how many were here."""
-        with self._lock, self._db.conn:
+        with self._transaction():
             before = self._db.conn.total_changes
             self._db.conn.executemany("DELETE FROM messages WHERE id = ?",
                                       [(i,) for i in message_ids])  # fmt: skip
@@ -128,3 +141,43 @@ class Outbox:
 
     def depth(self) -> int:
         return self._count
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Hold the lock and one explicit transaction: the connection is in autocommit
+        mode, where `with connection:` alone would commit every statement by itself."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # These run inside `_transaction`.
+
+    def _advance_seq(self) -> int:
+        self._db.execute("UPDATE counters SET value = value + 1 WHERE name = 'seq'")
+        return self._db.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()[0]
+
+    def _insert(self, topic: str, payload: bytes, created: float | None) -> tuple[int, int]:
+        overflow = max(0, self._count - self.max_messages + 1)
+        if overflow:
+            self._db.execute(
+                "DELETE FROM messages WHERE id IN (SELECT id FROM messages ORDER BY id LIMIT ?)",
+                [overflow],
+            )
+            self.counters.dropped_when_full += overflow
+            self._count -= overflow
+        cursor = self._db.execute(
+            "INSERT INTO messages (topic, payload, created) VALUES (?, ?, ?)",
+            [topic, payload, time.time() if created is None else created],
+        )
+        self.counters.stored += 1
+        self._count += 1
+        return cursor.lastrowid, overflow
+
+    def _report_overflow(self, overflow: int) -> None:
+        if overflow and self.on_overflow is not None:
+            self.on_overflow(overflow)

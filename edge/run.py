@@ -2,8 +2,9 @@
 
 Builds the parts the config names (MAVLink links, cameras with their
 detectors and georeferencing, the tracker, the uplink with its outbox),
-warms the Numba kernels, and runs the loop until SIGINT or SIGTERM, then
-flushes the outbox as far as the link allows and says offline.
+serves Prometheus metrics when `[metrics] port` is set, warms the Numba
+kernels, and runs the loop until SIGINT or SIGTERM, then flushes the outbox
+as far as the link allows and says offline.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from edge.config import CameraSection, EdgeConfig, load_config
 from edge.drivers.mavlink import MavlinkConfig, MavlinkDriver
 from edge.georef import Camera, Georeferencer
 from edge.georef import Pose as CameraPose
+from edge.metrics import MetricsServer, edge_registry
 from edge.node import CameraPipeline, EdgeNode, NodeSettings
 from edge.outbox import Outbox
 from edge.tracking import Tracker, TrackerConfig
@@ -89,10 +91,18 @@ class ThermalScan:
         return self.detector.detect(image, pose)
 
 
+def build_detector(mode: str, camera: Camera, frame: EnuFrame, georeferencer: Georeferencer):
+    if mode == "eo":
+        from edge.detection.eo_motion import MotionDetector
+
+        return MotionDetector(camera, frame)
+    from edge.detection.thermal import ThermalDetector
+
+    return ThermalScan(ThermalDetector(georeferencer))
+
+
 def build_cameras(config: EdgeConfig, drivers: list[MavlinkDriver]) -> list[CameraPipeline]:
     # Imported here: a node without cameras (telemetry relay) does not load OpenCV's video.
-    from edge.detection.eo_motion import MotionDetector
-    from edge.detection.thermal import ThermalDetector
     from edge.drivers.camera import CameraConfig, CameraDriver
 
     frame = EnuFrame(config.post.lat, config.post.lon, config.post.alt)
@@ -100,12 +110,9 @@ def build_cameras(config: EdgeConfig, drivers: list[MavlinkDriver]) -> list[Came
     for section in config.cameras:
         camera = Camera.from_hfov(math.radians(section.hfov_deg), section.width, section.height)
         georeferencer = Georeferencer(camera, frame)
-        if section.mode == "eo":
-            detector = MotionDetector(camera, frame)
-        else:
-            detector = ThermalScan(ThermalDetector(georeferencer))
+        detector = build_detector(section.mode, camera, frame, georeferencer)
         source = CameraDriver(CameraConfig(section.source, latency=section.latency_s,
-                                           frame_size=(section.width, section.height)))
+                                           frame_size=(section.width, section.height)))  # fmt: skip
         pose_at = (drone_pose(drivers, section.drone_sysid) if section.drone_sysid is not None
                    else mast_pose(section, config.post.alt))  # fmt: skip
         pipelines.append(CameraPipeline(section.name, source, detector, pose_at, georeferencer))
@@ -114,13 +121,16 @@ def build_cameras(config: EdgeConfig, drivers: list[MavlinkDriver]) -> list[Came
 
 def build_node(config: EdgeConfig) -> EdgeNode:
     drivers = build_drivers(config)
+    tracking = config.tracking
     tracker = Tracker(TrackerConfig(
-        clutter_density=config.tracking.clutter_density,
-        detection_probability=config.tracking.detection_probability,
+        clutter_density=tracking.clutter_density,
+        detection_probability=tracking.detection_probability,
+        confirmed_delete_drop=tracking.confirmed_delete_drop,
+        max_coast_time=tracking.max_coast_time_s,
     ))  # fmt: skip
     settings = NodeSettings(site=config.site, node=config.node,
                             frame=EnuFrame(config.post.lat, config.post.lon, config.post.alt),
-                            publish_period_s=1.0 / config.tracking.publish_rate_hz,
+                            publish_period_s=1.0 / tracking.publish_rate_hz,
                             status_period_s=config.uplink.status_period_s)  # fmt: skip
     cameras = build_cameras(config, drivers) if config.cameras else []
     return EdgeNode(settings, tracker, build_uplink(config), drivers, cameras)
@@ -143,10 +153,35 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     try:
-        node = build_node(load_config(args.config))
+        config = load_config(args.config)
+        node = build_node(config)
+        metrics = serve_metrics(config, node)
     except (OSError, ValueError) as error:
         print(f"python -m edge run: {error}")
         return 1
+    try:
+        run_node(node)
+    finally:
+        if metrics is not None:
+            metrics.stop()
+    return 0
+
+
+def serve_metrics(config: EdgeConfig, node: EdgeNode) -> MetricsServer | None:
+    """/metrics on the configured port, or None when none is set. Served from before the
+    kernels warm up, so that a scraper sees the process as up while it does."""
+    section = config.metrics
+    if section.port is None:
+        return None
+    try:
+        server = MetricsServer(edge_registry(node), section.port, section.bind)
+    except OSError as error:  # the port taken, the address not this box's
+        raise OSError(f"metrics on {section.bind}:{section.port}: {error}") from error
+    log.info("metrics served bind=%s port=%d", section.bind, server.port)
+    return server
+
+
+def run_node(node: EdgeNode) -> None:
     warm_kernels()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -155,4 +190,3 @@ def main(argv: list[str]) -> int:
              node.settings.node, len(node.cameras), len(node.drivers))  # fmt: skip
     node.run(stop)
     log.info("node stopped counters=%s", node.counters)
-    return 0

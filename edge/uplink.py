@@ -125,6 +125,12 @@ class Uplink:
         self._wake.set()
         return message_id
 
+    def send_numbered(self, topic: str, payload_of) -> int:
+        """Store a numbered batch: `payload_of(seq)` gives its bytes. Its seq."""
+        seq, _ = self.outbox.put_numbered(topic, payload_of)
+        self._wake.set()
+        return seq
+
     # --- paho ----------------------------------------------------------------------------
 
     def _make_client(self) -> mqtt.Client:

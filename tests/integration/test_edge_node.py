@@ -3,9 +3,6 @@ mosquitto with the project's ACL, and a clean stop on SIGTERM."""
 
 import getpass
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,15 +15,10 @@ from pyproj import Geod
 
 from hq.broker import BrokerProcess, free_tcp_port, write_broker_config
 from sim_hw.__main__ import main as sim_main
+from stack.process import Service, free_udp_port
 from wire.messages import NodeStatus, VehicleTelemetry, decode
 
 pytestmark = pytest.mark.integration
-
-
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Collector:
@@ -82,35 +74,22 @@ status_period_s = 1.0
 url = "udpin:127.0.0.1:{mavlink_port}"
 """)
     hq = Collector(port, passwords["hq"])
-    node = subprocess.Popen(
-        [sys.executable, "-m", "edge", "run", "--config", str(config)],
-        env={**os.environ, "NODE_MQTT_PASSWORD": passwords["tummo.west-1"]},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    # The node warms its kernels first (tens of seconds on a cold cache); then the drone flies.
-    node.lines, running = [], threading.Event()
-
-    def read_log():
-        for line in node.stdout:
-            node.lines.append(line)
-            if "node running" in line:
-                running.set()
-
-    threading.Thread(target=read_log, daemon=True).start()
+    node = Service("node", ["edge", "run", "--config", str(config)],
+                   {"NODE_MQTT_PASSWORD": passwords["tummo.west-1"]}).start()
     replay = None
     try:
-        assert running.wait(180), "".join(node.lines)
+        # The node warms its kernels first (tens of seconds on a cold cache); then the
+        # drone flies.
+        node.wait_for_line("node running")
         replay = subprocess.Popen(
             [sys.executable, "-m", "sim_hw", "replay", str(tlog), "--to",
              f"udpout:127.0.0.1:{mavlink_port}", "--speed", "1", "--restamp"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         telemetry = lambda ms: [m for m in ms if isinstance(m, VehicleTelemetry)]  # noqa: E731
-        assert hq.wait_for(lambda ms: len(telemetry(ms)) >= 20, timeout=40), node.lines
+        assert hq.wait_for(lambda ms: len(telemetry(ms)) >= 20, timeout=40), node.tail()
         assert hq.wait_for(lambda ms: any(isinstance(m, NodeStatus) and m.drones for m in ms))
-        node.send_signal(signal.SIGTERM)
-        node.wait(timeout=30)
-        assert node.returncode == 0, "".join(node.lines)
+        assert node.stop() == 0, node.tail()
         assert hq.wait_for(lambda ms: isinstance(ms[-1], NodeStatus)
                            and ms[-1].state == "offline", timeout=10)  # fmt: skip
     finally:

@@ -109,7 +109,7 @@ def test_rendered_thermal_camera_to_track_batches(tmp_path):
     assert node.counters.frames_without_pose == 0
     assert node.counters.measurements > len(rendered)  # people seen in most frames
     final = batches[-1]
-    assert final.seq == node.counters.batches - 1 and final.tracks
+    assert final.seq == uplink.outbox.first_seq + node.counters.batches - 1 and final.tracks
     # Every person in the last frame is within 5 m of a confirmed track, and every track
     # lies within 8 m of something warm the camera saw (people, camels, the pickup's
     # engine): no track where nothing is.

@@ -83,7 +83,7 @@ def node_uplink(broker, outbox_path, site="tummo", node="west-1", **settings):
     config = UplinkConfig(site=site, node=node, port=broker.port, username=f"{site}.{node}",
                           password=broker.passwords[f"{site}.{node}"], reconnect_max_s=1.0,
                           **settings)  # fmt: skip
-    return Uplink(config, Outbox(outbox_path))
+    return Uplink(config, Outbox(outbox_path, first_seq=0))
 
 
 def a_batch(outbox, site="tummo", node="west-1"):
@@ -145,7 +145,7 @@ def test_a_killed_node_leaves_its_last_will(broker, tmp_path):
         f"config = UplinkConfig(site='tummo', node='west-1', port={broker.port},\n"
         f"    username='tummo.west-1', password={broker.passwords['tummo.west-1']!r},\n"
         "    keepalive_s=1)\n"
-        f"uplink = Uplink(config, Outbox({str(tmp_path / 'outbox.db')!r}))\n"
+        f"uplink = Uplink(config, Outbox({str(tmp_path / 'outbox.db')!r}, first_seq=0))\n"
         "uplink.start()\n"
         "while not uplink.counters.connected: time.sleep(0.02)\n"
         "print('up', flush=True)\n"
@@ -186,7 +186,7 @@ def test_nothing_is_lost_across_a_broker_restart(broker, tmp_path):
 
 def test_the_backlog_drains_at_its_bounded_rate_behind_live_data(broker, tmp_path):
     outbox_path = tmp_path / "outbox.db"
-    stored = Outbox(outbox_path)
+    stored = Outbox(outbox_path, first_seq=0)
     for _ in range(100):  # a backlog from an outage, already on disk at start-up
         batch = a_batch(stored)
         stored.put(topics.tracks("tummo", "west-1"), encode(batch))

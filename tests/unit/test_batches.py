@@ -14,17 +14,21 @@ pytestmark = pytest.mark.unit
 FRAME = EnuFrame(22.84, 14.13, 620.0)
 
 
-def tracked(scans=12, dropout_last=False):
-    """Two walkers seen once a second, the second one missed on the last scan if asked."""
+T0 = 1767225600.0
+
+
+def tracked(scans=12, dropped=()):
+    """Two walkers seen once a second from T0, the second one missed on the scans `dropped`
+    (-1: the last)."""
     tracker = Tracker()
     starts = np.array([[1500.0, -800.0], [-2400.0, 3100.0]])
     velocity = np.array([[1.2, 0.5], [-0.3, 1.4]])
     R = np.tile(np.eye(2) * 4.0, (2, 1, 1))
+    dropped = {k % scans for k in dropped}
     for k in range(scans):
         z = starts + velocity * k
-        if dropout_last and k == scans - 1:
-            z, R = z[:1], R[:1]
-        tracks = tracker.update(1767225600.0 + k, z, R, sensor="drone-1-eo")
+        seen = 1 if k in dropped else 2
+        tracks = tracker.update(T0 + k, z[:seen], R[:seen], sensor="drone-1-eo")
     return tracks
 
 
@@ -61,9 +65,9 @@ def test_states_and_covariances_are_the_trackers():
 
 
 def test_a_missed_track_is_coasting_and_tentative_tracks_stay_home():
-    tracks = tracked(dropout_last=True)
-    statuses = {t.status for t in track_batch(
-        tracks, FRAME, site="s", node="n", seq=0, state_time=0.0, sent=0.0).tracks}
+    tracks = tracked(dropped=[-1])
+    batch = track_batch(tracks, FRAME, site="s", node="n", seq=0, state_time=T0 + 11, sent=0.0)
+    statuses = {t.status for t in batch.tracks}
     assert statuses == {"confirmed", "coasting"}
     young = tracked(scans=1)
     assert not young.confirmed.any()
@@ -72,3 +76,13 @@ def test_a_missed_track_is_coasting_and_tentative_tracks_stay_home():
     everything = track_batch(young, FRAME, site="s", node="n", seq=0, state_time=0.0, sent=0.0,
                              confirmed_only=False)  # fmt: skip
     assert {t.status for t in everything.tracks} == {"tentative"}
+
+
+def test_a_track_seen_again_after_a_miss_is_confirmed_not_coasting():
+    # HQ ends a global track fed only by coasting tracks: a track that missed once long
+    # ago and has been seen since must not stay "coasting" for the rest of its life.
+    tracks = tracked(dropped=[6])
+    assert tracks.misses.tolist() == [0, 1]
+    batch = track_batch(tracks, FRAME, site="s", node="n", seq=0, state_time=T0 + 11, sent=0.0)
+    statuses = [t.status for t in batch.tracks]
+    assert statuses == ["confirmed", "confirmed"]

@@ -20,6 +20,17 @@ def test_the_shipped_config_loads_with_its_cameras_and_links():
     assert [c.name for c in config.cameras] == ["drone-1-eo", "mast-thermal"]
     assert config.cameras[0].drone_sysid == 1 and config.cameras[1].mast is not None
     assert config.uplink.password.env == "DUNEWATCH_MQTT_PASSWORD"
+    assert (config.metrics.port, config.metrics.bind) == (9464, "127.0.0.1")
+
+
+def test_metrics_are_off_unless_a_port_is_set():
+    with open(SHIPPED, "rb") as f:
+        raw = tomllib.load(f)
+    del raw["metrics"]
+    assert EdgeConfig.model_validate(raw).metrics.port is None
+    raw["metrics"] = {"port": 9100}
+    metrics = EdgeConfig.model_validate(raw).metrics
+    assert (metrics.port, metrics.bind) == (9100, "127.0.0.1")
 
 
 @pytest.mark.parametrize("spoil, reason", [
@@ -29,6 +40,9 @@ def test_the_shipped_config_loads_with_its_cameras_and_links():
     (lambda c: c["uplink"].update(password={"env": "X", "file": "/k"}), "exactly one of env"),
     (lambda c: c.update(node="west/1"), "pattern"),
     (lambda c: c["post"].update(lat=123.0), "less than or equal to 90"),
+    (lambda c: c["metrics"].update(port=70000), "less than or equal to 65535"),
+    (lambda c: c["metrics"].update(port=0), "greater than or equal to 1"),
+    (lambda c: c["metrics"].update(addr="0.0.0.0"), "addr"),
 ])  # fmt: skip
 def test_a_bad_config_is_refused_with_the_reason(spoil, reason):
     with open(SHIPPED, "rb") as f:

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -23,11 +24,24 @@ def test_messages_survive_closing_and_reopening(tmp_path):
 
 def test_sequence_numbers_keep_rising_across_restarts(tmp_path):
     path = tmp_path / "outbox.db"
-    outbox = Outbox(path)
+    outbox = Outbox(path, first_seq=0)
     first = [outbox.next_seq() for _ in range(3)]
     outbox.close()
     assert first == [0, 1, 2]
-    assert Outbox(path).next_seq() == 3
+    assert Outbox(path, first_seq=0).next_seq() == 3
+    assert Outbox(path).next_seq() == 4  # an existing file keeps its own numbers
+    assert Outbox(path).first_seq == 0
+
+
+def test_a_lost_outbox_numbers_on_past_the_old_one(tmp_path):
+    # An old box numbered from its creation; its disk is replaced a while later: the new
+    # file's numbers start above everything the old one could have used (2 batches/s).
+    old = Outbox(tmp_path / "old.db")
+    used = [old.next_seq() for _ in range(50)]  # faster than the clock: 50 numbers now...
+    time.sleep(0.2)  # ...and 200 ms later the new file starts 200 numbers on
+    new = Outbox(tmp_path / "new.db")
+    assert new.next_seq() > max(used)
+    assert abs(used[0] - time.time() * 1000) < 10_000  # the clock in ms
 
 
 def test_ids_are_never_reused_after_the_outbox_empties(tmp_path):
@@ -72,3 +86,22 @@ def test_a_killed_process_loses_nothing_it_had_stored(tmp_path):
     child.kill()
     child.wait()
     assert [int(m.payload) for m in Outbox(path).after(0, limit=1000)] == list(range(200))
+
+
+def test_a_numbered_batch_is_stored_with_its_number_or_not_at_all(tmp_path):
+    path = tmp_path / "outbox.db"
+    outbox = Outbox(path, first_seq=0)
+    seq, message_id = outbox.put_numbered("t", lambda n: f"batch {n}".encode())
+    assert (seq, outbox.after(0)[0].payload) == (0, b"batch 0")
+
+    def broken(n):
+        raise RuntimeError("encoding failed")
+
+    try:
+        outbox.put_numbered("t", broken)
+    except RuntimeError:
+        pass
+    # The failed batch took no number: the next one follows without a gap.
+    assert outbox.put_numbered("t", lambda n: f"batch {n}".encode())[0] == 1
+    assert [m.payload for m in outbox.after(0)] == [b"batch 0", b"batch 1"]
+    assert Outbox(path).next_seq() == 2  # the file keeps its numbers
