@@ -40,13 +40,12 @@ from scipy.stats import chi2
 from hq import fusion_kernels as kernels
 from hq.fusion_history import FusionUpdate, History, HistoryRecorder
 from hq.fusion_links import Association, LinkRules
+from hq.fusion_snapshot import GlobalTrack, GlobalTracks, describe
 from hq.fusion_tables import (
-    CLASSES,
     COASTING,
     CONFIRMED,
     FREE,
     HIDDEN,
-    UNKNOWN_CLASS,
     WIRE_STATUSES,
     GlobalTable,
     LinkTable,
@@ -54,12 +53,13 @@ from hq.fusion_tables import (
     frame_transform,
     read_rows,
 )
-from wire.geo import EnuFrame, enu_to_geodetic_batch
-from wire.messages import TargetClass, TrackBatch, TrackStatus
+from wire.geo import EnuFrame
+from wire.messages import TrackBatch, TrackStatus
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Fusion", "FusionConfig", "FusionCounters", "FusionUpdate", "GlobalTrack", "History"]
+__all__ = ["Fusion", "FusionConfig", "FusionCounters", "FusionUpdate", "GlobalTrack",
+           "GlobalTracks", "History"]
 
 _FRESH = WIRE_STATUSES.index(TrackStatus.CONFIRMED)  # coasting node tracks are not fresh
 _TENTATIVE = WIRE_STATUSES.index(TrackStatus.TENTATIVE)
@@ -105,21 +105,6 @@ class FusionConfig:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"FusionConfig: out of range: {', '.join(bad)}")
-
-
-@dataclass(frozen=True)
-class GlobalTrack:
-    """One fused track as `Fusion.snapshot` returns it (copies, safe to keep)."""
-
-    id: int
-    time: float  # UTC s of the state
-    lat: float
-    lon: float
-    x: np.ndarray  # (4,) [e, n, ve, vn] in the fusion's ENU frame (`Fusion.frame`)
-    P: np.ndarray  # (4, 4)
-    target_class: TargetClass
-    status: TrackStatus
-    sources: tuple[tuple[str, int], ...]  # (node key "site/node", node-local track id)
 
 
 @dataclass
@@ -183,7 +168,7 @@ class Fusion:
             self.config.unknown_velocity_std**2,
         )  # fmt: skip
         self._count_batch(key, len(batch.tracks), rejected, without_velocity)
-        recorder = HistoryRecorder(key, self._frame, self._globals)
+        recorder = HistoryRecorder(key, self._frame, self._globals, self._describe_ended)
 
         rows = self._skip_tentative_and_ended(node, rows)
         link = self._links.lookup(node, rows.local_id)
@@ -299,7 +284,7 @@ class Fusion:
     def tick(self, now: float) -> FusionUpdate:
         """Coast global tracks no node has seen for coast_after s; end them after end_after."""
         c, g, links = self.config, self._globals, self._links
-        recorder = HistoryRecorder(None, self._frame, g)
+        recorder = HistoryRecorder(None, self._frame, g, self._describe_ended)
         age = now - g.t_fresh[: g.used]
         starts_coasting = np.flatnonzero((g.status[: g.used] == CONFIRMED) & (age > c.coast_after))
         g.status[starts_coasting] = COASTING
@@ -316,41 +301,21 @@ class Fusion:
 
     def snapshot(self, ids=None) -> list[GlobalTrack]:
         """The published global tracks (those of `ids` only, when given), in order of id."""
+        table = self.tracks(ids)
+        return [table.track(k) for k in range(len(table))]
+
+    def tracks(self, ids=None) -> GlobalTracks:
+        """`snapshot` as one table of columns, without an object per track."""
         g = self._globals
         slots = g.published()
         if ids is not None:
             slots = slots[np.isin(g.gid[slots], np.fromiter(ids, np.int64))]
         slots = slots[np.argsort(g.gid[slots])]
-        if slots.size == 0:
-            return []
-        points = np.column_stack([g.x[slots, 0], g.x[slots, 1], g.up[slots]])
-        geodetic = enu_to_geodetic_batch(self._frame.origin, points)
-        node_keys = list(self._nodes)
-        return [
-            GlobalTrack(
-                id=int(g.gid[s]), time=float(g.t[s]), lat=float(geodetic[k, 0]),
-                lon=float(geodetic[k, 1]), x=g.x[s].copy(), P=g.P[s].copy(),
-                target_class=self._vote(s),
-                status=TrackStatus.COASTING if g.status[s] == COASTING else TrackStatus.CONFIRMED,
-                sources=self._sources(s, node_keys),
-            )
-            for k, s in enumerate(slots.tolist())
-        ]  # fmt: skip
+        return self._describe(slots)
 
-    def _vote(self, slot: int) -> TargetClass:
-        """The class with the most source quality behind it; unknown only if nothing else."""
-        links = self._links
-        votes = np.zeros(len(CLASSES))
-        for link in self._globals.links[slot]:
-            votes[links.target_class[link]] += links.quality[link]
-        votes[UNKNOWN_CLASS] = 0.0
-        return CLASSES[int(np.argmax(votes))] if votes.any() else TargetClass.UNKNOWN
+    def _describe(self, slots: np.ndarray, ended: bool = False) -> GlobalTracks:
+        return describe(self._globals, self._links, slots, self._frame, list(self._nodes),
+                        self.config.coast_after, ended)  # fmt: skip
 
-    def _sources(self, slot: int, node_keys: list[str]) -> tuple[tuple[str, int], ...]:
-        """The node tracks that fed the global track within coast_after of its state."""
-        links, newest = self._links, self._globals.t[slot]
-        return tuple(sorted(
-            (node_keys[links.node[link]], int(links.local_id[link]))
-            for link in self._globals.links[slot]
-            if links.t[link] >= newest - self.config.coast_after
-        ))  # fmt: skip
+    def _describe_ended(self, slots: np.ndarray) -> GlobalTracks:
+        return self._describe(slots, ended=True)

@@ -9,10 +9,12 @@ that nothing a node said is lost.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from hq.fusion_snapshot import GlobalTracks
 from hq.fusion_tables import GlobalTable, LinkTable, NodeRows
 from wire.geo import EnuFrame, enu_to_geodetic_batch
 
@@ -45,15 +47,21 @@ class FusionUpdate:
     ended: list[int]
     merged: dict[int, int]  # an ended id -> the id its sources now feed
     history: History
+    # The last state of each ended track, status ENDED: its slot is gone once the call returns.
+    ended_tracks: GlobalTracks = GlobalTracks.empty()
 
 
 class HistoryRecorder:
     """Collects one call's changes, then `finish` turns them into a FusionUpdate."""
 
-    def __init__(self, node: str | None, frame: EnuFrame | None, globals_: GlobalTable):
+    def __init__(self, node: str | None, frame: EnuFrame | None, globals_: GlobalTable,
+                 describe: Callable[[np.ndarray], GlobalTracks] | None = None):  # fmt: skip
+        """`describe(slots)` gives the final state of tracks about to end (ENDED)."""
         self._node = node
         self._frame = frame
         self._globals = globals_
+        self._describe = describe
+        self._final: list[GlobalTracks] = []
         self._created: list[int] = []
         self._updated: list[np.ndarray] = []
         self._ended: list[int] = []
@@ -66,10 +74,14 @@ class HistoryRecorder:
     def updated(self, gids: np.ndarray) -> None:
         self._updated.append(np.asarray(gids, np.int64))
 
-    def ended(self, gid: int, merged_into: int | None) -> None:
+    def ended(self, slot: int, merged_into: int | None) -> None:
+        """Global `slot` ends; called while its links still stand, for its class and sources."""
+        gid = int(self._globals.gid[slot])
         self._ended.append(gid)
         if merged_into is not None:
             self._merged[gid] = merged_into
+        if self._describe is not None:
+            self._final.append(self._describe(np.array([slot], np.int64)))
 
     def node_estimates(self, rows: NodeRows, slots: np.ndarray, late: bool) -> None:
         """Rows kept as the node said them, attributed to the global tracks at `slots` (or -1)."""
@@ -101,6 +113,7 @@ class HistoryRecorder:
             ended=self._ended,
             merged=self._merged,
             history=self._history(),
+            ended_tracks=GlobalTracks.concat(self._final),
         )
 
     def _history(self) -> History:

@@ -264,6 +264,74 @@ def fuse_rows(gx, gP, gt, slots, x, P, t, q, use_trace):
     return omega
 
 
+# --- node tracks into HQ's frame ------------------------------------------------------------
+
+
+@njit(cache=True)
+def node_states(numbers, M, c, unknown_velocity_variance):
+    """Node tracks' states in HQ's frame from their wire numbers, one row each.
+
+    `numbers` (n, 15) holds per track: id, time, position e n, velocity e n, position
+    covariance (2, 2) and velocity covariance (2, 2) row-major, quality. HQ ENU = M @ node
+    ENU + c (`frame_transform`); a ground track's up is 0 in its node's frame. Each
+    covariance is made symmetric first. Returns x (n, 4), P (n, 4, 4), the HQ up coordinate
+    (n,), whether the track is usable (finite time and position, positive definite position
+    covariance) and whether its velocity is unknown (not finite, or its covariance not
+    positive definite): then zero, with `unknown_velocity_variance` on the diagonal.
+    """
+    n = numbers.shape[0]
+    x = np.zeros((n, 4))
+    P = np.zeros((n, 4, 4))
+    up = np.empty(n)
+    usable = np.empty(n, np.bool_)
+    no_velocity = np.empty(n, np.bool_)
+    for k in range(n):
+        row = numbers[k]
+        finite = True
+        for i in (1, 2, 3, 6, 7, 8, 9):
+            finite = finite and math.isfinite(row[i])
+        usable[k] = finite and _symmetric_positive_definite(row[6:10], P[k, :2, :2])
+        finite = True
+        for i in (4, 5, 10, 11, 12, 13):
+            finite = finite and math.isfinite(row[i])
+        velocity_known = _symmetric_positive_definite(row[10:14], P[k, 2:, 2:]) and finite
+        no_velocity[k] = not velocity_known
+        ve, vn = (row[4], row[5]) if velocity_known else (0.0, 0.0)
+        if not velocity_known:
+            P[k, 2, 2] = P[k, 3, 3] = unknown_velocity_variance
+            P[k, 2, 3] = P[k, 3, 2] = 0.0
+        x[k, 0] = M[0, 0] * row[2] + M[0, 1] * row[3] + c[0]
+        x[k, 1] = M[1, 0] * row[2] + M[1, 1] * row[3] + c[1]
+        x[k, 2] = M[0, 0] * ve + M[0, 1] * vn
+        x[k, 3] = M[1, 0] * ve + M[1, 1] * vn
+        up[k] = M[2, 0] * row[2] + M[2, 1] * row[3] + c[2]
+        _rotate_block(M, P[k, :2, :2])
+        _rotate_block(M, P[k, 2:, 2:])
+    return x, P, up, usable, no_velocity
+
+
+@njit(cache=True, inline="always")
+def _symmetric_positive_definite(entries, out):
+    """out = the symmetric part of the 2x2 matrix of row-major `entries`; whether it is
+    positive definite (False for NaN)."""
+    a, b, d = entries[0], 0.5 * (entries[1] + entries[2]), entries[3]
+    out[0, 0], out[0, 1], out[1, 0], out[1, 1] = a, b, b, d
+    return a > 0.0 and a * d - b * b > 0.0
+
+
+@njit(cache=True, inline="always")
+def _rotate_block(M, A):
+    """A = J A J' in place for the (2, 2) symmetric A, J = M[:2, :2]."""
+    a, b, d = A[0, 0], A[0, 1], A[1, 1]
+    j00, j01, j10, j11 = M[0, 0], M[0, 1], M[1, 0], M[1, 1]
+    # (J A)[i, :] then times J' on the right.
+    r00, r01 = j00 * a + j01 * b, j00 * b + j01 * d
+    r10, r11 = j10 * a + j11 * b, j10 * b + j11 * d
+    A[0, 0] = r00 * j00 + r01 * j01
+    A[0, 1] = A[1, 0] = r00 * j10 + r01 * j11
+    A[1, 1] = r10 * j10 + r11 * j11
+
+
 # --- gating distances ---------------------------------------------------------------------
 
 
@@ -332,47 +400,143 @@ def _spreads(P, rows):
     return position, velocity
 
 
+# Grid cell keys pack (column, row) into one int64; the offset keeps both positive for
+# positions within 2^30 cells of the origin.
+_CELL_OFFSET = 1 << 30
+_ROW_STRIDE = 1 << 31
+_REACH_SLACK = 1.0001  # a reach a little wider than the bound, so that rounding never cuts
+
+
+@njit(cache=True, inline="always")
+def _cell_key(column, row):
+    return (column + _CELL_OFFSET) * _ROW_STRIDE + (row + _CELL_OFFSET)
+
+
+@njit(cache=True)
+def _reaches(x, t, slots, position, velocity, newest_other, widest_gate, q):
+    """How far (m) the position of track slots[i] may be from that of a track it could gate
+    with, counting only its own share: the pair can gate only if their positions are at most
+    the sum of their two reaches apart.
+
+    A pair is compared at the later of its times. The share of the track that is predicted
+    there (by at most `lag`, up to the newest track of the other side) is the gate times its
+    spread (as `gated_pairs` bounds it) plus the way it travels, plus its share of the process
+    noise; the share of the newer one is the gate times its position spread alone.
+    """
+    root_gate = math.sqrt(widest_gate)
+    reach = np.empty(slots.shape[0])
+    for i in range(slots.shape[0]):
+        s = slots[i]
+        lag = max(newest_other - t[s], 0.0)
+        speed = math.sqrt(x[s, 2] * x[s, 2] + x[s, 3] * x[s, 3])
+        noise = math.sqrt(widest_gate * 2.0 * q * lag * lag * lag / 3.0)
+        reach[i] = _REACH_SLACK * (root_gate * (position[i] + lag * velocity[i]) + lag * speed
+                                   + noise)  # fmt: skip
+    return reach
+
+
+@njit(cache=True, inline="always")
+def _gated_d2(x, P, t, k, gx, gP, gt, g, spreads, q, informative_variance, gate2, gate4, s):
+    """d² of row k and slot g if they gate, else -1. `spreads` holds the row's and the slot's
+    position and velocity spreads (root traces).
+
+    Most pairs are far apart, so each is first tested on Euclidean distance: d² is at least
+    |d_pos|² over the trace of the position block of S, and the trace of a predicted position
+    block is at most (sqrt(tr Ppp) + |dt| sqrt(tr Pvv))² + tr Qpp (Cauchy-Schwarz on the
+    cross term), which needs no matrix work.
+    """
+    row_position, row_velocity, g_position, g_velocity = spreads
+    dt = t[k] - gt[g]
+    lag = abs(dt)
+    # Predict the older of the two by |dt|; only its spread grows.
+    if dt >= 0.0:
+        de = x[k, 0] - (gx[g, 0] + dt * gx[g, 2])
+        dn = x[k, 1] - (gx[g, 1] + dt * gx[g, 3])
+        older = g_position + lag * g_velocity
+        spread = row_position**2 + older * older
+    else:
+        de = x[k, 0] + lag * x[k, 2] - gx[g, 0]
+        dn = x[k, 1] + lag * x[k, 3] - gx[g, 1]
+        older = row_position + lag * row_velocity
+        spread = g_position**2 + older * older
+    spread += 2.0 * q * lag * lag * lag / 3.0
+    if de * de + dn * dn > max(gate2, gate4) * spread:
+        return -1.0
+    d2, dof = _distance(x, P, t, k, gx, gP, gt, g, q, informative_variance, s)
+    if d2 > (gate4 if dof == 4 else gate2):
+        return -1.0
+    return d2
+
+
 @njit(cache=True)
 def gated_pairs(x, P, t, gx, gP, gt, candidates, q, informative_variance, gate2, gate4):
-    """Every (row, candidate) pair inside the chi-square gate.
+    """Every (row, candidate) pair inside the chi-square gate, by row, then candidate.
 
-    Returns (row, position in `candidates`, d²). Most pairs are far apart, so
-    each is first tested on Euclidean distance: d² is at least |d_pos|² over the
-    trace of the position block of S, and the trace of a predicted position
-    block is at most (sqrt(tr Ppp) + |dt| sqrt(tr Pvv))² + tr Qpp (Cauchy-Schwarz
-    on the cross term), which needs no matrix work.
+    Returns (row, position in `candidates`, d²). Candidates are bucketed in a grid of
+    square cells, and each row looks only at the cells that its reach and the widest
+    reach of a bucketed candidate can span (`_reaches`), so the cost grows with the
+    pairs that are near, not with rows x candidates. Candidates that reach farther than
+    one cell (tracks coasting for long, or without a velocity) are few, and every row
+    tries them.
     """
     n_rows, n_candidates = x.shape[0], candidates.shape[0]
+    rows = np.arange(n_rows)
     widest_gate = max(gate2, gate4)
-    row_position, row_velocity = _spreads(P, np.arange(n_rows))
+    row_position, row_velocity = _spreads(P, rows)
     g_position, g_velocity = _spreads(gP, candidates)
+    newest_row = t.max() if n_rows else -np.inf
+    newest_candidate = gt[candidates].max() if n_candidates else -np.inf
+    row_reach = _reaches(x, t, rows, row_position, row_velocity, newest_candidate,
+                         widest_gate, q)  # fmt: skip
+    g_reach = _reaches(gx, gt, candidates, g_position, g_velocity, newest_row, widest_gate, q)
+
+    cell = max(2.0 * np.median(g_reach), 1.0) if n_candidates else 1.0
+    wide = np.flatnonzero(~(g_reach <= cell))  # NaN too
+    bucketed = np.flatnonzero(g_reach <= cell)
+    keys = np.empty(bucketed.shape[0], np.int64)
+    for i in range(bucketed.shape[0]):
+        g = candidates[bucketed[i]]
+        keys[i] = _cell_key(np.int64(np.floor(gx[g, 0] / cell)),
+                            np.int64(np.floor(gx[g, 1] / cell)))  # fmt: skip
+    order = np.argsort(keys)
+    sorted_keys, in_cells = keys[order], bucketed[order]
+
     capacity = 2 * n_rows + 16
     pair_row = np.empty(capacity, np.int64)
     pair_candidate = np.empty(capacity, np.int64)
     pair_d2 = np.empty(capacity)
     count = 0
+    near = np.empty(n_candidates, np.int64)
     scratch = np.zeros((5, 4, 4))
     for k in range(n_rows):
-        for c in range(n_candidates):
+        m = 0
+        radius = row_reach[k] + cell
+        columns = 2.0 * radius / cell + 2.0  # each costs two binary searches
+        if not columns < 0.125 * n_candidates + 16.0:  # inf and NaN too
+            for c in bucketed:  # a row that reaches that far: every candidate
+                near[m] = c
+                m += 1
+        else:
+            n0 = np.int64(math.floor((x[k, 1] - radius) / cell))
+            n1 = np.int64(math.floor((x[k, 1] + radius) / cell))
+            e0 = np.int64(math.floor((x[k, 0] - radius) / cell))
+            e1 = np.int64(math.floor((x[k, 0] + radius) / cell))
+            for column in range(e0, e1 + 1):
+                # The cells of one column are contiguous in key order.
+                low = np.searchsorted(sorted_keys, _cell_key(column, n0))
+                high = np.searchsorted(sorted_keys, _cell_key(column, n1), side="right")
+                for i in range(low, high):
+                    near[m] = in_cells[i]
+                    m += 1
+        for c in wide:
+            near[m] = c
+            m += 1
+        for c in np.sort(near[:m]):
             g = candidates[c]
-            dt = t[k] - gt[g]
-            lag = abs(dt)
-            # Predict the older of the two by |dt|; only its spread grows.
-            if dt >= 0.0:
-                de = x[k, 0] - (gx[g, 0] + dt * gx[g, 2])
-                dn = x[k, 1] - (gx[g, 1] + dt * gx[g, 3])
-                older = g_position[c] + lag * g_velocity[c]
-                spread = row_position[k] ** 2 + older * older
-            else:
-                de = x[k, 0] + lag * x[k, 2] - gx[g, 0]
-                dn = x[k, 1] + lag * x[k, 3] - gx[g, 1]
-                older = row_position[k] + lag * row_velocity[k]
-                spread = g_position[c] ** 2 + older * older
-            spread += 2.0 * q * lag * lag * lag / 3.0
-            if de * de + dn * dn > widest_gate * spread:
-                continue
-            d2, dof = _distance(x, P, t, k, gx, gP, gt, g, q, informative_variance, scratch)
-            if d2 > (gate4 if dof == 4 else gate2):
+            spreads = (row_position[k], row_velocity[k], g_position[c], g_velocity[c])
+            d2 = _gated_d2(x, P, t, k, gx, gP, gt, g, spreads, q, informative_variance, gate2,
+                           gate4, scratch)  # fmt: skip
+            if d2 < 0.0:
                 continue
             if count == capacity:
                 capacity *= 2
@@ -404,3 +568,4 @@ def warm() -> None:
     pair_distances(x, P, t, slots, x, P, t, slots, 0.1, 25.0)
     gated_pairs(x, P, t, x.copy(), P.copy(), t.copy(), slots, 0.1, 25.0, 18.0, 23.0)
     fuse_rows(x.copy(), P.copy(), t.copy(), slots, x, P, t, 0.1, False)
+    node_states(np.zeros((1, 15)), np.eye(3), np.zeros(3), 2500.0)

@@ -142,13 +142,15 @@ class LinkRules:
     def _move(self, a: Association, i: int, slot: int, recorder, end_old: bool) -> int:
         """Point row i's link at global `slot`; end the old global track if asked."""
         link, old = a.link[i], a.own[i]
-        self._globals.links[old].discard(link)
+        if end_old:
+            # Ended before the link moves, so its final state still counts this source.
+            self.end(old, recorder, merged_into=slot, keep=link)
+        else:
+            self._globals.links[old].discard(link)
         self._globals.links[slot].add(link)
         self._links.global_slot[link], self._links.misses[link] = slot, 0
         self._streak(link, -1)
         a.own[i] = slot
-        if end_old:
-            self.end(old, recorder, merged_into=slot)
         return slot
 
     def _reset(self, a: Association, i: int) -> None:
@@ -181,13 +183,14 @@ class LinkRules:
         self.counters.created += 1
         recorder.created(int(g.gid[slot]))
 
-    def end(self, slot: int, recorder: HistoryRecorder, merged_into: int = -1) -> None:
-        """Free a global track and its links; reported as ended if it was published."""
+    def end(self, slot: int, recorder: HistoryRecorder, merged_into: int = -1,
+            keep: int = -1) -> None:  # fmt: skip
+        """Free a global track and its links (but link `keep`, which moves on); reported as
+        ended, with its final state, if it was published."""
         g = self._globals
-        for link in list(g.links[slot]):
-            self._links.release(link)
-        gid = int(g.gid[slot])
-        if gid >= 0:
+        if g.gid[slot] >= 0:
             self.counters.ended += 1
-            recorder.ended(gid, int(g.gid[merged_into]) if merged_into >= 0 else None)
+            recorder.ended(slot, int(g.gid[merged_into]) if merged_into >= 0 else None)
+        for link in g.links[slot] - {keep}:
+            self._links.release(link)
         g.release(slot)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hq import fusion_kernels as kernels
 from wire.geo import EnuFrame, enu_axes
 from wire.messages import TargetClass, Track, TrackStatus
 
@@ -80,43 +81,15 @@ def read_rows(tracks: list[Track], M: np.ndarray, c: np.ndarray,
         dtype=np.float64,
     ).reshape(n, 15)  # fmt: skip
     local_id = numbers[:, 0].astype(np.int64)
-    position, velocity = numbers[:, 2:4], numbers[:, 4:6].copy()
-    position_cov = _symmetric(numbers[:, 6:10].reshape(n, 2, 2))
-    velocity_cov = _symmetric(numbers[:, 10:14].reshape(n, 2, 2))
-
-    usable = np.isfinite(numbers[:, [1, 2, 3, 6, 7, 8, 9]]).all(axis=1)
-    usable &= _positive_definite(position_cov)
+    x, P, up, usable, no_velocity = kernels.node_states(numbers, M, c, unknown_velocity_variance)
     usable &= _first_occurrence(local_id)
-    no_velocity = ~(np.isfinite(numbers[:, [4, 5, 10, 11, 12, 13]]).all(axis=1)
-                    & _positive_definite(velocity_cov))  # fmt: skip
-    velocity[no_velocity] = 0.0
-    velocity_cov[no_velocity] = np.eye(2) * unknown_velocity_variance
-
-    J = M[:2, :2]  # the horizontal rotation between the frames (milliradians apart)
-    x = np.empty((n, 4))
-    x[:, :2] = position @ J.T + c[:2]
-    x[:, 2:] = velocity @ J.T
-    P = np.zeros((n, 4, 4))
-    P[:, :2, :2] = J @ position_cov @ J.T
-    P[:, 2:, 2:] = J @ velocity_cov @ J.T  # the wire carries no position-velocity terms
     rows = NodeRows(
-        local_id=local_id, time=numbers[:, 1], x=x, P=P,
-        up=position @ M[2, :2] + c[2],
+        local_id=local_id, time=numbers[:, 1], x=x, P=P, up=up,
         target_class=np.array([CLASSES.index(t.target_class) for t in tracks], np.int64),
         quality=numbers[:, 14],
         status=np.array([WIRE_STATUSES.index(t.status) for t in tracks], np.int64),
     )  # fmt: skip
     return rows.take(usable), int(n - usable.sum()), int((no_velocity & usable).sum())
-
-
-def _symmetric(A: np.ndarray) -> np.ndarray:
-    return 0.5 * (A + A.transpose(0, 2, 1))
-
-
-def _positive_definite(A: np.ndarray) -> np.ndarray:
-    """Which (n, 2, 2) symmetric matrices are positive definite (False for NaN)."""
-    with np.errstate(invalid="ignore"):
-        return (A[:, 0, 0] > 0) & (A[:, 0, 0] * A[:, 1, 1] - A[:, 0, 1] * A[:, 1, 0] > 0)
 
 
 def _first_occurrence(ids: np.ndarray) -> np.ndarray:
@@ -125,7 +98,7 @@ def _first_occurrence(ids: np.ndarray) -> np.ndarray:
     return first
 
 
-class _Slots:
+class Slots:
     """Same-length column arrays with spare capacity; released slots are reused."""
 
     def __init__(self, columns: dict, capacity: int = 256):
@@ -153,7 +126,7 @@ class _Slots:
         self._free.append(slot)
 
 
-class GlobalTable(_Slots):
+class GlobalTable(Slots):
     """Global tracks: state x, P at time t in HQ's frame, public id, status."""
 
     def __init__(self):
@@ -186,7 +159,7 @@ class GlobalTable(_Slots):
         return np.flatnonzero(self.status[: self.used] >= CONFIRMED)
 
 
-class LinkTable(_Slots):
+class LinkTable(Slots):
     """Links node track -> global track with their hysteresis counters."""
 
     def __init__(self):

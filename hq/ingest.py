@@ -1,43 +1,52 @@
-"""HQ's ingest: every post's messages in, one committed transaction each, then the ack.
+"""HQ's ingest: every post's messages in, committed in groups, acknowledged after the commit.
 
-`Ingest.handle` takes one MQTT message and turns it into one store
-transaction: a TrackBatch goes through fusion and the alert detectors and
-is written with its (node, seq), its node tracks, the fused tracks it
-changed, their history points and any alerts; a NodeStatus updates the
-node and its health alerts; a node's own Alert is stored. What does not
-validate, or claims another node than its topic, becomes a dead letter with
-the reason and the raw bytes. Nothing a message holds can stop ingest.
+`Ingest.handle_many` takes the messages that arrived together, in order. Each
+TrackBatch goes through fusion and the alert detectors and becomes an
+IngestBatch with its (node, seq), its node tracks, the fused tracks it
+changed (ended ones included), their history points and any alerts; a
+NodeStatus updates the node and its health alerts; a node's own Alert is
+stored. What does not validate, or claims another node than its topic,
+becomes a dead letter with the reason and the raw bytes. Then ALL of the
+group's batches are written in one store transaction: one commit, one fsync,
+for many messages (group commit). Nothing a message holds can stop ingest.
+After the commit, `on_commit` (the API's live stream) gets each batch written.
 
-`IngestClient` is the MQTT side: paho-mqtt 2.x, MQTT v5, a persistent
-session under a fixed client id, QoS 1 with manual acknowledgement. A
-message is acknowledged only after its transaction committed, so when HQ
-dies the broker sends again what was not committed, and the (node, seq)
-record makes the repeat a no-op.
+The MQTT side, which feeds it and acknowledges after the commit, is
+hq/ingest_client.py.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
-import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
-from hq.alerts import AlertEvent, CrossingDetector, DistressDetector, NodeHealthDetector, TrackView
+from hq.alerts import AlertEvent, CrossingDetector, DistressDetector, NodeHealthDetector
 from hq.flow import FlowStatistics
-from hq.fusion import Fusion, FusionUpdate, GlobalTrack
-from hq.store import DeadLetter, FusedTrack, HistoryPoint, IngestBatch, NodeTrack, Store, node_key
+from hq.fusion import Fusion, FusionUpdate, GlobalTracks, History
+from hq.fusion_snapshot import ENDED
+from hq.fusion_tables import CLASSES, WIRE_STATUSES
+from hq.store import (
+    DeadLetter,
+    FusedTracks,
+    HistoryPoints,
+    IngestBatch,
+    NodeTracks,
+    Store,
+    node_key,
+)
 from wire import topics
 from wire.messages import (
     Alert,
     NodeStatus,
+    Track,
     TrackBatch,
-    TrackStatus,
     UnsupportedVersion,
     VehicleTelemetry,
     decode,
@@ -46,6 +55,19 @@ from wire.messages import (
 log = logging.getLogger(__name__)
 MAX_PAYLOAD = 4 * 1024 * 1024  # bytes; a larger message is refused unread
 HQ_SITE, HQ_NODE = "hq", "fusion"  # the "sender" of alerts HQ raises itself
+# "failed": the store could not commit it; it is not acknowledged, so the broker sends it again.
+Outcome = Literal["stored", "duplicate", "dead_letter", "failed"]
+_CHANNELS = {"tracks": TrackBatch, "status": NodeStatus, "telemetry": VehicleTelemetry,
+             "alerts": Alert}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message as it arrived."""
+
+    topic: str
+    payload: bytes
+    received: float  # UTC s at HQ
 
 
 @dataclass
@@ -56,103 +78,143 @@ class IngestCounters:
     dead_letters: int = 0
     alerts: int = 0
     telemetry: int = 0
+    groups: int = 0  # transactions, each holding one or more messages
+    failed: int = 0  # batches the store refused (not acknowledged)
+    on_commit_errors: int = 0
+
+
+@dataclass
+class _Group:
+    """The messages of one group while they are ingested, before the commit."""
+
+    outcomes: list[Outcome | None] = field(default_factory=list)
+    pending: list[tuple[int, IngestBatch, Outcome]] = field(default_factory=list)
+    claimed: set[tuple[str, int]] = field(default_factory=set)  # (node, seq) in this group
+
+    def done(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+
+    def write(self, batch: IngestBatch, outcome: Outcome = "stored") -> None:
+        """`batch` is to be committed; the message's outcome is `outcome` once it is."""
+        self.pending.append((len(self.outcomes), batch, outcome))
+        self.outcomes.append(None)
 
 
 class Ingest:
     def __init__(self, store: Store, fusion: Fusion, crossings: CrossingDetector,
                  distress: DistressDetector, health: NodeHealthDetector,
-                 flow: FlowStatistics | None = None):  # fmt: skip
+                 flow: FlowStatistics | None = None,
+                 on_commit: Callable[[IngestBatch], None] | None = None):  # fmt: skip
+        """`on_commit(batch)` is called once per committed batch, after its commit, on the
+        ingesting thread; what it raises is logged and counted, and ingest goes on."""
         self.store = store
         self.fusion = fusion
         self.crossings = crossings
         self.distress = distress
         self.health = health
         self.flow = flow or FlowStatistics()
+        self.on_commit = on_commit
         self.counters = IngestCounters()
         self.telemetry: dict[tuple[str, int], VehicleTelemetry] = {}  # latest per drone
-        self._lock = threading.Lock()  # messages and ticks take turns
+        self._lock = threading.Lock()  # groups and ticks take turns
 
-    def handle(self, topic: str, payload: bytes, received: float) -> str:
-        """Store one message; "stored", "duplicate" or "dead_letter"."""
+    def handle(self, topic: str, payload: bytes, received: float) -> Outcome:
+        """Ingest and commit one message."""
+        return self.handle_many([Received(topic, payload, received)])[0]
+
+    def handle_many(self, messages: Sequence[Received]) -> list[Outcome]:
+        """Ingest `messages` in order and commit them in one transaction; an outcome each,
+        all of them committed (but "failed" ones) when this returns."""
         with self._lock:
-            self.counters.messages += 1
-            try:
-                message = self._validated(topic, payload)
-            except ValueError as error:  # pydantic's ValidationError and UnsupportedVersion too
-                return self._dead_letter(topic, payload, received, error)
-            if isinstance(message, TrackBatch):
-                return self._track_batch(message, received)
-            if isinstance(message, NodeStatus):
-                events = self.health.status(message, received)
-                return self._commit(IngestBatch(received, statuses=[message],
-                                                alerts=self._wire_alerts(events)))  # fmt: skip
-            if isinstance(message, VehicleTelemetry):
-                self.telemetry[(node_key(message.site, message.node), message.sysid)] = message
-                self.counters.telemetry += 1
-                return "stored"
-            return self._commit(IngestBatch(received, alerts=[message]))
+            group = _Group()
+            for message in messages:
+                self.counters.messages += 1
+                with _collector_paused():
+                    self._ingest(message, group)
+            self._commit(group)
+            return group.outcomes
 
     def tick(self, now: float) -> None:
         """Coast and end stale fused tracks; raise alerts for silent posts."""
         with self._lock:
             update = self.fusion.tick(now)
             events = self.health.silence(now)
-            fused, views = self._changed_tracks(update)
-            for view in views:
-                events += self.distress.update(view)
-            if fused or events:
-                self._commit(IngestBatch(now, fused_tracks=fused,
-                                         alerts=self._wire_alerts(events)))  # fmt: skip
+            fused, tracks = self._changed_tracks(update)
+            events += self.distress.update_many(*_alert_columns(tracks))
+            if len(fused) or events:
+                group = _Group()
+                group.write(IngestBatch(now, fused_tracks=fused, alerts=self._wire_alerts(events)))
+                self._commit(group)
 
     # --- messages ----------------------------------------------------------------------
+
+    def _ingest(self, message: Received, group: _Group) -> None:
+        try:
+            parsed = self._validated(message.topic, message.payload)
+        except ValueError as error:  # pydantic's ValidationError and UnsupportedVersion too
+            group.write(self._dead_letter(message, error), "dead_letter")
+            return
+        try:
+            self._ingest_valid(parsed, message, group)
+        except Exception as error:  # a fault of ours; the message is kept for a look and a replay
+            log.exception("message not ingested topic=%s", message.topic)
+            group.write(self._dead_letter(message, error, "not ingested"), "dead_letter")
+
+    def _ingest_valid(self, parsed, message: Received, group: _Group) -> None:
+        if isinstance(parsed, TrackBatch):
+            self._track_batch(parsed, message.received, group)
+        elif isinstance(parsed, NodeStatus):
+            events = self.health.status(parsed, message.received)
+            group.write(IngestBatch(message.received, statuses=[parsed],
+                                    alerts=self._wire_alerts(events)))  # fmt: skip
+        elif isinstance(parsed, VehicleTelemetry):
+            self.telemetry[(node_key(parsed.site, parsed.node), parsed.sysid)] = parsed
+            self.counters.telemetry += 1
+            group.done("stored")
+        else:
+            group.write(IngestBatch(message.received, alerts=[parsed]))
 
     def _validated(self, topic: str, payload: bytes):
         if len(payload) > MAX_PAYLOAD:
             raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
         site, node, channel = topics.parse(topic)
-        message = decode(payload)
+        message = _parse(payload, _CHANNELS[channel])
         if (message.site, message.node) != (site, node):
             raise ValueError(f"message from {message.site}/{message.node} on {site}/{node}'s topic")
-        expected = {"tracks": TrackBatch, "status": NodeStatus, "telemetry": VehicleTelemetry,
-                    "alerts": Alert}[channel]  # fmt: skip
-        if not isinstance(message, expected):
+        if not isinstance(message, _CHANNELS[channel]):
             raise ValueError(f"a {type(message).__name__} on the {channel} channel")
         return message
 
-    def _track_batch(self, batch: TrackBatch, received: float) -> str:
+    def _track_batch(self, batch: TrackBatch, received: float, group: _Group) -> None:
         key = node_key(batch.site, batch.node)
-        if self.store.already_seen(key, batch.seq):
+        # Seen if committed before, or earlier in this very group (not yet committed).
+        if (key, batch.seq) in group.claimed or self.store.already_seen(key, batch.seq):
             self.counters.duplicates += 1
-            return "duplicate"
+            group.done("duplicate")
+            return
+        group.claimed.add((key, batch.seq))
         update = self.fusion.ingest(batch, received)
-        fused, views = self._changed_tracks(update)
-        events = []
-        for view in views:
-            crossings = self.crossings.update(view)
-            for event in crossings:
-                self.flow.add(event)
-            events += crossings + self.distress.update(view)
-        global_of = dict(zip(update.history.local_id.tolist(), update.history.global_id.tolist(),
-                             strict=True))  # fmt: skip
-        node_tracks = [NodeTrack(key, t, _published(global_of.get(t.track_id)))
-                       for t in batch.tracks]  # fmt: skip
-        return self._commit(IngestBatch(
+        fused, tracks = self._changed_tracks(update)
+        columns = _alert_columns(tracks)
+        crossings = self.crossings.update_many(*columns)
+        for event in crossings:
+            self.flow.add(event)
+        events = crossings + self.distress.update_many(*columns)
+        node_tracks = _node_tracks(key, batch.tracks, update.history)
+        group.write(IngestBatch(
             received, node_key=key, seq=batch.seq, node_tracks=node_tracks, fused_tracks=fused,
             history=_history_points(update), alerts=self._wire_alerts(events),
         ))  # fmt: skip
 
-    def _changed_tracks(self, update: FusionUpdate) -> tuple[list[FusedTrack], list[TrackView]]:
-        changed = set(update.created) | set(update.updated) | set(update.ended)
-        if not changed:
-            return [], []
-        tracks = self.fusion.snapshot(changed)
-        ended = set(update.ended) - {g.id for g in tracks}
-        fused = [_fused(g, self.fusion.frame.alt) for g in tracks]
-        views = [TrackView(g.id, g.time, float(g.x[0]), float(g.x[1]), str(g.target_class),
-                           g.status == TrackStatus.ENDED) for g in tracks]  # fmt: skip
-        # Tracks that ended and left the snapshot: tell the detectors they are gone.
-        views += [TrackView(gid, 0.0, 0.0, 0.0, "unknown", ended=True) for gid in ended]
-        return fused, views
+    def _changed_tracks(self, update: FusionUpdate) -> tuple[FusedTracks, GlobalTracks]:
+        """The fused tracks created or updated (as they stand now) and those that ended (as
+        they last stood): for the store, and as columns for the alert detectors."""
+        changed = set(update.created) | set(update.updated)
+        live = self.fusion.tracks(changed) if changed else GlobalTracks.empty()
+        tracks = GlobalTracks.concat([live, update.ended_tracks])
+        if not len(tracks):
+            return FusedTracks.of([]), tracks
+        return _fused(tracks, self.fusion.frame.alt), tracks
 
     def _wire_alerts(self, events: list[AlertEvent]) -> list[Alert]:
         alerts = []
@@ -166,102 +228,137 @@ class Ingest:
         self.counters.alerts += len(alerts)
         return alerts
 
-    def _commit(self, batch: IngestBatch) -> str:
-        if not self.store.commit_ingest(batch):
-            self.counters.duplicates += 1
-            return "duplicate"
-        self.counters.stored += 1
-        return "stored"
-
-    def _dead_letter(self, topic: str, payload: bytes, received: float, error) -> str:
-        kind = "unsupported version" if isinstance(error, UnsupportedVersion) else "invalid"
+    def _dead_letter(self, message: Received, error: Exception,
+                     kind: str = "invalid") -> IngestBatch:  # fmt: skip
+        if isinstance(error, UnsupportedVersion):
+            kind = "unsupported version"
         reason = f"{kind}: {str(error)[:1000]}"
-        letter = DeadLetter(received, topic, reason, bytes(payload[:MAX_PAYLOAD]))
-        self.store.commit_ingest(IngestBatch(received, dead_letters=[letter]))
         self.counters.dead_letters += 1
-        log.warning("dead letter topic=%s reason=%s", topic, reason[:200])
-        return "dead_letter"
+        log.warning("dead letter topic=%s reason=%s", message.topic, reason[:200])
+        letter = DeadLetter(message.received, message.topic, reason,
+                            bytes(message.payload[:MAX_PAYLOAD]))  # fmt: skip
+        return IngestBatch(message.received, dead_letters=[letter])
+
+    # --- the commit ----------------------------------------------------------------------
+
+    def _commit(self, group: _Group) -> None:
+        if not group.pending:
+            return
+        self.counters.groups += 1
+        written = self._write([batch for _, batch, _ in group.pending])
+        for (index, batch, outcome), ok in zip(group.pending, written, strict=True):
+            if ok is None:
+                self.counters.failed += 1
+                group.outcomes[index] = "failed"
+            elif not ok:  # a repeat that raced past the early check
+                self.counters.duplicates += 1
+                group.outcomes[index] = "duplicate"
+            else:
+                if outcome == "stored":
+                    self.counters.stored += 1
+                group.outcomes[index] = outcome
+                self._notify(batch)
+
+    def _write(self, batches: list[IngestBatch]) -> list[bool | None]:
+        """The store's answer per batch; None where it could not be written.
+
+        One batch the store refuses would roll back the whole group; then each is tried
+        on its own, so that the others still go in (and only the bad one is sent again).
+        """
+        try:
+            return self.store.commit_ingest_many(batches)
+        except Exception:
+            log.exception("group of %d batches not committed", len(batches))
+        if len(batches) == 1:
+            return [None]
+        return [self._write_one(batch) for batch in batches]
+
+    def _write_one(self, batch: IngestBatch) -> bool | None:
+        try:
+            return self.store.commit_ingest_many([batch])[0]
+        except Exception:
+            log.exception("batch not committed node=%s seq=%s", batch.node_key, batch.seq)
+            return None
+
+    def _notify(self, batch: IngestBatch) -> None:
+        if self.on_commit is None:
+            return
+        try:
+            self.on_commit(batch)
+        except Exception:  # a listener's fault must never stop ingest
+            self.counters.on_commit_errors += 1
+            log.exception("on_commit failed node=%s seq=%s", batch.node_key, batch.seq)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while one message is ingested.
+
+    A TrackBatch becomes a dozen tracked containers per track (models, their dicts,
+    lists, tuples), all freed by reference counting when the message is done. Left
+    running, the collector would walk them once per young generation and promote
+    those still alive (all of the message's) towards the oldest one, whose full
+    collections walk the whole heap. Paused, it sees none of them. It is resumed (only
+    if it was running: another thread may have paused it) as soon as the message is
+    done, and collects then whatever cycles the other threads left meanwhile.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _parse(payload: bytes, expected: type) -> Alert | NodeStatus | TrackBatch | VehicleTelemetry:
+    """The message in `payload`, parsed once as the kind its channel carries.
+
+    `decode` reads a header first to learn the kind, which parses the JSON twice. A
+    message of the expected kind that names its kind and version needs only one pass;
+    anything else goes through `decode`, which accepts or says exactly what is wrong.
+    """
+    try:
+        message = expected.model_validate_json(payload)
+        if {"kind", "schema_version"} <= message.model_fields_set:
+            return message
+    except ValueError:
+        pass
+    return decode(payload)
+
+
+def _node_tracks(key: str, tracks: list[Track], history: History) -> NodeTracks:
+    """The batch's tracks for the store, each with the published global track it fed."""
+    global_of = dict(zip(history.local_id.tolist(), history.global_id.tolist(), strict=True))
+    return NodeTracks.of(key, tracks, [_published(global_of.get(t.track_id)) for t in tracks])
 
 
 def _published(global_id: int | None) -> int | None:
     return None if global_id is None or global_id < 0 else int(global_id)
 
 
-def _fused(track: GlobalTrack, ground_alt: float) -> FusedTrack:
-    return FusedTrack(
-        global_id=track.id, time=track.time, lat=track.lat, lon=track.lon, alt=ground_alt,
-        state=tuple(float(v) for v in track.x), covariance=tuple(float(v) for v in track.P.ravel()),
-        target_class=track.target_class, status=track.status, quality=1.0,
-        sources=tuple(f"{node}:{local}" for node, local in track.sources),
+def _fused(tracks: GlobalTracks, ground_alt: float) -> FusedTracks:
+    n = len(tracks)
+    return FusedTracks(
+        global_id=tracks.id, time=tracks.time, lat=tracks.lat, lon=tracks.lon,
+        alt=np.full(n, ground_alt), state=tracks.x, covariance=tracks.P.reshape(n, 16),
+        target_class=tuple(CLASSES[c] for c in tracks.target_class.tolist()),
+        status=tuple(WIRE_STATUSES[s] for s in tracks.status.tolist()), quality=np.ones(n),
+        sources=tuple(tuple(f"{node}:{local}" for node, local in s) for s in tracks.sources),
     )  # fmt: skip
 
 
-def _history_points(update: FusionUpdate) -> list[HistoryPoint]:
+def _alert_columns(tracks: GlobalTracks) -> tuple[np.ndarray, ...]:
+    """What the alert detectors' `update_many` takes: ids, times, east, north, classes, ended."""
+    return (tracks.id, tracks.time, tracks.x[:, 0], tracks.x[:, 1], tracks.target_class,
+            tracks.status == ENDED)  # fmt: skip
+
+
+def _history_points(update: FusionUpdate) -> HistoryPoints:
     h = update.history
     keep = np.flatnonzero(h.global_id >= 0)
-    return [
-        HistoryPoint(int(h.global_id[k]), float(h.time[k]), float(h.lat[k]), float(h.lon[k]),
-                     *(float(v) for v in h.x[k]), float(h.P[k, 0, 0]), float(h.P[k, 1, 1]),
-                     float(h.P[k, 0, 1]))  # fmt: skip
-        for k in keep
-    ]
-
-
-class IngestClient:
-    """The MQTT side: a persistent session, manual acks after each commit, and a tick."""
-
-    def __init__(self, ingest: Ingest, host: str, port: int, username: str,
-                 password: str | None, client_id: str = "hq-ingest",
-                 session_expiry_s: int = 7 * 86_400, tick_s: float = 1.0):  # fmt: skip
-        self.ingest = ingest
-        self.tick_s = tick_s
-        self.connected = threading.Event()
-        self._stop = threading.Event()
-        self._ticker: threading.Thread | None = None
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=mqtt.MQTTv5, manual_ack=True)  # fmt: skip
-        self.client.username_pw_set(username, password)
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(1, 30)
-        self._host, self._port = host, port
-        self._properties = Properties(PacketTypes.CONNECT)
-        self._properties.SessionExpiryInterval = session_expiry_s
-
-    def start(self) -> IngestClient:
-        self.client.connect_async(self._host, self._port, keepalive=15, clean_start=False,
-                                  properties=self._properties)  # fmt: skip
-        self.client.loop_start()
-        self._ticker = threading.Thread(target=self._tick_loop, name="hq-tick", daemon=True)
-        self._ticker.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._ticker is not None:
-            self._ticker.join()
-        self.client.disconnect()
-        self.client.loop_stop()
-
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            log.warning("broker refused HQ reason=%s", reason_code)
-            return
-        client.subscribe(topics.all_nodes(), qos=1)
-        self.connected.set()
-        log.info("HQ ingest connected session_present=%s", flags.session_present)
-
-    def _on_message(self, client, userdata, message) -> None:
-        try:
-            self.ingest.handle(message.topic, message.payload, time.time())
-        except Exception:  # the store failed (disk full...): no ack, the broker sends again
-            log.exception("message not stored topic=%s", message.topic)
-            return
-        client.ack(message.mid, message.qos)
-
-    def _tick_loop(self) -> None:
-        while not self._stop.wait(self.tick_s):
-            try:
-                self.ingest.tick(time.time())
-            except Exception:
-                log.exception("tick failed")
+    x, P = h.x[keep], h.P[keep]
+    return HistoryPoints(h.global_id[keep], h.time[keep], h.lat[keep], h.lon[keep],
+                         x[:, 0], x[:, 1], x[:, 2], x[:, 3], P[:, 0, 0], P[:, 1, 1],
+                         P[:, 0, 1])  # fmt: skip

@@ -5,14 +5,21 @@ with the records it takes and gives; `hq.store_sqlite.SqliteStore` is the
 embedded backend. Nothing outside the backend writes SQL, so a PostgreSQL
 backend is a second class with the same methods (the hash chain itself lives
 in hq/audit.py and is shared).
+
+Ingest hands over fused tracks and history points as columns (`FusedTracks`,
+`HistoryPoints`): thousands of rows a second, each a row of arrays rather
+than an object. Both are sequences of the row records, so a list of
+`FusedTrack` or `HistoryPoint` works wherever they do.
 """
 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Protocol
+
+import numpy as np
 
 from hq.audit import AuditEntry, AuditVerification
 from wire.messages import Alert, NodeStatus, TargetClass, Track, TrackStatus
@@ -84,6 +91,125 @@ class HistoryPoint:
                    var_e=c[0], var_n=c[5], cov_en=c[1])  # fmt: skip
 
 
+class _Columns(Sequence):
+    """A table of equal-length columns that reads as a sequence of `_record` rows.
+
+    Each column is a numpy array (n, ...) or a tuple of n values; `_record(*row)`
+    makes one row's record, with multi-value cells (a state, a covariance) as tuples.
+    """
+
+    _record: type
+
+    def __len__(self) -> int:
+        return len(getattr(self, fields(self)[0].name))
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        return self._record(*(_cell(getattr(self, f.name)[k]) for f in fields(self)))
+
+    def __iter__(self):
+        # Column by column (one tolist() each) rather than row by row through __getitem__.
+        return map(self._record, *(_cells(getattr(self, f.name)) for f in fields(self)))
+
+    def take(self, which: np.ndarray):
+        """The rows at indices `which`, as a table of the same kind."""
+        return type(self)(*(_take(getattr(self, f.name), which) for f in fields(self)))
+
+    @classmethod
+    def concat(cls, tables: Sequence):
+        tables = [t for t in tables if len(t)]
+        if len(tables) <= 1:
+            return tables[0] if tables else cls.of([])
+        return cls(*(_concat([getattr(t, f.name) for t in tables]) for f in fields(cls)))
+
+
+def _cell(value):
+    if isinstance(value, np.ndarray):
+        return tuple(value.ravel().tolist())
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _cells(column) -> list:
+    if isinstance(column, np.ndarray):
+        return column.tolist() if column.ndim == 1 else list(map(tuple, column.reshape(
+            len(column), -1).tolist()))  # fmt: skip
+    return list(column)
+
+
+def _take(column, which: np.ndarray):
+    if isinstance(column, np.ndarray):
+        return column[which]
+    return tuple(column[i] for i in which.tolist())
+
+
+def _concat(columns: list):
+    if isinstance(columns[0], np.ndarray):
+        return np.concatenate(columns)
+    return tuple(value for column in columns for value in column)
+
+
+@dataclass(frozen=True, eq=False)
+class FusedTracks(_Columns):
+    """`FusedTrack`s as columns; `FusedTracks.of(list)` turns records into columns."""
+
+    global_id: np.ndarray  # (n,) int64
+    time: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    alt: np.ndarray
+    state: np.ndarray  # (n, 4)
+    covariance: np.ndarray  # (n, 16) row-major 4x4
+    target_class: tuple[TargetClass, ...]
+    status: tuple[TrackStatus, ...]
+    quality: np.ndarray
+    sources: tuple[tuple[str, ...], ...]
+    _record = FusedTrack
+
+    @classmethod
+    def of(cls, tracks: Iterable[FusedTrack]) -> FusedTracks:
+        if isinstance(tracks, FusedTracks):
+            return tracks
+        tracks = list(tracks)
+        return cls(
+            np.array([t.global_id for t in tracks], np.int64),
+            *(np.array([getattr(t, name) for t in tracks], float)
+              for name in ("time", "lat", "lon", "alt")),
+            np.array([t.state for t in tracks], float).reshape(-1, 4),
+            np.array([t.covariance for t in tracks], float).reshape(-1, 16),
+            tuple(t.target_class for t in tracks), tuple(t.status for t in tracks),
+            np.array([t.quality for t in tracks], float), tuple(t.sources for t in tracks),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class HistoryPoints(_Columns):
+    """`HistoryPoint`s as columns, each (n,); `HistoryPoints.of(list)` turns records into
+    columns."""
+
+    global_id: np.ndarray
+    time: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    e: np.ndarray
+    n: np.ndarray
+    ve: np.ndarray
+    vn: np.ndarray
+    var_e: np.ndarray
+    var_n: np.ndarray
+    cov_en: np.ndarray
+    _record = HistoryPoint
+
+    @classmethod
+    def of(cls, points: Iterable[HistoryPoint]) -> HistoryPoints:
+        if isinstance(points, HistoryPoints):
+            return points
+        points = list(points)
+        return cls(np.array([p.global_id for p in points], np.int64),
+                   *(np.array([getattr(p, f.name) for p in points], float)
+                     for f in fields(cls)[1:]))  # fmt: skip
+
+
 @dataclass(frozen=True)
 class NodeTrack:
     """A node's own track (latest state) and the global track fusion put it in."""
@@ -91,6 +217,44 @@ class NodeTrack:
     node_key: str
     track: Track
     global_id: int | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class NodeTracks(Sequence):
+    """One node's tracks as columns of plain values, each track as its wire JSON; reads
+    as a sequence of `NodeTrack` (parsing the JSON back on access).
+
+    Ingest holds a group's batches until their commit: as pydantic objects, tens of
+    thousands of tracks would keep the garbage collector scanning them all the while.
+    """
+
+    node_key: str
+    track_id: list[int]
+    global_id: list[int | None]
+    time: list[float]
+    lat: list[float]
+    lon: list[float]
+    status: list[str]
+    target_class: list[str]
+    track_json: list[str]
+
+    @classmethod
+    def of(cls, node_key: str, tracks: Sequence[Track],
+           global_ids: Sequence[int | None]) -> NodeTracks:  # fmt: skip
+        to_json = Track.__pydantic_serializer__.to_json
+        return cls(node_key, [t.track_id for t in tracks], list(global_ids),
+                   [t.time for t in tracks], [t.lat for t in tracks], [t.lon for t in tracks],
+                   [str(t.status) for t in tracks], [str(t.target_class) for t in tracks],
+                   [to_json(t).decode() for t in tracks])  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.track_id)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        return NodeTrack(self.node_key, Track.model_validate_json(self.track_json[k]),
+                         self.global_id[k])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -165,6 +329,11 @@ class StoreStats:
 class Store(Protocol):
     def commit_ingest(self, batch: IngestBatch) -> bool:
         """Write `batch` in one transaction; False (nothing written) if its seq was seen."""
+
+    def commit_ingest_many(self, batches: Sequence[IngestBatch]) -> list[bool]:
+        """Write `batches` in ONE transaction, as if one after another: one commit (one
+        fsync) for many messages. Per batch, False (it wrote nothing) where its seq was
+        seen before or earlier in `batches`. All or nothing: an error writes none."""
 
     def already_seen(self, node_key: str, seq: int) -> bool: ...
 

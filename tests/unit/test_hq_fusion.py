@@ -16,7 +16,8 @@ from scipy.optimize import minimize_scalar
 from scipy.stats import chi2
 
 from hq.fusion import Fusion, FusionConfig
-from hq.fusion_kernels import covariance_intersection
+from hq.fusion_kernels import covariance_intersection, gated_pairs, node_states, pair_distances
+from hq.fusion_tables import frame_transform
 from wire.geo import EnuFrame
 from wire.messages import Track, TrackBatch
 
@@ -154,6 +155,75 @@ def test_covariance_intersection_matches_a_scipy_reference(criterion):
         assert P[k] == pytest.approx(ref_P, abs=1e-6 * np.abs(ref_P).max())
         interior += 0.0 < ref_omega < 1.0
     assert interior > n // 2  # the comparison exercised the search, not just its ends
+
+
+# --- gating: the grid search finds exactly the pairs of a comparison of all pairs -----------
+
+
+def gating_scene(seed, newer):
+    """Node track rows and a table of global tracks over 60 km x 10 km: rows near some
+    global tracks, global tracks older (some coasting for long), some newer if `newer`, some
+    without a usable velocity or with a vague position, and a subset of slots as candidates."""
+    rng = np.random.default_rng(seed)
+    T, n_globals, n_rows = 1.8e9, 900, 150
+    gx = np.column_stack([rng.uniform(0, 60_000, n_globals), rng.uniform(0, 10_000, n_globals),
+                          rng.normal(0, 8, (n_globals, 2))])  # fmt: skip
+    gP = np.array([random_covariance(rng) for _ in range(n_globals)])
+    gt = T - rng.choice([0.5, 2.0, 30.0], n_globals, p=[0.6, 0.3, 0.1]) * rng.random(n_globals)
+    gt[rng.random(n_globals) < 0.1 * newer] += 2.0  # newer than the rows
+    vague = rng.random(n_globals) < 0.05
+    gP[vague, 2:, 2:] = np.eye(2) * 2500.0  # no velocity
+    gP[rng.random(n_globals) < 0.05, :2, :2] *= 400.0
+    seen = rng.choice(n_globals, n_rows, replace=False)
+    x = gx[seen] + rng.normal(0, 1, (n_rows, 4)) * [3.0, 3.0, 0.5, 0.5]
+    x[: n_rows // 5, :2] = rng.uniform(0, 60_000, (n_rows // 5, 2))  # rows near nothing known
+    P = np.array([random_covariance(rng) for _ in range(n_rows)])
+    t = T - 0.5 * rng.random(n_rows)
+    candidates = np.sort(rng.choice(n_globals, 700, replace=False))
+    for k, g in zip(range(n_rows - 30, n_rows), candidates[:30], strict=True):
+        # Fast ones reach farther than most global tracks, slower ones about as far.
+        fast = k % 2 == 0
+        edge_of_gate(k, g, x, P, t, gx, gP, gt, rng, 60.0 if fast else 25.0,
+                     400.0 if fast else 100.0)  # fmt: skip
+    return x, P, t, gx, gP, gt, candidates
+
+
+def edge_of_gate(k, g, x, P, t, gx, gP, gt, rng, speed, variance, q=0.1):
+    """Row k just inside the gate of slot g, which is 2 s older and moves at `speed`, along
+    the long axis of a thin position covariance of the largest `variance`: as far apart as
+    two tracks that gate can be."""
+    gt[g] = t[k] - 2.0
+    heading = rng.uniform(0, 2 * np.pi)
+    gx[g, 2:] = x[k, 2:] = speed * np.array([np.cos(heading), np.sin(heading)])
+    c, s = np.cos(heading + 1.0), np.sin(heading + 1.0)
+    thin = np.array([[c, -s], [s, c]]) @ np.diag([variance, 0.25]) @ np.array([[c, s], [-s, c]])
+    gP[g] = np.diag([0.0, 0.0, 0.04, 0.04])
+    gP[g, :2, :2] = thin
+    P[k] = np.diag([1.0, 1.0, 0.04, 0.04])
+    F = np.eye(4)
+    F[0, 2] = F[1, 3] = 2.0
+    Q = q * np.kron([[8 / 3, 2.0], [2.0, 2.0]], np.eye(2))  # white acceleration over 2 s
+    S = P[k] + F @ gP[g] @ F.T + Q
+    M = np.linalg.inv(np.linalg.inv(S)[:2, :2])  # what the position difference is held to
+    values, vectors = np.linalg.eigh(M)
+    x[k, :2] = (F @ gx[g])[:2] + np.sqrt(0.98 * chi2.ppf(0.9999, 4) * values[1]) * vectors[:, 1]
+
+
+@pytest.mark.parametrize(("seed", "newer"), [(0, True), (1, False), (2, True)])
+def test_gated_pairs_are_those_of_comparing_every_pair(seed, newer):
+    x, P, t, gx, gP, gt, candidates = scene = gating_scene(seed, newer)
+    q, informative, gate2, gate4 = 0.1, 25.0, chi2.ppf(0.9999, 2), chi2.ppf(0.9999, 4)
+    rows, columns = np.meshgrid(np.arange(len(x)), np.arange(len(candidates)), indexing="ij")
+    rows, columns = rows.ravel(), columns.ravel()
+    d2, dof = pair_distances(x, P, t, rows, gx, gP, gt, candidates[columns], q, informative)
+    inside = d2 <= np.where(dof == 4, gate4, gate2)
+    pair_row, pair_candidate, pair_d2 = gated_pairs(*scene, q, informative, gate2, gate4)
+    assert pair_row.tolist() == rows[inside].tolist()  # by row, then candidate
+    assert pair_candidate.tolist() == columns[inside].tolist()
+    assert pair_d2.tolist() == d2[inside].tolist()
+    assert inside.sum() > 100 and len(set(pair_row.tolist())) < inside.sum()  # rows with two
+    edge = (rows >= len(x) - 30) & (columns == rows - (len(x) - 30))
+    assert inside[edge].all() and (d2[edge] > 0.97 * gate4).all()
 
 
 def test_covariance_intersection_agrees_with_stone_soup_at_the_same_weight():
@@ -515,6 +585,45 @@ def test_a_node_track_lands_in_the_hq_frame_exactly():
     assert track.P == pytest.approx(J4 @ P[0] @ J4.T, rel=1e-6, abs=1e-9)
     assert (track.lat, track.lon) == pytest.approx((wire.tracks[0].lat, wire.tracks[0].lon),
                                                    abs=1e-8)  # fmt: skip
+
+
+def test_node_states_are_the_wire_numbers_turned_into_the_hq_frame():
+    """Against plain NumPy: symmetric parts, positive definiteness, unknown velocities,
+    and the frame change, on numbers with holes, asymmetric and indefinite covariances."""
+    rng = np.random.default_rng(5)
+    n, unknown = 500, 2500.0
+    numbers = rng.normal(0, 1, (n, 15)) * [1, 1, 3000, 3000, 5, 5, *[2] * 8, 1]
+    numbers[:, [6, 9, 10, 13]] = np.abs(numbers[:, [6, 9, 10, 13]]) * 4  # mostly definite
+    holes = rng.random((n, 15)) < 0.03
+    numbers[holes] = rng.choice([np.nan, np.inf], holes.sum())
+    M, c = frame_transform((POST_B.lat, POST_B.lon, POST_B.alt), POST_A)
+    x, P, up, usable, no_velocity = node_states(numbers, M, c, unknown)
+
+    def symmetric(entries):
+        A = entries.reshape(n, 2, 2)
+        return 0.5 * (A + A.transpose(0, 2, 1))
+
+    def definite(A):
+        with np.errstate(invalid="ignore"):
+            return (A[:, 0, 0] > 0) & (np.linalg.det(A) > 0)
+
+    position_cov, velocity_cov = symmetric(numbers[:, 6:10]), symmetric(numbers[:, 10:14])
+    expected_usable = np.isfinite(numbers[:, [1, 2, 3, 6, 7, 8, 9]]).all(1) & definite(
+        position_cov)  # fmt: skip
+    expected_unknown = ~(np.isfinite(numbers[:, [4, 5, 10, 11, 12, 13]]).all(1)
+                         & definite(velocity_cov))  # fmt: skip
+    assert usable.tolist() == expected_usable.tolist()
+    assert no_velocity.tolist() == expected_unknown.tolist()
+    assert 0.6 < usable.mean() < 0.95 and 0.2 < no_velocity.mean() < 0.6
+    velocity = np.where(expected_unknown[:, None], 0.0, numbers[:, 4:6])
+    velocity_cov[expected_unknown] = unknown * np.eye(2)
+    J, ok = M[:2, :2], expected_usable
+    assert x[ok, :2] == pytest.approx(numbers[ok, 2:4] @ J.T + c[:2], rel=1e-13)
+    assert x[ok, 2:] == pytest.approx(velocity[ok] @ J.T, rel=1e-13, abs=1e-13)
+    assert up[ok] == pytest.approx(numbers[ok, 2:4] @ M[2, :2] + c[2], rel=1e-12)
+    assert P[ok, :2, :2] == pytest.approx(J @ position_cov[ok] @ J.T, rel=1e-12, abs=1e-12)
+    assert P[ok, 2:, 2:] == pytest.approx(J @ velocity_cov[ok] @ J.T, rel=1e-12, abs=1e-12)
+    assert not P[:, :2, 2:].any() and not P[:, 2:, :2].any()
 
 
 def test_bad_tracks_are_counted_and_the_rest_fused():

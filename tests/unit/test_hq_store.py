@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from hq import audit_cli
@@ -17,9 +18,12 @@ from hq.store import (
     BBox,
     DeadLetter,
     FusedTrack,
+    FusedTracks,
     HistoryPoint,
+    HistoryPoints,
     IngestBatch,
     NodeTrack,
+    NodeTracks,
 )
 from hq.store_sqlite import SqliteStore
 from tests.conftest import PROJECT_ROOT
@@ -105,6 +109,46 @@ def test_late_messages_do_not_roll_current_state_back(tmp_path):
     assert store.nodes()[0].status.state == "online"
     assert store.nodes()[0].last_seq == 2
     assert [p.time for p in store.track_history(1, 0, 1000)] == [100.0, 200.0]
+
+
+def test_many_batches_in_one_call_are_each_written_once_and_newest_state_wins(tmp_path):
+    store = SqliteStore(tmp_path / "hq.db")
+    assert store.commit_ingest(a_batch(1, [a_track(1, 100.0)]))
+    older = a_batch(5, [a_track(1, 150.0, lat=22.5)], received=1001.0,
+                    node_tracks=[NodeTrack(NODE, a_node_track(7, 150.0))])  # fmt: skip
+    newer = a_batch(4, [a_track(1, 200.0, lat=23.0), a_track(2, 200.0)], received=1002.0,
+                    node_tracks=[NodeTrack(NODE, a_node_track(7, 200.0))])  # fmt: skip
+    again = a_batch(4, [a_track(1, 300.0, lat=24.0)], received=1003.0)  # seq 4 a second time
+    assert store.commit_ingest_many([a_batch(1, []), newer, older, again]) == [
+        False, True, True, False]  # fmt: skip
+    tracks = {t.global_id: t for t in store.current_tracks()}
+    assert tracks[1].lat == 23.0 and tracks[1].time == 200.0  # newest, not the last written
+    assert [t.track.time for t in store.node_tracks()] == [200.0]
+    assert [p.time for p in store.track_history(1, 0, 1000)] == [100.0, 150.0, 200.0]
+    [node] = store.nodes()
+    assert (node.last_seq, node.batches, node.last_batch_received) == (5, 3, 1001.0)
+
+
+def test_an_error_in_one_batch_of_a_call_writes_none_of_them(tmp_path):
+    store = SqliteStore(tmp_path / "hq.db")
+    broken = IngestBatch(received=1000.0, node_key=NODE, seq=2,
+                         history=[HistoryPoint(1, 100.0, None, *[0.0] * 8)])  # fmt: skip
+    with pytest.raises(sqlite3.IntegrityError):
+        store.commit_ingest_many([a_batch(1, [a_track(1, 100.0)]), broken])
+    assert set(row_counts(store.path).values()) == {0}
+    assert not store.already_seen(NODE, 1)
+
+
+def test_columns_read_back_as_the_records_they_were_made_of():
+    tracks = [a_track(gid, 100.0 + gid, lat=22.0 + gid / 10) for gid in range(3)]
+    table = FusedTracks.of(tracks)
+    assert list(table) == tracks and table[1] == tracks[1] and table[-1] == tracks[-1]
+    assert list(FusedTracks.concat([table, FusedTracks.of([])])) == tracks
+    assert list(table.take(np.array([2, 0]))) == [tracks[2], tracks[0]]
+    points = [HistoryPoint.of(t) for t in tracks]
+    assert list(HistoryPoints.of(points)) == points
+    node_tracks = NodeTracks.of(NODE, [a_node_track(5, 100.0)], [9])
+    assert list(node_tracks) == [NodeTrack(NODE, a_node_track(5, 100.0), 9)]
 
 
 CHILD = """

@@ -1,0 +1,165 @@
+"""HQ's MQTT side of ingest: a persistent session, messages committed in groups, each
+acknowledged only after its group's commit.
+
+`IngestClient`: paho-mqtt 2.x, MQTT v5, a persistent session under a fixed
+client id, QoS 1 with manual acknowledgement. The network thread only queues
+what arrives; the `GroupWriter`'s one thread takes everything waiting (at most
+`max_group` messages), hands it to `hq.ingest.Ingest` as one group and only
+after the commit acknowledges each message. When HQ dies, the broker sends
+again whatever was not acknowledged, and the (node, seq) record makes a
+repeat of a committed batch a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from hq.ingest import Ingest, Outcome, Received
+from wire import topics
+
+log = logging.getLogger(__name__)
+
+
+class GroupWriter:
+    """What arrived, queued; one thread that ingests it in groups, commits each group in one
+    transaction and only then reports each message's outcome; and the tick.
+
+    `done(token, outcome)` is called on the writer thread for every message after its
+    group was committed, with the token it was put with (IngestClient acknowledges
+    the MQTT message there, unless the outcome is "failed").
+    """
+
+    def __init__(self, ingest: Ingest, done: Callable[[object, Outcome], None],
+                 max_group: int = 200, tick_s: float | None = 1.0):  # fmt: skip
+        self.ingest = ingest
+        self.max_group = max_group
+        self.tick_s = tick_s
+        self._done = done
+        self._queue: queue.SimpleQueue[tuple[Received, object] | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def put(self, message: Received, token: object = None) -> None:
+        """Any thread: queue a message for the next group."""
+        self._queue.put((message, token))
+
+    def start(self) -> GroupWriter:
+        self._thread = threading.Thread(target=self._run, name="hq-ingest", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Finish the group being committed; what is still queued is left undone."""
+        self._stop.set()
+        self._queue.put(None)  # wakes the thread
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        next_tick = None if self.tick_s is None else time.monotonic() + self.tick_s
+        while not self._stop.is_set():
+            wait = None if next_tick is None else max(0.0, next_tick - time.monotonic())
+            group = self._take(wait)
+            if group:
+                self._ingest(group)
+            if next_tick is not None and time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + self.tick_s
+                self._tick()
+
+    def _take(self, timeout: float | None) -> list[tuple[Received, object]]:
+        """Everything waiting, up to max_group; waits up to `timeout` for the first.
+
+        No waiting for more once something is there: while one group commits, the next
+        one gathers, so groups grow with the load by themselves.
+        """
+        try:
+            group = [self._queue.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while len(group) < self.max_group:
+            try:
+                group.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return [entry for entry in group if entry is not None]
+
+    def _ingest(self, group: list[tuple[Received, object]]) -> None:
+        try:
+            outcomes = self.ingest.handle_many([message for message, _ in group])
+        except Exception:  # a fault in ingest itself: nothing is done, all is sent again
+            log.exception("group of %d messages not ingested", len(group))
+            return
+        for (_, token), outcome in zip(group, outcomes, strict=True):
+            self._done(token, outcome)
+
+    def _tick(self) -> None:
+        try:
+            self.ingest.tick(time.time())
+        except Exception:
+            log.exception("tick failed")
+
+
+class IngestClient:
+    """The MQTT side: a persistent session whose messages a GroupWriter commits in groups
+    and acknowledges after each commit."""
+
+    def __init__(self, ingest: Ingest, host: str, port: int, username: str,
+                 password: str | None, client_id: str = "hq-ingest",
+                 session_expiry_s: int = 7 * 86_400, tick_s: float = 1.0,
+                 max_group: int = 200, receive_maximum: int = 2000):  # fmt: skip
+        """`max_group`: most messages in one transaction. `receive_maximum`: most messages
+        the broker may have sent and not yet seen acknowledged (queued here or being
+        committed); well above max_group, so that groups can fill."""
+        self.ingest = ingest
+        self.connected = threading.Event()
+        self.writer = GroupWriter(ingest, self._acknowledge, max_group, tick_s)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=mqtt.MQTTv5, manual_ack=True)  # fmt: skip
+        self.client.username_pw_set(username, password)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(1, 30)
+        self._host, self._port = host, port
+        self._properties = Properties(PacketTypes.CONNECT)
+        self._properties.SessionExpiryInterval = session_expiry_s
+        self._properties.ReceiveMaximum = receive_maximum
+
+    def start(self) -> IngestClient:
+        self.writer.start()
+        self.client.connect_async(self._host, self._port, keepalive=15, clean_start=False,
+                                  properties=self._properties)  # fmt: skip
+        self.client.loop_start()
+        return self
+
+    def stop(self) -> None:
+        """Commit and acknowledge the group in hand; the broker sends the rest again on the
+        next start."""
+        self.writer.stop()
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("broker refused HQ reason=%s", reason_code)
+            return
+        client.subscribe(topics.all_nodes(), qos=1)
+        self.connected.set()
+        log.info("HQ ingest connected session_present=%s", flags.session_present)
+
+    def _on_message(self, client, userdata, message) -> None:
+        # The network thread only queues: committing here would hold up every other message.
+        self.writer.put(Received(message.topic, message.payload, time.time()),
+                        (message.mid, message.qos))  # fmt: skip
+
+    def _acknowledge(self, token: tuple[int, int], outcome: Outcome) -> None:
+        if outcome != "failed":  # not acknowledged: the broker sends it again
+            self.client.ack(*token)
