@@ -3,6 +3,7 @@
     python -m hq broker-config --node SITE/NODE ... --out DIR   hq.broker.main(argv)
     python -m hq audit-verify --db PATH [--anchor HASH]         hq.audit_cli.main(argv)
     python -m hq run --config configs/hq.toml                   hq.run.main(argv)
+    python -m hq token create|list|revoke --db PATH ...         hq.api.token_cli.main(argv)
     python -m hq bench [--json]                                 hq.bench.run(argv)
 """
 
@@ -15,6 +16,7 @@ COMMANDS = {
     "broker-config": "hq.broker:main",
     "audit-verify": "hq.audit_cli:main",
     "run": "hq.run:main",
+    "token": "hq.api.token_cli:main",
     "bench": "hq.bench:run",
 }
 

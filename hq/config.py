@@ -9,9 +9,10 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hq.alerts import AlertConfig, Place, Zone
+from hq.tak import TakConfig
 from wire.secrets import SecretRef
 
 LatLon = tuple[float, float]
@@ -49,6 +50,32 @@ class AlertSection(_Strict):
     backlog_high: int = Field(default=1000, ge=1)
 
 
+class StreamSection(_Strict):
+    """The live stream (Server-Sent Events) of hq/api/live.py."""
+
+    tick_s: float = Field(default=0.5, gt=0, le=10)  # deltas are coalesced per track per tick
+    heartbeat_s: float = Field(default=15.0, gt=0)
+    ring_events: int = Field(default=120, ge=1)  # how far back Last-Event-ID can resume
+    ring_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    client_queue_events: int = Field(default=16, ge=1)  # a client further behind is resynced
+    max_resyncs: int = Field(default=3, ge=0)  # ... and dropped after this many in a row
+    stale_s: float = Field(default=300.0, gt=0)  # a track silent this long leaves the stream
+
+
+class ApiSection(_Strict):
+    """The HTTP API of hq/api: where it listens and how it guards itself."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port (tests)
+    database: Path  # tokens, zones, operator labels; default: hq-api.db beside the store
+    cors_origins: list[str] = []  # none: browsers refuse cross-origin calls
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_page: int = Field(default=10_000, ge=1, le=10_000)  # rows one request may ask for
+    auth_failures: int = Field(default=10, ge=1)  # per client address per window ...
+    auth_failure_window_s: float = Field(default=60.0, gt=0)  # ... then 429 until it passes
+    stream: StreamSection = StreamSection()
+
+
 class HqConfig(_Strict):
     origin: tuple[float, float, float]  # lat, lon, alt of HQ's ENU frame (e.g. the first post)
     border: list[LatLon] = Field(min_length=2)
@@ -60,6 +87,16 @@ class HqConfig(_Strict):
     dead_letter_days: int = Field(default=30, ge=1)
     broker: BrokerSection = BrokerSection()
     alerts: AlertSection = AlertSection()
+    api: ApiSection | None = None  # None: ingest only, no HTTP API
+    tak: TakConfig | None = None  # Cursor-on-Target to a TAK server or client; None: no CoT
+
+    @model_validator(mode="before")
+    @classmethod
+    def _api_database_beside_the_store(cls, raw):
+        if isinstance(raw, dict) and isinstance(raw.get("api"), dict):
+            store = Path(raw.get("database", cls.model_fields["database"].default))
+            raw = {**raw, "api": {"database": store.with_name("hq-api.db"), **raw["api"]}}
+        return raw
 
     def alert_config(self) -> AlertConfig:
         return AlertConfig(

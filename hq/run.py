@@ -1,5 +1,9 @@
-"""`python -m hq run --config configs/hq.toml`: HQ's ingest, fusion, store and alerts.
+"""`python -m hq run --config configs/hq.toml`: HQ's ingest, fusion, store, alerts and API.
 
+Ingest runs in its MQTT client's threads; with an `[api]` section in the
+config, the API (hq/api) is served by uvicorn in the main thread of the same
+process, over the same store, and every committed batch reaches the live
+stream: `LiveFeed.publish` is ingest's `on_commit`. Without one, HQ runs ingest only.
 Runs until SIGINT or SIGTERM. The broker keeps HQ's session while it is
 down, and messages are acknowledged only once committed, so a stop or a
 crash loses nothing a post sent.
@@ -8,28 +12,39 @@ crash loses nothing a post sent.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import threading
+from collections.abc import Callable
+
+import uvicorn
 
 from hq import fusion_kernels as kernels
 from hq.alerts import CrossingDetector, DistressDetector, NodeHealthDetector
+from hq.api.app import create_app
+from hq.api.live import LiveFeed
 from hq.config import HqConfig, load_config
 from hq.fusion import Fusion, FusionConfig
-from hq.ingest import Ingest, IngestClient
+from hq.ingest import Ingest
+from hq.ingest_client import IngestClient
+from hq.store import IngestBatch, Store
 from hq.store_sqlite import SqliteStore
+from hq.tak import StoreSource, TakStreamer
 from wire.geo import EnuFrame
 
 log = logging.getLogger(__name__)
+GRACEFUL_STOP_S = 3  # open live streams never end by themselves: cut them after this
 
 
-def build_ingest(config: HqConfig, store: SqliteStore) -> Ingest:
+def build_ingest(config: HqConfig, store: Store,
+                 on_commit: Callable[[IngestBatch], None] | None = None) -> Ingest:  # fmt: skip
     frame = EnuFrame(*config.origin)
     fusion = Fusion(FusionConfig(origin=config.origin,
                                  first_global_id=store.max_global_id() + 1))  # fmt: skip
     alerts = config.alert_config()
     return Ingest(store, fusion, CrossingDetector(alerts, frame), DistressDetector(alerts, frame),
-                  NodeHealthDetector(alerts))  # fmt: skip
+                  NodeHealthDetector(alerts), on_commit=on_commit)  # fmt: skip
 
 
 def main(argv: list[str]) -> int:
@@ -42,21 +57,46 @@ def main(argv: list[str]) -> int:
         config = load_config(args.config)
         password = None if config.broker.password is None else config.broker.password.read()
         config.database.parent.mkdir(parents=True, exist_ok=True)
+        if config.api is not None:
+            config.api.database.parent.mkdir(parents=True, exist_ok=True)
         store = SqliteStore(config.database)
     except (OSError, ValueError) as error:
         print(f"python -m hq run: {error}")
         return 1
     kernels.warm()  # compile (or load) the fusion kernels before the first message waits on them
-    ingest = build_ingest(config, store)
+    feed = None if config.api is None else LiveFeed(**config.api.stream.model_dump())
+    ingest = build_ingest(config, store, on_commit=feed and feed.publish)
     broker = config.broker
     client = IngestClient(ingest, broker.host, broker.port, broker.username, password,
                           client_id=broker.client_id).start()  # fmt: skip
+    tak = None if config.tak is None else TakStreamer(config.tak, StoreSource(store)).start()
+    log.info("HQ running database=%s broker=%s:%d", config.database, broker.host, broker.port)
+    try:
+        if feed is None:
+            _wait_for_a_stop_signal()
+            return 0
+        app = create_app(store, config, feed, flow_statistics=ingest.flow,
+                         ingest_counters=lambda: dataclasses.asdict(ingest.counters))  # fmt: skip
+        server = uvicorn.Server(uvicorn.Config(
+            app, host=config.api.host, port=config.api.port, log_config=None,
+            access_log=False, timeout_graceful_shutdown=GRACEFUL_STOP_S))  # fmt: skip
+        log.info("HQ API on http://%s:%d", config.api.host, config.api.port)
+        # uvicorn handles SIGINT and SIGTERM while it runs, then raises the signal again for
+        # the handler it found: make that one a no-op, so that ingest below stops cleanly.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: None)
+        server.run()
+        return 0 if server.started else 1
+    finally:
+        client.stop()
+        if tak is not None:
+            tak.stop()
+        store.close()
+        log.info("HQ stopped counters=%s", ingest.counters)
+
+
+def _wait_for_a_stop_signal() -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    log.info("HQ running database=%s broker=%s:%d", config.database, broker.host, broker.port)
     stop.wait()
-    client.stop()
-    store.close()
-    log.info("HQ stopped counters=%s", ingest.counters)
-    return 0

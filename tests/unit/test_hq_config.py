@@ -34,3 +34,44 @@ def test_a_bad_config_is_refused_with_the_reason(spoil, reason):
     spoil(raw)
     with pytest.raises(ValidationError, match=reason):
         HqConfig.model_validate(raw)
+
+
+def test_the_shipped_config_serves_the_api_with_its_tokens_beside_the_store():
+    api = load_config(SHIPPED).api
+    assert (api.host, api.port, api.cors_origins) == ("127.0.0.1", 8080, [])
+    assert api.database.name == "hq-api.db" and api.stream.tick_s == 0.5
+
+
+def test_the_api_database_defaults_to_beside_the_store_and_no_api_section_means_no_api():
+    with open(SHIPPED, "rb") as f:
+        raw = tomllib.load(f)
+    raw["database"] = "/srv/hq/hq.db"
+    raw["api"].pop("database")
+    assert str(HqConfig.model_validate(raw).api.database) == "/srv/hq/hq-api.db"
+    del raw["api"]
+    assert HqConfig.model_validate(raw).api is None  # ingest only
+
+
+@pytest.mark.parametrize("spoil, reason", [
+    (lambda api: api.update(port=70000), "less than or equal to 65535"),
+    (lambda api: api.update(max_body_bytes=10), "greater than or equal to 1024"),
+    (lambda api: api.update(auth_failures=0), "greater than or equal to 1"),
+    (lambda api: api.update(cors="*"), "cors"),
+    (lambda api: api["stream"].update(tick_s=0), "greater than 0"),
+])  # fmt: skip
+def test_a_bad_api_section_is_refused_with_the_reason(spoil, reason):
+    with open(SHIPPED, "rb") as f:
+        raw = tomllib.load(f)
+    spoil(raw["api"])
+    with pytest.raises(ValidationError, match=reason):
+        HqConfig.model_validate(raw)
+
+
+def test_a_tak_section_turns_the_cot_stream_on_and_a_bad_one_is_refused():
+    with open(SHIPPED, "rb") as f:
+        raw = tomllib.load(f)
+    assert HqConfig.model_validate(raw).tak is None  # shipped commented out
+    tak = HqConfig.model_validate({**raw, "tak": {"host": "10.0.0.5", "port": 8087}}).tak
+    assert (tak.host, tak.port, tak.period_s) == ("10.0.0.5", 8087, 5.0)
+    with pytest.raises(ValidationError, match="less than or equal to 65535"):
+        HqConfig.model_validate({**raw, "tak": {"host": "10.0.0.5", "port": 80870}})

@@ -1,0 +1,143 @@
+"""The API application: `create_app(store, settings, live_feed)` wires routers, auth, limits,
+CORS, metrics and the live feed's life cycle. Everything lives on the app (app.state),
+so two apps in one process (as in tests) share nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic.json_schema import models_json_schema
+from starlette.concurrency import run_in_threadpool
+
+from hq.api import models
+from hq.api.annotations import Annotations
+from hq.api.auth import AuthError, FailureLimiter, authenticate
+from hq.api.deps import ApiContext, auth_failure_counter
+from hq.api.live import LiveFeed
+from hq.api.metrics import ApiMetrics, RequestCounter
+from hq.api.middleware import BodyLimit
+from hq.api.routers import (
+    alerts,
+    audit,
+    exports,
+    flow,
+    health,
+    history,
+    nodes,
+    session,
+    stream,
+    tracks,
+    zones,
+)
+from hq.api.tokens import TokenStore
+from hq.config import HqConfig
+from hq.flow import FlowStatistics
+from hq.store import Store
+
+STATIC = Path(__file__).with_name("static")
+API_PREFIX = "/api/v1"
+
+
+def create_app(store: Store, settings: HqConfig, live_feed: LiveFeed, *,
+               flow_statistics: FlowStatistics | None = None,
+               ingest_counters: Callable[[], Mapping[str, int]] | None = None,
+               ) -> FastAPI:  # fmt: skip
+    """The API over `store` (its database file must be readable at `settings.database`).
+
+    `flow_statistics` and `ingest_counters` come from ingest when it runs in this process.
+    """
+    api = settings.api
+    tokens = TokenStore(api.database)
+    annotations = Annotations(api.database)
+    annotations.seed(list(settings.border), {z.name: list(z.polygon) for z in settings.zones},
+                     time.time())  # fmt: skip
+    context = ApiContext(
+        store=store, store_path=Path(settings.database), settings=settings, feed=live_feed,
+        tokens=tokens, annotations=annotations,
+        limiter=FailureLimiter(api.auth_failures, api.auth_failure_window_s),
+        metrics=ApiMetrics(live_feed, ingest_counters), flow=flow_statistics,
+    )  # fmt: skip
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        tracks_now = await run_in_threadpool(store.current_tracks)
+        labels = await run_in_threadpool(annotations.labels)
+        open_alerts = await run_in_threadpool(alerts.alerts, context, None, None, 1000)
+        live_feed.seed(tracks_now, labels, open_alerts)
+        ticking = asyncio.create_task(live_feed.run(), name="live-feed")
+        try:
+            yield
+        finally:
+            ticking.cancel()
+            await asyncio.gather(ticking, return_exceptions=True)
+
+    app = FastAPI(title="dunewatch HQ API", version="1", lifespan=lifespan,
+                  openapi_url=f"{API_PREFIX}/openapi.json",
+                  docs_url=f"{API_PREFIX}/docs", redoc_url=None,
+                  description="Fused tracks, alerts, nodes, zones and exports of dunewatch HQ. "
+                              "Every endpoint but /healthz and /readyz needs a bearer token.")
+    app.state.context = context
+    for module in (tracks, history, nodes, alerts, zones, flow, audit, exports, stream, session):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(health.router)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    if api.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=api.cors_origins,
+                           allow_methods=["GET", "POST", "PUT", "PATCH"],
+                           allow_headers=["Authorization", "Content-Type", "Last-Event-ID"])
+    app.add_middleware(BodyLimit, max_body_bytes=api.max_body_bytes)
+    app.add_middleware(RequestCounter, metrics=context.metrics)
+    _document_extra_models(app)
+    if STATIC.is_dir():  # the operators' page; mounted last so the API's routes come first
+        app.mount("/", StaticFiles(directory=STATIC, html=True), name="static")
+    return app
+
+
+async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    """422 with a readable detail; but 401/429 first when the caller is not authenticated.
+
+    FastAPI rejects malformed JSON before any dependency runs: without this check an
+    anonymous caller would learn how a body is validated before showing a token.
+    """
+    ctx: ApiContext = request.app.state.context
+    if not request.url.path.startswith(("/healthz", "/readyz")):
+        client = request.client.host if request.client else "unknown"
+        try:
+            await run_in_threadpool(authenticate, request.headers.get("authorization"), client,
+                                    ctx.tokens, ctx.limiter, auth_failure_counter(ctx))  # fmt: skip
+        except AuthError as auth:
+            body = models.ErrorOut(detail=auth.detail)
+            return JSONResponse(body.model_dump(), auth.status, headers=auth.headers)
+    problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                for e in error.errors()]  # fmt: skip
+    detail = "; ".join(f"{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in problems)
+    return JSONResponse(models.ErrorOut(detail=detail or "invalid request",
+                                        errors=problems).model_dump(), 422)  # fmt: skip
+
+
+def _document_extra_models(app: FastAPI) -> None:
+    """Add to the OpenAPI components the models FastAPI cannot find by itself: the live
+    stream's event data (SSE has no JSON body) and the errors (hq/api/routers.errors)."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = build()
+            extra = (models.SnapshotData, models.DeltaData, models.HeartbeatData, models.ErrorOut)
+            _, defs = models_json_schema([(m, "serialization") for m in extra],
+                                         ref_template="#/components/schemas/{model}")
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi

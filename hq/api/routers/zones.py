@@ -1,0 +1,75 @@
+"""Zones and the border line: everyone reads them; admins create and change them (audited).
+
+Kept in the API's database, seeded from configs/hq.toml. The running alert
+detectors keep the zones they started with: a change here shows on the
+operators' maps at once and reaches alerting at HQ's next start.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path
+
+from hq.api.deps import AdminJson, Context, Viewer
+from hq.api.models import AreaOut, BorderIn, ZoneCreate, ZoneIn, ZoneList, area_out
+from hq.api.routers import AUTH_ERRORS, BODY_ERRORS, errors
+
+router = APIRouter(tags=["zones"], responses=errors(*AUTH_ERRORS))
+ZoneName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+@router.get("/zones", response_model=ZoneList, summary="Every zone")
+def list_zones(who: Viewer, ctx: Context) -> ZoneList:
+    return ZoneList(zones=[area_out(z) for z in ctx.annotations.zones()])
+
+
+@router.get("/zones/{name}", response_model=AreaOut, responses=errors(404), summary="One zone")
+def get_zone(name: ZoneName, who: Viewer, ctx: Context) -> AreaOut:
+    zone = ctx.annotations.zone(name)
+    if zone is None:
+        raise HTTPException(404, f"no zone {name!r}")
+    return area_out(zone)
+
+
+@router.post("/zones", response_model=AreaOut, status_code=201,
+             responses=errors(409, *BODY_ERRORS), summary="Create a zone (admins; audited)")
+def create_zone(zone: ZoneCreate, who: AdminJson, ctx: Context) -> AreaOut:
+    now = time.time()
+    points = [(p.lat, p.lon) for p in zone.points]
+    area = ctx.annotations.put_zone(zone.name, points, who.name, now, create=True)
+    if area is None:
+        raise HTTPException(409, f"a zone or line named {zone.name!r} exists")
+    ctx.store.append_audit(who.name, "zone.create", {"name": zone.name, "points": points}, now)
+    return area_out(area)
+
+
+@router.put("/zones/{name}", response_model=AreaOut, responses=errors(404, *BODY_ERRORS),
+            summary="Replace a zone's polygon (admins; audited)")  # fmt: skip
+def update_zone(name: ZoneName, zone: ZoneIn, who: AdminJson, ctx: Context) -> AreaOut:
+    now = time.time()
+    points = [(p.lat, p.lon) for p in zone.points]
+    area = ctx.annotations.put_zone(name, points, who.name, now, create=False)
+    if area is None:
+        raise HTTPException(404, f"no zone {name!r}")
+    ctx.store.append_audit(who.name, "zone.update", {"name": name, "points": points}, now)
+    return area_out(area)
+
+
+@router.get("/border", response_model=AreaOut, responses=errors(404), summary="The border line")
+def get_border(who: Viewer, ctx: Context) -> AreaOut:
+    border = ctx.annotations.border()
+    if border is None:
+        raise HTTPException(404, "no border line is configured")
+    return area_out(border)
+
+
+@router.put("/border", response_model=AreaOut, responses=errors(*BODY_ERRORS),
+            summary="Replace the border line (admins; audited)")  # fmt: skip
+def update_border(border: BorderIn, who: AdminJson, ctx: Context) -> AreaOut:
+    now = time.time()
+    points = [(p.lat, p.lon) for p in border.points]
+    ctx.store.append_audit(who.name, "border.update", {"points": points}, now)
+    return area_out(ctx.annotations.put_border(points, who.name, now))
+

@@ -1,0 +1,80 @@
+"""`python -m hq token create|list|revoke --db PATH ...`: the API's bearer tokens.
+
+    python -m hq token create --name alice --role operator --db /var/lib/dunewatch/hq-api.db
+    python -m hq token create --name ci --role viewer --expires-days 30 --db ...
+    python -m hq token list --db ...
+    python -m hq token revoke --name alice --db ...      (a name or a token id)
+
+`create` prints the token once: only its hash is stored, so it cannot be shown again.
+The database is the `[api] database` of configs/hq.toml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hq.api.tokens import Role, TokenStore
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hq token", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    create = commands.add_parser("create", help="make a token and print it once")
+    create.add_argument("--name", required=True, help="who uses it (written to the audit log)")
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--expires-days", type=float, help="valid this many days (default: "
+                                                           "until revoked)")  # fmt: skip
+    listing = commands.add_parser("list", help="tokens with their role, expiry and state")
+    revoke = commands.add_parser("revoke", help="revoke a name's (or an id's) active tokens")
+    revoke.add_argument("--name", required=True, help="a token's name or id")
+    for sub in (create, listing, revoke):
+        sub.add_argument("--db", required=True, type=Path, help="the API's SQLite file")
+    args = parser.parse_args(argv)
+    try:
+        args.db.parent.mkdir(parents=True, exist_ok=True)
+        store = TokenStore(args.db)
+    except OSError as error:
+        print(f"python -m hq token: {error}", file=sys.stderr)
+        return 2
+    try:
+        return _run(args, store)
+    except ValueError as error:
+        print(f"python -m hq token {args.command}: {error}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+
+
+def _run(args: argparse.Namespace, store: TokenStore) -> int:
+    now = time.time()
+    if args.command == "create":
+        if args.expires_days is not None and args.expires_days <= 0:
+            raise ValueError("--expires-days must be positive")
+        expires = None if args.expires_days is None else now + args.expires_days * 86_400
+        token, record = store.create(args.name, args.role, expires, now)
+        print(token)
+        print(f"created token {record.token_id} for {record.name} ({record.role}, expires "
+              f"{_when(record.expires_at)}); it is not shown again", file=sys.stderr)
+        return 0
+    if args.command == "list":
+        for r in store.tokens():
+            state = "revoked" if r.revoked_at else "active" if r.active(now) else "expired"
+            print(f"{r.token_id}  {r.name:<24} {r.role:<8} {state:<8} created "
+                  f"{_when(r.created_at)}  expires {_when(r.expires_at)}")
+        return 0
+    revoked = store.revoke(args.name, now)
+    print(f"revoked {revoked} token(s) of {args.name}")
+    return 0 if revoked else 1
+
+
+def _when(t: float | None) -> str:
+    return "never" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
