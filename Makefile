@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 # Numba's on-disk kernel cache, so the second run starts warm.
 export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
-APT_PACKAGES := mosquitto
+APT_PACKAGES := mosquitto chromium
 
 .PHONY: setup system-packages numba-cache demo test bench lint clean
 
@@ -42,8 +42,10 @@ system-packages:
 	  fi; \
 	fi
 
+# The whole stack on the simulator: broker, HQ with its API, one node per post, drones and
+# cameras played live. DEMO_ARGS="--scenario configs/scenarios/small.toml --duration 120".
 demo: setup
-	$(PY) -m edge demo $(DEMO_ARGS)
+	$(PY) -m stack demo $(DEMO_ARGS)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -54,6 +56,10 @@ bench: setup
 	$(PY) bench/mavlink_ingest.py --json
 	$(PY) bench/georef.py --json
 	$(PY) bench/uplink.py --json
+	$(PY) bench/edge_node.py --json
+	$(PY) -m hq bench --json
+	$(PY) bench/hq_api.py --json
+	$(PY) bench/soak.py --json
 
 lint: setup
 	$(PY) -m ruff check .

@@ -104,14 +104,18 @@ def write_truth(path: str, drone: Drone, period: float = 0.1) -> None:
 
 
 def scenario(argv: list[str]) -> int:
-    from sim_hw.scenario import load_config
+    from sim_hw.scenario import epoch_arg, load_config
     from sim_hw.truth import write_scenario
 
     parser = argparse.ArgumentParser(prog="python -m sim_hw scenario")
     parser.add_argument("config", help="configs/scenarios/NAME.toml")
     parser.add_argument("--out", required=True, help="folder for the tlogs and truth.jsonl")
+    parser.add_argument("--epoch", type=epoch_arg, help="UTC s (or 'now') of scenario time 0, "
+                        "instead of the file's start: for a live run")  # fmt: skip
     args = parser.parse_args(argv)
     config = load_config(args.config)
+    if args.epoch is not None:
+        config = config.starting_at(args.epoch)
     truth_path = write_scenario(config, args.out)
     print(f"{config.name}: {len(config.drones)} drone tlogs and {truth_path} in {args.out}")
     return 0

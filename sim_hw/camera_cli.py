@@ -43,7 +43,7 @@ from sim_hw.camera import (
 from sim_hw.camera_scene import Occluder
 from sim_hw.illumination import LIGHTING
 from sim_hw.mjpeg import MjpegServer
-from sim_hw.scenario import load_config
+from sim_hw.scenario import epoch_arg, load_config
 
 log = logging.getLogger(__name__)
 JPEG_QUALITY = 85
@@ -90,13 +90,18 @@ class StreamStats:
 
 def stream(renderer: CameraRenderer, server: MjpegServer, start_s: float = 0.0,
            duration_s: float | None = None, stop: threading.Event | None = None,
-           jpeg_quality: int = JPEG_QUALITY) -> StreamStats:  # fmt: skip
-    """Publish frames to `server` at real time: frame k at k / fps after the start."""
+           jpeg_quality: int = JPEG_QUALITY, live: bool = False) -> StreamStats:  # fmt: skip
+    """Publish frames to `server` at real time: frame k at k / fps after the start, or,
+    when `live`, each frame when the wall clock reaches its UTC time (frames already past
+    are skipped), so that it agrees with a replay of the scenario's tlogs at their times."""
     stats = StreamStats()
     times = frame_times(renderer.config, renderer.spec, start_s, duration_s)
     fps = renderer.spec.fps
     stop = stop or threading.Event()
     began = time.monotonic()
+    if live:
+        began += renderer.config.start_utc + times[0] - time.time()
+        stop.wait(max(0.0, began - time.monotonic()))
     k = 0
     while k < len(times) and not stop.is_set():
         due = int((time.monotonic() - began) * fps)
@@ -163,6 +168,9 @@ def parser() -> argparse.ArgumentParser:
                         help="live MJPEG at http://HOST:PORT/video.mjpg, real time")
     p.add_argument("--mode", choices=MODES, default="eo")
     p.add_argument("--start", type=float, default=0.0, help="scenario s of the first frame")
+    p.add_argument("--epoch", type=epoch_arg, help="UTC s (or 'now') of scenario time 0, instead "
+                   "of the file's start; with --serve, each frame goes out when the wall "
+                   "clock reaches its time (a live run beside `sim_hw replay --wall-clock`)")
     p.add_argument("--duration", type=float, help="s (default: to the scenario's end)")
     p.add_argument("--fps", type=float, default=25.0)
     p.add_argument("--width", type=int, default=1280)
@@ -185,6 +193,8 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     try:
         config = load_config(args.config)
+        if args.epoch is not None:
+            config = config.starting_at(args.epoch)
         spec = CameraSpec(width=args.width, height=args.height, hfov_deg=args.hfov,
                           mode=args.mode, fps=args.fps, noise=args.noise, blur=args.blur,
                           lighting=args.lighting)  # fmt: skip
@@ -224,7 +234,7 @@ def _serve(renderer: CameraRenderer, args) -> int:
         return 1
     print(f"serving {server.url} (Ctrl-C to stop)", flush=True)
     try:
-        stats = stream(renderer, server, args.start, args.duration)
+        stats = stream(renderer, server, args.start, args.duration, live=args.epoch is not None)
     except KeyboardInterrupt:
         stats = None
     finally:

@@ -44,6 +44,7 @@ class ReplayStats:
     sent: int = 0
     ground_station_frames: int = 0
     not_restamped: int = 0  # frames whose time could not be decoded, sent as recorded
+    skipped_past: int = 0  # wall-clock replay: frames whose time had passed before the start
     faults: FaultCounters = field(default_factory=FaultCounters)
     lateness_s: list[float] = field(default_factory=list)  # wall time after the due time
 
@@ -86,14 +87,19 @@ def load(path: str, stats: ReplayStats) -> list[Frame]:
 def replay(frames: list[Frame], connection, speed: float, stats: ReplayStats,
            loop: bool = False, stop: threading.Event | None = None,
            responder: AutopilotResponder | None = None,
-           signer: FrameSigner | None = None, restamp: bool = False) -> ReplayStats:  # fmt: skip
+           signer: FrameSigner | None = None, restamp: bool = False,
+           wall_clock_lead_s: float | None = None) -> ReplayStats:  # fmt: skip
     """Send `frames` through `connection` at `speed` x.
 
     `connection` needs write(bytes); with a `responder` it also needs
     recv_msg() (a pymavlink connection), and requests are answered while the
     replay waits for the next frame's time. With a `signer` every frame goes
     out signed (MAVLink 2). With `restamp` the UTC times the vehicle reports
-    are moved so that each pass of the log starts now.
+    are moved so that each pass of the log starts now. With `wall_clock_lead_s`
+    each frame goes out when the wall clock reaches the UTC the log records for it
+    (a scenario written for the present with `--epoch`); frames older than the lead
+    are skipped and the rest of the lead goes out at once, so the receiver starts
+    with a little history.
     """
     if speed <= 0:
         raise ValueError(f"speed must be positive, got {speed}")
@@ -102,7 +108,12 @@ def replay(frames: list[Frame], connection, speed: float, stats: ReplayStats,
         first = frames[0].time
         started = time.monotonic()
         shift = time.time() - first if restamp else 0.0
-        for frame in frames:
+        pass_frames = frames
+        if wall_clock_lead_s is not None:
+            first, speed = time.time(), 1.0
+            pass_frames = [f for f in frames if f.time >= first - wall_clock_lead_s]
+            stats.skipped_past += len(frames) - len(pass_frames)
+        for frame in pass_frames:
             due = started + (frame.time - first) / speed
             if not _wait_until(due, connection, responder, signer, stop):
                 return stats
@@ -190,7 +201,14 @@ def main(argv: list[str]) -> int:
         help="move the UTC the vehicle reports so that each pass starts now",
     )
     parser.add_argument("--faults", help="a fault plan, TOML (see configs/faults/)")
+    parser.add_argument("--wall-clock", action="store_true",
+                        help="send each frame when the wall clock reaches the time the log "
+                             "records (a scenario written with --epoch); earlier ones skipped")
+    parser.add_argument("--lead", type=float, default=5.0,
+                        help="with --wall-clock: s of the past sent at once on start")
     args = parser.parse_args(argv)
+    if args.wall_clock and (args.restamp or args.loop or args.speed != 1.0):
+        parser.error("--wall-clock plays at the recorded times: no --restamp, --loop or --speed")
 
     stats = ReplayStats()
     try:
@@ -205,7 +223,8 @@ def main(argv: list[str]) -> int:
     signer = FrameSigner(read_key(args.signing_key_file)) if args.signing_key_file else None
     try:
         replay(frames, connection, args.speed, stats, loop=args.loop, responder=responder,
-               signer=signer, restamp=args.restamp)  # fmt: skip
+               signer=signer, restamp=args.restamp,
+               wall_clock_lead_s=args.lead if args.wall_clock else None)  # fmt: skip
     except KeyboardInterrupt:
         pass  # Ctrl-C ends the replay; the summary below still prints
     finally:

@@ -17,10 +17,12 @@ airborne: WGS84, ENU in the first post's frame, velocity.
 
 from __future__ import annotations
 
+import argparse
 import math
+import time
 import tomllib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -125,8 +127,24 @@ class ScenarioConfig(_Strict):
     def start_utc(self) -> float:
         return self.start.timestamp()
 
+    def starting_at(self, utc: float) -> ScenarioConfig:
+        """The same scenario with time 0 at `utc`: a live run writes its tlogs and
+        renders its cameras in the present, so they agree with the wall clock."""
+        return self.model_copy(update={"start": datetime.fromtimestamp(utc, tz=UTC)})
+
     def post(self, name: str) -> PostConfig:
         return next(p for p in self.posts if p.name == name)
+
+
+def epoch_arg(text: str) -> float:
+    """A command-line epoch: UTC seconds, or 'now', 'now+S', 'now-S'."""
+    try:
+        if text.startswith("now"):
+            return time.time() + (float(text[3:]) if text[3:] else 0.0)
+        return float(text)
+    except ValueError:
+        message = f"expected UTC seconds or now[+-S], got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def load_config(path: str | Path) -> ScenarioConfig:

@@ -1,6 +1,5 @@
 """A real ground-station stack, MAVSDK, reads a replayed generated flight over UDP."""
 
-import socket
 import subprocess
 import sys
 import time
@@ -9,6 +8,7 @@ import pytest
 from pymavlink import mavutil
 
 from sim_hw.__main__ import main as sim_main
+from stack.process import free_udp_port
 
 mavsdk = pytest.importorskip("mavsdk", reason="MAVSDK (the test extra) is not installed")
 from mavsdk.plugins.telemetry import Telemetry  # noqa: E402
@@ -16,10 +16,6 @@ from mavsdk.plugins.telemetry import Telemetry  # noqa: E402
 pytestmark = pytest.mark.integration
 
 
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def logged_positions(path):

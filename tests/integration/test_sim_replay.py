@@ -12,14 +12,11 @@ from pymavlink.dialects.v20 import ardupilotmega as dialect
 
 from sim_hw.__main__ import main as sim_main
 from sim_hw.replay import ReplayStats, load, replay
+from stack.process import free_udp_port
 
 pytestmark = pytest.mark.integration
 
 
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def receive_frames(sock, expected, timeout=20.0):
@@ -256,3 +253,46 @@ def free_tcp_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_a_scenario_set_in_the_present_replays_at_the_wall_clock(tmp_path):
+    # Scenario time 0 was 30 s ago: the replay skips to now (less its lead) and then
+    # sends every frame when the wall clock reaches the UTC the vehicle reports in it.
+    epoch = time.time() - 30.0
+    assert sim_main(["scenario", "configs/scenarios/small.toml", "--out", str(tmp_path),
+                     "--epoch", str(epoch)]) == 0  # fmt: skip
+    stats = ReplayStats()
+    frames = load(str(tmp_path / "small-sysid1.tlog"), stats)
+    assert abs(frames[0].time - epoch) < 60.0  # the log itself is in the present
+
+    port = free_udp_port()
+    stop = threading.Event()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", port))
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sender.connect(("127.0.0.1", port))
+
+        class Link:
+            def write(self, data):
+                sender.send(data)
+
+        thread = threading.Thread(target=replay, args=(frames, Link(), 1.0, stats),
+                                  kwargs={"stop": stop, "wall_clock_lead_s": 2.0})  # fmt: skip
+        started = time.time()
+        thread.start()
+        parser = dialect.MAVLink(None)
+        arrivals = []  # (wall time of arrival, UTC the frame reports)
+        sock.settimeout(5.0)
+        while time.time() - started < 4.0:
+            for message in parser.parse_buffer(sock.recv(65535)) or []:
+                if message.get_type() == "SYSTEM_TIME":
+                    arrivals.append((time.time(), message.time_unix_usec * 1e-6))
+        stop.set()
+        thread.join()
+        sender.close()
+    assert stats.skipped_past > 0
+    reported = [utc for _, utc in arrivals]
+    assert min(reported) >= started - 2.5  # nothing from before the lead
+    live = [(wall, utc) for wall, utc in arrivals if wall > started + 1.0]
+    assert len(live) >= 2
+    assert all(abs(wall - utc) < 0.25 for wall, utc in live)
