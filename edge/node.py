@@ -31,6 +31,7 @@ from edge.detection import Detection, ground_measurements
 from edge.drivers.mavlink import MavlinkDriver
 from edge.georef import Georeferencer
 from edge.georef import Pose as CameraPose
+from edge.track_classes import ClassVotes
 from edge.tracking import Tracker
 from edge.uplink import Uplink
 from wire import topics
@@ -95,66 +96,6 @@ class _Clock:
     next_status: float = 0.0
     last_scan: float = -math.inf
     classes: dict[int, str] = field(default_factory=dict)
-
-
-CLASS_HALF_LIFE_S = 30.0  # a track's class votes count half as much this much later
-CLASS_GATE = 9.21  # Mahalanobis d² (99 % in 2-D) within which a detection is a track's witness
-FOOT_SPEED_MS = 5.0  # no person or animal keeps this up: a track surely faster is a vehicle
-
-
-@dataclass
-class ClassVotes:
-    """Each track's class: a decayed tally of the classes of the detections it was fed.
-
-    A single frame's guess is noisy (a blob's size depends on blur, pose and
-    neighbours), so a track takes the class most of its detections had,
-    recent ones counting more; "unknown" detections cast no vote, so they
-    never overwrite a known class. A track surely faster than anything on
-    foot counts a vehicle vote instead of a person's or an animal's.
-    """
-
-    half_life_s: float = CLASS_HALF_LIFE_S
-    tallies: dict[int, dict[str, float]] = field(default_factory=dict)
-    voted_at: dict[int, float] = field(default_factory=dict)
-
-    def vote(self, t: float, tracks, z: np.ndarray, R: np.ndarray, labels: list[str]) -> None:
-        """Book the scan at time t: detections z (N, 2), R (N, 2, 2), classes `labels`."""
-        alive = {int(i) for i in tracks.ids}
-        for track_id in [i for i in self.tallies if i not in alive]:  # deleted tracks
-            del self.tallies[track_id], self.voted_at[track_id]
-        if not len(tracks) or not len(z):
-            return
-        for j, label in enumerate(labels):
-            if label == "unknown":
-                continue
-            offsets = z[j] - tracks.x[:, :2]
-            gates = np.linalg.inv(tracks.P[:, :2, :2] + R[j])
-            distances = np.einsum("ki,kij,kj->k", offsets, gates, offsets)
-            k = int(np.argmin(distances))
-            if distances[k] < CLASS_GATE:
-                self._add(int(tracks.ids[k]), t, _plausible(label, tracks.x[k, 2:],
-                                                            tracks.P[k, 2:, 2:]))  # fmt: skip
-
-    def _add(self, track_id: int, t: float, label: str) -> None:
-        tally = self.tallies.setdefault(track_id, {})
-        decay = 0.5 ** ((t - self.voted_at.get(track_id, t)) / self.half_life_s)
-        for name in tally:
-            tally[name] *= decay
-        tally[label] = tally.get(label, 0.0) + 1.0
-        self.voted_at[track_id] = t
-
-    def classes(self) -> dict[int, str]:
-        """Track id -> its class, for the tracks that have had a known-class detection."""
-        return {i: max(tally, key=tally.get) for i, tally in self.tallies.items()}
-
-
-def _plausible(label: str, velocity: np.ndarray, velocity_covariance: np.ndarray) -> str:
-    """The label, or "vehicle" where the track is surely faster than a person or animal."""
-    speed = float(np.hypot(*velocity))
-    spread = math.sqrt(max(float(np.trace(velocity_covariance)), 0.0))
-    if label in ("person", "animal") and speed - 2.0 * spread > FOOT_SPEED_MS:
-        return "vehicle"
-    return label
 
 
 class EdgeNode:
@@ -261,12 +202,7 @@ class EdgeNode:
         return True
 
     def _vote_classes(self, t: float, z: np.ndarray, R: np.ndarray, labels: list[str]) -> None:
-        """Book the scan's detections into their tracks' class tallies (`ClassVotes`).
-
-        The tracker does not report which measurement fed which track, so each
-        detection votes for the track it is nearest (Mahalanobis), if within
-        the gate.
-        """
+        """Book the scan's detections into their tracks' classes (`ClassVotes`)."""
         if self._tracks is None:
             return
         self._votes.vote(t, self._tracks, z, R, labels)

@@ -9,7 +9,7 @@ from edge.node import EdgeNode, NodeSettings
 from edge.outbox import Outbox
 from edge.tracking import Tracker
 from edge.uplink import Uplink, UplinkConfig
-from tests.unit.test_node_classes import tracks
+from tests.unit.test_track_classes import tracks
 from wire.geo import EnuFrame
 
 pytestmark = pytest.mark.unit

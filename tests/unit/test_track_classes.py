@@ -1,11 +1,11 @@
-"""The node's class of each track: a decayed vote of the detections that fed it."""
+"""The node's class of each track: a decayed vote of its detections, and its speed."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from edge.node import CLASS_HALF_LIFE_S, ClassVotes
+from edge.track_classes import CLASS_HALF_LIFE_S, ClassVotes
 from edge.tracking.table import Tracks
 
 pytestmark = pytest.mark.unit
@@ -66,16 +66,44 @@ def test_each_detection_votes_for_the_nearest_track_within_its_gate():
     assert classes == {1: "person", 2: "animal"}, "the far vehicle witnesses no track"
 
 
-def test_a_track_faster_than_anything_on_foot_is_a_vehicle():
-    # A pickup whose hot bonnet alone stands out is an animal by its size, not by its speed.
-    votes, pickup = ClassVotes(), tracks((0.0, 0.0, 14.0, 14.0))
-    for k in range(3):
-        classes = vote(votes, 0.2 * k, pickup, [(0.0, 0.0, "animal")])
-    assert classes == {1: "vehicle"}
-    # A walker's track, unsure of its speed just after birth, keeps its detections' class.
-    votes, unsure = ClassVotes(), tracks((0.0, 0.0, 6.0, 0.0))
-    unsure.P[0, 2:, 2:] = np.eye(2) * 25.0  # 5 m/s per axis
-    assert vote(votes, 0.0, unsure, [(0.0, 0.0, "person")]) == {1: "person"}
+def follow(votes: ClassVotes, path, label: str, velocity=(0.0, 0.0)) -> dict[int, str]:
+    """Track 1 fed one detection per scan along path [(t, e, n)], the track on each
+    detection with the given velocity, sure of it (as a filter is after a jump)."""
+    for t, e, n in path:
+        classes = vote(votes, t, tracks((e, n, *velocity)), [(e, n, label)])
+    return classes
+
+
+def test_a_track_seen_driving_is_a_vehicle_whatever_its_blobs_look_like():
+    # A pickup at 20 m/s whose hot bonnet alone stands out: an animal by its size.
+    pickup = [(0.2 * k, 4.0 * k, 0.0) for k in range(16)]
+    votes = ClassVotes()
+    assert follow(votes, pickup[:5], "animal") == {1: "animal"}, "0.8 s: not yet judged"
+    assert follow(votes, pickup[5:], "animal") == {1: "vehicle"}
+    # It stops, and its blob still reads as an animal: it is still the pickup.
+    parked = [(3.2 + 0.2 * k, 60.0, 0.0) for k in range(100)]
+    assert follow(votes, parked, "animal") == {1: "vehicle"}
+
+
+def test_a_walker_is_never_taken_for_a_vehicle():
+    walker = [(0.2 * k, 1.4 * 0.2 * k, 0.0) for k in range(100)]
+    assert follow(ClassVotes(), walker, "person", velocity=(1.4, 0.0)) == {1: "person"}
+
+
+def test_a_track_that_jumps_onto_another_target_is_not_taken_for_a_vehicle():
+    # A track waits at a false blob, then takes a camel's detections 25 m away: its
+    # filter says 13 m/s and is sure of it for seconds after, but the camel walks.
+    waiting = [(0.2 * k, 0.0, 0.0) for k in range(8)]
+    camel = [(1.6 + 0.2 * k, 15.0 + 0.14 * k, 20.0) for k in range(40)]
+    votes = ClassVotes()
+    follow(votes, waiting, "animal")
+    assert follow(votes, camel, "animal", velocity=(9.0, 9.0)) == {1: "animal"}
+
+
+def test_detections_too_sparse_to_judge_a_stretch_decide_nothing():
+    # Three detections 0.3 s apart, fast: each stretch is shorter than half a second.
+    fast = [(0.3 * k, 6.0 * k, 0.0) for k in range(3)]
+    assert follow(ClassVotes(), fast, "person") == {1: "person"}
 
 
 def test_the_tally_of_a_deleted_track_is_dropped():
