@@ -51,7 +51,7 @@ from edge.detection.thermal_classes import (
     Body,
     classify,
 )
-from edge.georef import Georeferencer, Pose
+from edge.georef import Camera, Georeferencer, Pose, camera_to_ned
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +141,22 @@ class ThermalCounters:
 
 @dataclass(frozen=True)
 class ViewGeometry:
-    """Per image row: metres per pixel across the line of sight, and the depression angle."""
+    """Per image row: metres per pixel across the line of sight, and the depression angle;
+    and how far an upright body leans in the image at a pixel."""
 
     gsd: np.ndarray  # (H,) m/px; NaN where the row sees no ground
     depression: np.ndarray  # (H,) rad below the horizontal
+    camera: Camera
+    down: np.ndarray  # (3,) the local vertical (down) in the camera frame
+
+    def lean(self, x: float, y: float) -> float:
+        """Angle (rad) between the image's column and an upright body's image at (x, y):
+        the image of a small step down from the ray through (x, y)."""
+        c, (forward, right, below) = self.camera, self.down
+        a, b = (x - c.cx) / c.fx, (y - c.cy) / c.fy  # the ray (1, a, b)
+        across = c.fx * (right - a * forward)
+        along = c.fy * (below - b * forward)
+        return math.atan2(abs(across), abs(along))
 
 
 @dataclass(frozen=True)
@@ -237,12 +249,13 @@ class ThermalDetector:
                 self.counters.gated_size += 1
                 continue
             target_class = self._class_of(full, peak, background[row, x], gsd,
-                                          geometry.depression[blob_row])  # fmt: skip
+                                          geometry.depression[blob_row],
+                                          geometry.lean(peak[0], peak[1]))  # fmt: skip
             found.append((strength, make_detection(box, target_class, strength, shape.name)))
         return found
 
     def _class_of(self, image: np.ndarray, peak, background: float, gsd: float,
-                  depression: float) -> str:  # fmt: skip
+                  depression: float, lean: float) -> str:  # fmt: skip
         """The class guess from the whole blob's apparent size in metres (`classify`).
 
         The blob is measured in a window that holds the largest kind of target,
@@ -253,7 +266,7 @@ class ThermalDetector:
         largest = max(max(b.outline) for b in self.settings.bodies)
         reach = max(1, math.ceil(largest / gsd))
         x0, y0, x1, y1 = own_blob_box(image, peak, background, (reach, reach))
-        return classify((x1 - x0) * gsd, (y1 - y0) * gsd, gsd, depression, self.settings)
+        return classify((x1 - x0) * gsd, (y1 - y0) * gsd, gsd, depression, self.settings, lean)
 
     def _peaks(self, ratio: np.ndarray, band: _Band) -> list[tuple[int, int]]:
         """(row, column) of the band's local maxima of the ratio, strongest first.
@@ -337,8 +350,9 @@ def view_geometry(georeferencer: Georeferencer, pose: Pose, shape) -> ViewGeomet
     ground = (left.enu + right.enu) / 2.0
     drop = drone[2] - ground[:, 2]
     depression = np.arcsin(np.clip(drop / np.linalg.norm(ground - drone, axis=1), -1.0, 1.0))
+    down = camera_to_ned(pose).T @ np.array([0.0, 0.0, 1.0])
     return ViewGeometry(_per_row(rows, gsd, seen, camera.height),
-                        _per_row(rows, depression, seen, camera.height))  # fmt: skip
+                        _per_row(rows, depression, seen, camera.height), camera, down)  # fmt: skip
 
 
 def _per_row(rows: np.ndarray, values: np.ndarray, seen: np.ndarray, height: int) -> np.ndarray:

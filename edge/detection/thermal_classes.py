@@ -4,7 +4,9 @@ Each kind of target is a `Body`: the warm part of it a thermal camera may see,
 from its least (a person's head and shoulders, an animal's trunk) to its
 whole outline. `classify` compares a blob's two sides in metres with each
 body's apparent sides at the camera's depression angle, at every heading,
-widened by the camera's blur.
+widened by the camera's blur. Away from the image's centre column an upright
+body leans in the image (verticals converge on the nadir's vanishing point),
+so part of its height shows across: `lean` is that angle at the blob.
 """
 
 from __future__ import annotations
@@ -36,19 +38,22 @@ class Body:
     outline: tuple[float, float, float]  # m: length along its heading, width, height
     least: tuple[float, float, float]  # m: the smallest warm part, likewise
 
-    def apparent_range(self, depression: float) -> tuple[np.ndarray, np.ndarray]:
+    def apparent_range(self, depression: float,
+                       lean: float = 0.0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """(smallest, largest): (len(HEADINGS), 2) apparent (across, up the image) m."""
-        return (_apparent(self.least, depression), _apparent(self.outline, depression))
+        return (_apparent(self.least, depression, lean), _apparent(self.outline, depression, lean))
 
 
-def _apparent(size: tuple[float, float, float], depression: float) -> np.ndarray:
+def _apparent(size: tuple[float, float, float], depression: float, lean: float) -> np.ndarray:
     """Apparent (across, up the image) m of an upright ellipse-based solid at each heading
-    (from the image's across direction): the footprint foreshortened, the height added."""
+    (from the image's across direction): the footprint foreshortened, the height added
+    along the image's vertical at that point, `lean` rad from the image's columns."""
     length, width, height = size
     c, s = np.cos(HEADINGS), np.sin(HEADINGS)
-    across = np.hypot(length * c, width * s)
+    upright = height * math.cos(depression)
+    across = np.hypot(length * c, width * s) + upright * abs(math.sin(lean))
     depth = np.hypot(length * s, width * c)
-    return np.column_stack([across, depth * math.sin(depression) + height * math.cos(depression)])
+    return np.column_stack([across, depth * math.sin(depression) + upright * math.cos(lean)])
 
 
 HEADINGS = np.linspace(0.0, math.pi / 2.0, 10)  # enough: the sizes are symmetric in heading
@@ -60,7 +65,7 @@ VEHICLE_BODY = Body("vehicle", outline=(4.6, 1.8, 1.7), least=(4.6, 1.8, 1.7))
 
 
 def classify(across_m: float, along_m: float, gsd: float, depression: float,
-             settings: SizeRules) -> str:  # fmt: skip
+             settings: SizeRules, lean: float = 0.0) -> str:  # fmt: skip
     """The one kind of target whose apparent size, blurred, fits a blob's; else "unknown".
 
     A kind fits when at some heading both of the blob's sides (m, across the
@@ -75,7 +80,7 @@ def classify(across_m: float, along_m: float, gsd: float, depression: float,
     measured = np.array([across_m, along_m])
     fitting = []
     for body in settings.bodies:
-        least, largest = body.apparent_range(depression)
+        least, largest = body.apparent_range(depression, lean)
         low = np.hypot(least, blur) * (1.0 - settings.size_tolerance) - gsd
         high = np.hypot(largest, blur) * (1.0 + settings.size_tolerance) + gsd
         if np.any(np.all((low <= measured) & (measured <= high), axis=1)):
