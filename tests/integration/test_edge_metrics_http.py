@@ -22,7 +22,7 @@ from edge.outbox import Outbox
 from edge.tracking import Tracker
 from edge.uplink import Uplink, UplinkConfig
 from hq.broker import free_tcp_port
-from stack.process import Service
+from stack.process import Service, free_udp_port
 from wire.geo import EnuFrame
 
 pytestmark = pytest.mark.integration
@@ -110,9 +110,7 @@ def test_the_endpoint_shows_the_loop_moving_and_frees_its_port_when_stopped(tmp_
 
 def test_edge_run_serves_its_metrics_port_until_it_stops(tmp_path):
     metrics_port, broker_port = free_tcp_port(), free_tcp_port()  # no broker listens there
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        mavlink_port = probe.getsockname()[1]
+    mavlink_port = free_udp_port()
     outbox = tmp_path / "outbox.db"
     config = tmp_path / "node.toml"
     config.write_text(f"""

@@ -5,11 +5,13 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 from pymavlink import mavutil
 from pymavlink.dialects.v20 import ardupilotmega as dialect
 
+from hq.broker import free_tcp_port
 from sim_hw.__main__ import main as sim_main
 from sim_hw.replay import ReplayStats, load, replay
 from stack.process import free_udp_port
@@ -17,6 +19,23 @@ from stack.process import free_udp_port
 pytestmark = pytest.mark.integration
 
 
+
+
+@contextmanager
+def udp_link():
+    """(receiving socket, link): what the link writes arrives at the socket, over loopback."""
+    port = free_udp_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:  # fmt: skip
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
+        sock.bind(("127.0.0.1", port))
+        sender.connect(("127.0.0.1", port))
+
+        class Link:
+            def write(self, data):
+                sender.send(data)
+
+        yield sock, Link()
 
 
 def receive_frames(sock, expected, timeout=20.0):
@@ -44,22 +63,11 @@ def generated_flight(tmp_path_factory):
 def test_replay_delivers_every_vehicle_frame_in_order(generated_flight):
     stats = ReplayStats()
     frames = load(str(generated_flight), stats)
-    port = free_udp_port()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
-        sock.bind(("127.0.0.1", port))
-        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sender.connect(("127.0.0.1", port))
-
-        class Link:
-            def write(self, data):
-                sender.send(data)
-
-        thread = threading.Thread(target=replay, args=(frames, Link(), 30.0, stats))
+    with udp_link() as (sock, link):
+        thread = threading.Thread(target=replay, args=(frames, link, 30.0, stats))
         thread.start()
         messages = receive_frames(sock, len(frames))
         thread.join()
-        sender.close()
     assert stats.sent == len(frames)
     assert len(messages) == len(frames)
     assert [m.get_msgbuf() for m in messages] == [f.raw for f in frames]
@@ -159,24 +167,13 @@ def test_signed_replay_is_accepted_only_with_the_key(generated_flight, tmp_path,
 def test_restamped_replay_reports_the_present_with_the_recorded_spacing(generated_flight):
     stats = ReplayStats()
     frames = load(str(generated_flight), stats)
-    port = free_udp_port()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
-        sock.bind(("127.0.0.1", port))
-        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sender.connect(("127.0.0.1", port))
-
-        class Link:
-            def write(self, data):
-                sender.send(data)
-
+    with udp_link() as (sock, link):
         started = time.time()
-        thread = threading.Thread(target=replay, args=(frames, Link(), 30.0, stats),
+        thread = threading.Thread(target=replay, args=(frames, link, 30.0, stats),
                                   kwargs={"restamp": True})  # fmt: skip
         thread.start()
         messages = receive_frames(sock, len(frames))
         thread.join()
-        sender.close()
     recorded = [dialect.MAVLink(None).decode(bytearray(f.raw)) for f in frames if f.msgid == 2]
     replayed = [m for m in messages if m.get_type() == "SYSTEM_TIME"]
     assert len(replayed) == len(recorded) > 50
@@ -249,12 +246,6 @@ def test_replay_serves_a_tcp_client_every_frame_whole(generated_flight):
     assert got == sent[first : first + len(got)] and first + len(got) == len(sent)
 
 
-def free_tcp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_a_scenario_set_in_the_present_replays_at_the_wall_clock(tmp_path):
     # Scenario time 0 was 30 s ago: the replay skips to now (less its lead) and then
     # sends every frame when the wall clock reaches the UTC the vehicle reports in it.
@@ -265,18 +256,9 @@ def test_a_scenario_set_in_the_present_replays_at_the_wall_clock(tmp_path):
     frames = load(str(tmp_path / "small-sysid1.tlog"), stats)
     assert abs(frames[0].time - epoch) < 60.0  # the log itself is in the present
 
-    port = free_udp_port()
     stop = threading.Event()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", port))
-        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sender.connect(("127.0.0.1", port))
-
-        class Link:
-            def write(self, data):
-                sender.send(data)
-
-        thread = threading.Thread(target=replay, args=(frames, Link(), 1.0, stats),
+    with udp_link() as (sock, link):
+        thread = threading.Thread(target=replay, args=(frames, link, 1.0, stats),
                                   kwargs={"stop": stop, "wall_clock_lead_s": 2.0})  # fmt: skip
         started = time.time()
         thread.start()
@@ -289,7 +271,6 @@ def test_a_scenario_set_in_the_present_replays_at_the_wall_clock(tmp_path):
                     arrivals.append((time.time(), message.time_unix_usec * 1e-6))
         stop.set()
         thread.join()
-        sender.close()
     assert stats.skipped_past > 0
     reported = [utc for _, utc in arrivals]
     assert min(reported) >= started - 2.5  # nothing from before the lead

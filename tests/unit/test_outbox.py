@@ -97,10 +97,8 @@ def test_a_numbered_batch_is_stored_with_its_number_or_not_at_all(tmp_path):
     def broken(n):
         raise RuntimeError("encoding failed")
 
-    try:
+    with pytest.raises(RuntimeError, match="encoding failed"):
         outbox.put_numbered("t", broken)
-    except RuntimeError:
-        pass
     # The failed batch took no number: the next one follows without a gap.
     assert outbox.put_numbered("t", lambda n: f"batch {n}".encode())[0] == 1
     assert [m.payload for m in outbox.after(0)] == [b"batch 0", b"batch 1"]
