@@ -297,7 +297,6 @@ class DistressDetector:
         self._alerts: dict[str, set[int]] = {}  # alert id -> the tracks it is about
         self._refreshed: dict[str, float] = {}  # alert id -> time of its last event
         self._stranded: set[int] = set()  # tracks past the dwell time in open desert
-        self._next = 1
 
     def update(self, track: TrackView) -> list[AlertEvent]:
         if track.target_class != "person":
@@ -382,8 +381,9 @@ class DistressDetector:
         alert_id = next((a for a, tracks in self._alerts.items() if tracks & ids), None)
         change = "updated"
         if alert_id is None:
-            alert_id, change = f"distress-{self._next}", "raised"
-            self._next += 1
+            # Named by its first track and time, not by a counter: a counter restarts with
+            # HQ, and an operator's resolution of an old "distress-1" would hide a new one.
+            alert_id, change = f"distress-{min(ids)}-{int(now)}", "raised"
         elif (self._alerts[alert_id] >= ids
               and now - self._refreshed[alert_id] < self.config.distress_update_s):
             return []  # nothing new about this group, and not yet time to refresh

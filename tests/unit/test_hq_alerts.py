@@ -113,6 +113,21 @@ def test_a_group_that_moves_on_clears_its_alert():
     assert [e.change for e in events] == ["raised", "cleared"]
 
 
+def test_a_restarted_hq_names_a_new_stranded_group_apart_from_the_old_one():
+    # Operators' resolutions are kept by alert id across HQ restarts: a new group's
+    # alert must not take the id of one resolved before the restart.
+    frame = EnuFrame(22.0, 14.0, 600.0)
+    config = AlertConfig(border=((22.5, 13.0), (22.5, 15.0)), home=(22.0, 14.0),
+                         distress_dwell_s=60.0)  # fmt: skip
+    raised = []
+    for start in (0.0, 5000.0):  # a fresh detector: HQ started again
+        detector = DistressDetector(config, frame)
+        for t in range(0, 70):
+            raised += [e.alert_id for e in detector.update(
+                TrackView(1, start + t, 3000.0, 3000.0, "person")) if e.change == "raised"]
+    assert len(raised) == 2 and raised[0] != raised[1], raised
+
+
 def test_zone_entry_is_raised_once_when_a_track_enters():
     frame = EnuFrame(22.0, 14.0, 600.0)
     square = tuple(frame.to_geodetic(e, n, 0.0)[:2] for e, n in
