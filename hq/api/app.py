@@ -73,7 +73,8 @@ def create_app(store: Store, settings: HqConfig, live_feed: LiveFeed, *,
         tracks_now = await run_in_threadpool(store.current_tracks)
         labels = await run_in_threadpool(annotations.labels)
         open_alerts = await run_in_threadpool(alerts.alerts, context, None, None, 1000)
-        live_feed.seed(tracks_now, labels, open_alerts)
+        resolved = await run_in_threadpool(annotations.resolved_ids)
+        live_feed.seed(tracks_now, labels, open_alerts, resolved)
         ticking = asyncio.create_task(live_feed.run(), name="live-feed")
         try:
             yield

@@ -124,6 +124,9 @@ class LiveFeed:
         self._current: dict[int, _Live] = {}
         self._labels: dict[int, TrackLabel] = {}
         self._alerts: dict[str, AlertOut] = {}
+        # Alerts operators resolved: ingest's later updates of them (a refresh, a "cleared")
+        # must not bring them back as open.
+        self._resolved: set[str] = set()
         self._ring: deque[_Event] = deque()
         self._ring_size = 0
         self._subscribers: set[Subscription] = set()
@@ -163,18 +166,20 @@ class LiveFeed:
     # -- the event loop -----------------------------------------------------------------------
 
     def seed(self, tracks: Iterable[FusedTrack], labels: dict[int, TrackLabel],
-             alerts: Iterable[AlertOut]) -> None:  # fmt: skip
-        """The picture at start (from the store), before the first tick."""
+             alerts: Iterable[AlertOut], resolved: Iterable[str] = ()) -> None:  # fmt: skip
+        """The picture at start (from the store), before the first tick; `resolved`: the
+        ids of every alert operators resolved."""
         with self._state:
-            self._seed(tracks, labels, alerts)
+            self._seed(tracks, labels, alerts, resolved)
 
-    def _seed(self, tracks, labels, alerts) -> None:
+    def _seed(self, tracks, labels, alerts, resolved) -> None:
         self._labels = dict(labels)
         live = [t for t in tracks if t.status != TrackStatus.ENDED]
         newest = max((t.time for t in live), default=0.0)
         for track in live:
             if track.time >= newest - self.stale_s:
                 self._current[track.global_id] = self._live(track)
+        self._resolved = set(resolved)
         for alert in sorted(alerts, key=lambda a: a.time)[-MAX_ALERTS:]:
             if alert.state != "resolved":
                 self._alerts[alert.alert_id] = alert
@@ -335,6 +340,8 @@ class LiveFeed:
     def _update_alerts(self, pending: dict) -> list[AlertOut]:
         changed = []
         for alert_id, alert in pending.items():
+            if alert_id in self._resolved:
+                continue
             if isinstance(alert, Alert):  # from ingest: keep what operators did to it
                 held = self._alerts.get(alert_id)
                 alert = AlertOut(**{
@@ -345,6 +352,7 @@ class LiveFeed:
             changed.append(alert)
             if alert.state == "resolved":
                 self._alerts.pop(alert_id, None)
+                self._resolved.add(alert_id)
             else:
                 self._alerts[alert_id] = alert
         if len(self._alerts) > MAX_ALERTS:

@@ -12,7 +12,7 @@ import pytest
 
 from hq.api.annotations import TrackLabel
 from hq.api.live import LiveFeed, StreamFilter
-from hq.api.models import DeltaData, SnapshotData
+from hq.api.models import AlertOut, DeltaData, SnapshotData
 from hq.store import BBox, IngestBatch
 from tests.unit.test_hq_api_support import an_alert, fused
 
@@ -57,6 +57,31 @@ def test_a_client_gets_a_snapshot_then_one_delta_per_tick():
         assert data["alerts"][0]["state"] == "open"
         feed.tick()  # nothing published: no event
         assert sub.queue.empty()
+
+    asyncio.run(scenario())
+
+
+def test_an_alert_operators_resolved_stays_resolved_when_hq_updates_it():
+    async def scenario():
+        feed = LiveFeed(heartbeat_s=60)
+        feed.seed([], {}, [], resolved=["distress-1-100"])  # resolved before a restart
+        sub, _ = feed.subscribe(StreamFilter())
+        publish(feed, fused(1, T), alerts=[an_alert("distress-7", T)])
+        feed.tick()
+        _, _, data = await next_frame(feed.frames(sub))
+        opened = AlertOut.model_validate(data["alerts"][0])
+        feed.publish_alert(opened.model_copy(update={"state": "resolved"}))
+        feed.tick()
+        _, _, data = await next_frame(feed.frames(sub))
+        assert data["alerts"][0]["state"] == "resolved"
+        # HQ's alert rules refresh both groups' alerts afterwards: neither reopens.
+        publish(feed, fused(1, T + 300), alerts=[an_alert("distress-7", T + 300),
+                                                an_alert("distress-1-100", T + 300)])
+        feed.tick()
+        _, _, data = await next_frame(feed.frames(sub))
+        assert data["alerts"] == []
+        _, first = feed.subscribe(StreamFilter())
+        assert parse(first[0])[2]["alerts"] == [], "no resolved alert in a new snapshot"
 
     asyncio.run(scenario())
 

@@ -35,8 +35,10 @@ def alerts(ctx: ApiContext, state: str | None, since: float | None,
                    if r is not None and (since is None or r.alert.time >= since)]  # fmt: skip
         records = sorted(records, key=lambda r: r.alert.time, reverse=True)[:limit]
     else:
-        # Resolved alerts are still "open" or "acknowledged" in the store: ask for enough more.
-        records = ctx.store.alerts(state=state, since=since, limit=limit + len(resolved))
+        # Resolved alerts are still "open" or "acknowledged" in the store: where they are
+        # filtered out, ask for enough more.
+        extra = len(resolved) if state is not None else 0
+        records = ctx.store.alerts(state=state, since=since, limit=limit + extra)
         if state is not None:
             records = [r for r in records if r.alert.alert_id not in resolved][:limit]
         records = records[:limit]
