@@ -77,10 +77,15 @@ class LiveScenario:
         self.processes: dict[str, subprocess.Popen] = {}
 
     def start(self) -> LiveScenario:
+        """Write the scenario and start every part; if one fails to start, stop the others."""
         self.epoch = time.time() - self.skip_s
         write_scenario(self.config.starting_at(self.epoch), self.out_dir)
-        for name in self.part_names():
-            self._spawn(name)
+        try:
+            for name in self.part_names():
+                self._spawn(name)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def part_names(self) -> list[str]:

@@ -67,6 +67,15 @@ class Deployment:
     # --- the parts, in the order they start ------------------------------------------------
 
     def start(self) -> Deployment:
+        """Start every part; if one fails to start, stop those already running."""
+        try:
+            self._start_parts()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_parts(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         site = self.scenario.name
         nodes = [(site, post.name) for post in self.scenario.posts]
@@ -100,7 +109,6 @@ class Deployment:
                                  skip_s=self.options.skip_s, mavlink=mavlink,
                                  cameras=cameras, recorded=recorded,
                                  faults=self.options.mavlink_faults).start()  # fmt: skip
-        return self
 
     def stop(self) -> None:
         if self.live is not None:
