@@ -38,6 +38,7 @@ from scipy.optimize import brentq
 from scipy.special import erf
 
 from hq.store import FusedTrack
+from wire.geo import compass_course
 from wire.messages import Alert, TargetClass, TrackStatus
 
 Affiliation = Literal["friendly", "hostile", "neutral", "unknown"]
@@ -91,14 +92,9 @@ def cot_type(target_class: TargetClass | str, affiliation: Affiliation = "unknow
 
 
 def course_speed(ve: float, vn: float) -> tuple[float, float]:
-    """Course over ground in degrees clockwise from north in [0, 360), and speed in m/s.
-
-    A still target has no course; 0 is sent then, as TAK expects a number.
-    North is the north of HQ's ENU frame; it parts from true north by the
-    meridian convergence, a fraction of a degree across a post's area.
-    """
-    course = math.degrees(math.atan2(ve, vn)) % 360.0
-    return course, math.hypot(ve, vn)
+    """Course over ground (`compass_course`) and speed in m/s. A still target has no
+    course; 0 is sent then, as TAK expects a number."""
+    return compass_course(ve, vn), math.hypot(ve, vn)
 
 
 def circular_error(position_covariance) -> float:

@@ -352,7 +352,8 @@ class Store(Protocol):
     def nodes(self) -> list[NodeRecord]: ...
 
     def alerts(self, state: AlertState | None = None, since: float | None = None,
-               limit: int = 100) -> list[AlertRecord]: ...  # fmt: skip
+               limit: int = 100, alert_type: str | None = None) -> list[AlertRecord]:
+        """The newest alerts first, of one state and kind where given."""
 
     def acknowledge_alert(self, alert_id: str, who: str, when: float) -> bool:
         """Mark an open alert acknowledged, with its audit row; False if none is open."""

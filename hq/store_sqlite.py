@@ -183,8 +183,9 @@ class SqliteStore:
                 for key, status, *rest in rows]  # fmt: skip
 
     def alerts(self, state: AlertState | None = None, since: float | None = None,
-               limit: int = 100) -> list[AlertRecord]:  # fmt: skip
-        where, params = _optional_filters(("state = ?", state), ("time >= ?", since))
+               limit: int = 100, alert_type: str | None = None) -> list[AlertRecord]:  # fmt: skip
+        where, params = _optional_filters(("state = ?", state), ("time >= ?", since),
+                                          ("alert_type = ?", alert_type))  # fmt: skip
         rows = self._reader().execute(
             "SELECT alert, state, first_time, acknowledged_by, acknowledged_at FROM alerts"
             f"{where} ORDER BY time DESC LIMIT ?", [*params, limit]

@@ -92,8 +92,10 @@ class StoreSource:
         return [t for status in self.statuses for t in self.store.current_tracks(status=status)]
 
     def open_alerts(self) -> list[Alert]:
-        records = self.store.alerts(limit=self.alert_limit)
-        return [r.alert for r in records if r.alert.alert_type == "distress" and r.alert.active]
+        # Distress alerts only, in the query: other kinds must not crowd an active one out
+        # of the limit (it would be sent as cancelled).
+        records = self.store.alerts(limit=self.alert_limit, alert_type="distress")
+        return [r.alert for r in records if r.alert.active]
 
 
 @dataclass

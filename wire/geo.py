@@ -207,3 +207,11 @@ def segment_crossing(a, b, p, q) -> float | None:
     u = (offset[0] * s[1] - offset[1] * s[0]) / denominator
     v = (offset[0] * r[1] - offset[1] * r[0]) / denominator
     return u if 0.0 <= u < 1.0 and 0.0 <= v <= 1.0 else None
+
+
+def compass_course(ve: float, vn: float) -> float:
+    """Degrees clockwise from north, in [0, 360), of a velocity east and north (0 when
+    still). North is the ENU frame's: it parts from true north by the meridian
+    convergence, a fraction of a degree across a post's area."""
+    course = math.degrees(math.atan2(ve, vn)) % 360.0
+    return 0.0 if course >= 360.0 else course  # -1e-20 % 360 rounds to 360.0

@@ -18,6 +18,7 @@ from hq.api.annotations import Area, Resolution, TrackLabel
 from hq.api.tokens import Role
 from hq.audit import AuditEntry
 from hq.store import AlertRecord, FusedTrack, HistoryPoint, NodeRecord, NodeTrack
+from wire.geo import compass_course
 from wire.messages import DroneLink, Latitude, Longitude, TargetClass, Track, TrackStatus
 
 Matrix2 = Annotated[list[Annotated[list[float], Field(min_length=2, max_length=2)]],
@@ -316,12 +317,6 @@ def track_out(track: FusedTrack, label: TrackLabel | None = None) -> TrackOut:
 def label_out(label: TrackLabel) -> LabelOut:
     return LabelOut(affiliation=label.affiliation, target_class=label.target_class,
                     updated_by=label.updated_by, updated_at=label.updated_at)  # fmt: skip
-
-
-def compass_course(ve: float, vn: float) -> float:
-    """Degrees clockwise from true north, in [0, 360), of a velocity east and north."""
-    course = math.degrees(math.atan2(ve, vn)) % 360.0
-    return 0.0 if course >= 360.0 else course  # -1e-20 % 360 rounds to 360.0
 
 
 def track_detail_out(track: FusedTrack, label: TrackLabel | None,

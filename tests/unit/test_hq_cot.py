@@ -237,3 +237,20 @@ def test_the_config_refuses_unknown_keys_and_other_modes():
     with pytest.raises(ValidationError):
         TakConfig(host="tak.local", port=8087, mode="server")
     assert TakConfig(host="tak.local", port=8087, period_s=2.0, stale_factor=3.0).stale_s == 6.0
+
+
+def test_the_store_source_keeps_an_active_distress_behind_many_newer_alerts(tmp_path):
+    # 600 border crossings after the distress alert: a limit of 500 over all kinds would
+    # leave it out, and the streamer would cancel it on the operators' TAK screens.
+    from hq.store import IngestBatch
+    from hq.store_sqlite import SqliteStore
+    from hq.tak import StoreSource
+
+    store = SqliteStore(tmp_path / "hq.db")
+    crossings = [Alert(site="hq", node="fusion", alert_id=f"crossing-{k}", time=NOW + k,
+                       alert_type="border_crossing", severity="warning", message="crossed",
+                       lat=22.8, lon=14.2) for k in range(600)]  # fmt: skip
+    store.commit_ingest(IngestBatch(NOW, alerts=[a_distress(), *crossings]))
+    assert [a.alert_id for a in StoreSource(store, alert_limit=500).open_alerts()] == [
+        "distress-3"]
+    store.close()

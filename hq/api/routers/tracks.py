@@ -27,7 +27,6 @@ from hq.api.models import (
     TrackLabelIn,
     TrackList,
     TrackOut,
-    compass_course,
     label_out,
     track_detail_out,
     track_out,
@@ -44,6 +43,7 @@ from hq.api.routers import (
 )
 from hq.store import BBox
 from hq.store_sqlite import load_json
+from wire.geo import compass_course
 from wire.messages import TargetClass, TrackStatus
 
 router = APIRouter(prefix="/tracks", tags=["tracks"], responses=errors(*AUTH_ERRORS))
