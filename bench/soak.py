@@ -46,7 +46,7 @@ import httpx2 as httpx
 import numpy as np
 import psutil
 from soak_hq import HqProcess, StreamWatcher, create_token, read_metrics, write_hq_config
-from soak_posts import Ground, Layout, Post
+from soak_posts import SITE, Ground, Layout, Post
 
 from hq.broker import BrokerProcess, free_tcp_port, username, write_broker_config
 from hq.store_sqlite import SqliteStore
@@ -54,13 +54,7 @@ from stack.process import wait_http_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-SITE = "soak"
-ORIGIN = (22.84, 14.13, 620.0)  # HQ's frame: the first post, where configs/hq.toml puts it
-GROUND_ALT = ORIGIN[2]  # flat desert, as the edge reports it
-BORDER_NORTH_M = 6000.0  # far north of every watched patch: no crossings, no alert flood
 READY_TIMEOUT_S = 300.0  # a cold Numba cache compiles for tens of seconds (or minutes when shared)
-CAMERA_FPS = 10.0  # the trackers' scan rate, for the covariances and the hit counts
-QOS = 1
 
 
 

@@ -11,16 +11,13 @@ import time
 from pathlib import Path
 
 import httpx2 as httpx
-from soak_posts import Layout
+from soak_posts import ORIGIN, Layout
 
 from stack.process import Service
 from wire.geo import EnuFrame
 
 ROOT = Path(__file__).resolve().parents[1]
-SITE = "soak"
-ORIGIN = (22.84, 14.13, 620.0)  # HQ's frame: the first post, where configs/hq.toml puts it
 BORDER_NORTH_M = 6000.0  # far north of every watched patch: no crossings, no alert flood
-READY_TIMEOUT_S = 300.0  # a cold Numba cache compiles for tens of seconds (or minutes when shared)
 
 
 # --- HQ, as it runs in the field --------------------------------------------------------------

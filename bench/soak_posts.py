@@ -22,7 +22,6 @@ from wire.messages import DroneLink, NodeStatus, Track, TrackBatch, VehicleTelem
 SITE = "soak"
 ORIGIN = (22.84, 14.13, 620.0)  # HQ's frame: the first post, where configs/hq.toml puts it
 GROUND_ALT = ORIGIN[2]  # flat desert, as the edge reports it
-BORDER_NORTH_M = 6000.0  # far north of every watched patch: no crossings, no alert flood
 CAMERA_FPS = 10.0  # the trackers' scan rate, for the covariances and the hit counts
 QOS = 1
 
