@@ -31,20 +31,15 @@ import xml.etree.ElementTree as ET
 from dataclasses import replace
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Literal
 
 import numpy as np
 from scipy.optimize import brentq
 from scipy.special import erf
 
+from hq.affiliation import COT_IDENTITY, Affiliation
 from hq.store import FusedTrack
 from wire.geo import compass_course
 from wire.messages import Alert, TargetClass, TrackStatus
-
-Affiliation = Literal["friendly", "hostile", "neutral", "unknown"]
-AFFILIATION_CODES = MappingProxyType(
-    {"friendly": "f", "hostile": "h", "neutral": "n", "unknown": "u"}
-)
 
 # The CoT type after "a-<affiliation>-". Upper-case letters walk the MIL-STD-2525
 # symbol hierarchy: G ground track, G-E-V ground equipment / vehicle, A air track.
@@ -86,9 +81,10 @@ def cot_time(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def cot_type(target_class: TargetClass | str, affiliation: Affiliation = "unknown") -> str:
+def cot_type(target_class: TargetClass | str,
+             affiliation: Affiliation | str = Affiliation.UNKNOWN) -> str:  # fmt: skip
     function = CLASS_FUNCTIONS[TargetClass(target_class)]
-    return f"a-{AFFILIATION_CODES[affiliation]}-{function}"
+    return f"a-{COT_IDENTITY[Affiliation(affiliation)]}-{function}"
 
 
 def course_speed(ve: float, vn: float) -> tuple[float, float]:
@@ -139,7 +135,7 @@ def _circle_probability(radius: float, sigma_major: float, sigma_minor: float) -
 
 
 def track_event(track: FusedTrack, now: float, stale_s: float,
-                affiliation: Affiliation | None = None, altitude_sigma_m: float | None = None,
+                affiliation: Affiliation | str | None = None, altitude_sigma_m: float | None = None,
                 uid_prefix: str = "dunewatch") -> ET.Element:  # fmt: skip
     """The CoT event for `track`, sent at `now`; stale `stale_s` after, or at once if ended.
 
@@ -165,7 +161,7 @@ def track_event(track: FusedTrack, now: float, stale_s: float,
     else:
         stale = max(track.time, now) + stale_s
     event = _event(f"{uid_prefix}-track-{track.global_id}",
-                   cot_type(track.target_class, affiliation or "unknown"), HOW_FUSED,
+                   cot_type(track.target_class, affiliation or Affiliation.UNKNOWN), HOW_FUSED,
                    track.time, stale)  # fmt: skip
     _point(event, track.lat, track.lon, track.alt, ce, le)
     detail = ET.SubElement(event, "detail")

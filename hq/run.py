@@ -22,6 +22,7 @@ import uvicorn
 
 from hq import fusion_kernels as kernels
 from hq.alerts import CrossingDetector, DistressDetector, NodeHealthDetector
+from hq.api.annotations import Annotations
 from hq.api.app import create_app
 from hq.api.live import LiveFeed
 from hq.config import HqConfig, load_config
@@ -69,7 +70,7 @@ def main(argv: list[str]) -> int:
     broker = config.broker
     client = IngestClient(ingest, broker.host, broker.port, broker.username, password,
                           client_id=broker.client_id).start()  # fmt: skip
-    tak = None if config.tak is None else TakStreamer(config.tak, StoreSource(store)).start()
+    tak = None if config.tak is None else TakStreamer(config.tak, tak_source(config, store)).start()
     log.info("HQ running database=%s broker=%s:%d", config.database, broker.host, broker.port)
     try:
         if feed is None:
@@ -93,6 +94,13 @@ def main(argv: list[str]) -> int:
             tak.stop()
         store.close()
         log.info("HQ stopped counters=%s", ingest.counters)
+
+
+def tak_source(config: HqConfig, store: Store) -> StoreSource:
+    """TAK's view of the store, with the labels operators set through the API (if it runs)."""
+    if config.api is None:
+        return StoreSource(store)
+    return StoreSource(store, labels=Annotations(config.api.database).labels)
 
 
 def _wait_for_a_stop_signal() -> None:

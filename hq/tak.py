@@ -22,8 +22,8 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -72,6 +72,14 @@ class TakSource(Protocol):
     def open_alerts(self) -> Sequence[Alert]:
         """The distress alerts whose condition has not cleared."""
 
+    def labels(self) -> Mapping[int, OperatorLabel]:
+        """What operators set on tracks, by global id."""
+
+
+class OperatorLabel(Protocol):
+    affiliation: str | None  # None: unknown, the default for every detected object
+    target_class: str | None  # None: the class fusion gives
+
 
 class StoreSource:
     """A `TakSource` over HQ's store: live tracks, and distress alerts still active.
@@ -83,10 +91,13 @@ class StoreSource:
 
     def __init__(self, store: Store,
                  statuses: Sequence[TrackStatus] = (TrackStatus.CONFIRMED, TrackStatus.COASTING),
-                 alert_limit: int = 500):  # fmt: skip
+                 alert_limit: int = 500,
+                 labels: Callable[[], Mapping[int, OperatorLabel]] | None = None):  # fmt: skip
+        """`labels`: operators' labels (the API's annotations); None: there are none."""
         self.store = store
         self.statuses = tuple(statuses)
         self.alert_limit = alert_limit
+        self._labels = labels
 
     def current_tracks(self) -> list[FusedTrack]:
         return [t for status in self.statuses for t in self.store.current_tracks(status=status)]
@@ -96,6 +107,9 @@ class StoreSource:
         # of the limit (it would be sent as cancelled).
         records = self.store.alerts(limit=self.alert_limit, alert_type="distress")
         return [r.alert for r in records if r.alert.active]
+
+    def labels(self) -> Mapping[int, OperatorLabel]:
+        return {} if self._labels is None else self._labels()
 
 
 @dataclass
@@ -182,14 +196,23 @@ class TakStreamer:
         newest_first = sorted(live.values(), key=lambda t: t.time, reverse=True)
         room = max(cfg.max_events - len(events), 0)
         self.counters.dropped += max(len(newest_first) - room, 0)
+        labels = self.source.labels()
         self._shown_tracks = {
             t.global_id: t for t in newest_first[:room]
-            if add(f"track {t.global_id}", cot.track_event, t, now, cfg.stale_s, None,
-                   cfg.altitude_sigma_m, cfg.uid_prefix)
+            if add(f"track {t.global_id}", self._track_event, t, labels.get(t.global_id), now)
         }  # fmt: skip
         if bad:
             log.warning("tak skipped bad records count=%d first=%r", len(bad), bad[0])
         return events
+
+    def _track_event(self, track: FusedTrack, label: OperatorLabel | None, now: float):
+        """The track's event, with what an operator set: its class, and its affiliation."""
+        cfg = self.config
+        if label is not None and label.target_class:
+            track = replace(track, target_class=label.target_class)
+        affiliation = label.affiliation if label is not None else None
+        return cot.track_event(track, now, cfg.stale_s, affiliation, cfg.altitude_sigma_m,
+                               cfg.uid_prefix)  # fmt: skip
 
     # -- the thread and the connection ----------------------------------------------------
 

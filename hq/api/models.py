@@ -9,11 +9,11 @@ could be mistaken; only GeoJSON (hq/api/geojson.py) uses its [lon, lat] arrays.
 from __future__ import annotations
 
 import math
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hq.affiliation import Affiliation
 from hq.api.annotations import Area, Resolution, TrackLabel
 from hq.api.tokens import Role
 from hq.audit import AuditEntry
@@ -32,18 +32,6 @@ class _Out(BaseModel):
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Affiliation(StrEnum):
-    """Every detected object is of unknown affiliation until an operator says otherwise."""
-
-    UNKNOWN = "unknown"
-    PENDING = "pending"
-    ASSUMED_FRIEND = "assumed_friend"
-    FRIEND = "friend"
-    NEUTRAL = "neutral"
-    SUSPECT = "suspect"
-    HOSTILE = "hostile"
 
 
 class ErrorOut(_Out):

@@ -196,6 +196,9 @@ class FlakySource:
     def open_alerts(self):
         return []
 
+    def labels(self):
+        return {}
+
 
 def test_the_streamer_backs_off_while_nobody_listens_and_survives_a_failing_source():
     asyncio.run(_backoff_scenario())

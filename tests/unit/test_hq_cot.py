@@ -99,8 +99,9 @@ def test_type_by_class_with_unknown_affiliation(target_class, expected):
 
 
 @pytest.mark.parametrize(("affiliation", "expected"), [
-    ("friendly", "a-f-G-E-V"), ("hostile", "a-h-G-E-V"), ("neutral", "a-n-G-E-V"),
-    ("unknown", "a-u-G-E-V"), (None, "a-u-G-E-V"),
+    ("friend", "a-f-G-E-V"), ("hostile", "a-h-G-E-V"), ("neutral", "a-n-G-E-V"),
+    ("unknown", "a-u-G-E-V"), (None, "a-u-G-E-V"), ("suspect", "a-s-G-E-V"),
+    ("pending", "a-p-G-E-V"), ("assumed_friend", "a-a-G-E-V"),
 ])  # fmt: skip
 def test_an_operator_set_affiliation_overrides_the_second_letter(affiliation, expected):
     event = cot.track_event(a_track(target_class="vehicle"), NOW, 15.0, affiliation=affiliation)
@@ -182,14 +183,17 @@ def test_other_alerts_are_not_exported():
 
 
 class ListSource:
-    def __init__(self, tracks=(), alerts=()):
-        self.tracks, self.alerts = list(tracks), list(alerts)
+    def __init__(self, tracks=(), alerts=(), labels=None):
+        self.tracks, self.alerts, self.operator_labels = list(tracks), list(alerts), labels or {}
 
     def current_tracks(self):
         return self.tracks
 
     def open_alerts(self):
         return self.alerts
+
+    def labels(self):
+        return self.operator_labels
 
 
 def a_streamer(source, **config):
@@ -254,3 +258,19 @@ def test_the_store_source_keeps_an_active_distress_behind_many_newer_alerts(tmp_
     assert [a.alert_id for a in StoreSource(store, alert_limit=500).open_alerts()] == [
         "distress-3"]
     store.close()
+
+
+def test_the_streamer_sends_what_operators_set_on_a_track():
+    # The API's labels, as `hq run` hands them over: an affiliation and a class.
+    from hq.api.annotations import TrackLabel
+
+    labels = {7: TrackLabel(7, "hostile", "vehicle", "operator-1", NOW - 5.0),
+              8: TrackLabel(8, None, "animal", "operator-1", NOW - 5.0)}  # fmt: skip
+    source = ListSource([a_track(7, target_class="person"), a_track(8), a_track(9)],
+                        labels=labels)  # fmt: skip
+    events = [ET.fromstring(p) for p in a_streamer(source).poll(NOW)]
+    types = {e.get("uid"): e.get("type") for e in events}
+    assert types == {"dunewatch-track-7": "a-h-G-E-V", "dunewatch-track-8": "a-u-G",
+                     "dunewatch-track-9": "a-u-G"}, types  # fmt: skip
+    callsigns = {e.get("uid"): e.find("detail/contact").get("callsign") for e in events}
+    assert callsigns["dunewatch-track-8"] == "animal 8"
