@@ -66,6 +66,12 @@ def test_ce_of_a_circular_error_is_its_sigma_and_scales_with_it():
     assert cot.circular_error([[0.0, 0.0], [0.0, 0.0]]) == 0.0
 
 
+def test_ce_from_the_table_matches_its_root_at_any_elongation():
+    for ratio in np.random.default_rng(5).uniform(0.0, 1.0, 200):
+        cov = np.diag([16.0, 16.0 * ratio**2])
+        assert cot.circular_error(cov) == pytest.approx(4.0 * cot.ce_factor(ratio), rel=1e-5)
+
+
 @pytest.mark.parametrize("cov", [[[1.0, 5.0], [5.0, 1.0]], [[math.nan, 0], [0, 1.0]]])
 def test_ce_refuses_what_is_not_a_covariance(cov):
     with pytest.raises(ValueError):
