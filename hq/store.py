@@ -347,13 +347,29 @@ class Store(Protocol):
         """Points with t0 <= time <= t1 in time order; at most `max_points`, keeping the
         first and the last, when given."""
 
+    def current_track_rows(self, bbox: BBox | None = None,
+                           status: TrackStatus | None = None) -> list[tuple]:  # fmt: skip
+        """`current_tracks` as stored rows, by global id: the fused tracks' columns with the
+        covariance and the sources still JSON text. For the API's track list, which pages
+        on the id and decodes only the rows it sends (at 10,000 tracks, making a FusedTrack
+        of every row costs more than the query)."""
+
+    def fused_track(self, global_id: int) -> FusedTrack | None: ...
+
     def node_tracks(self, node_key: str | None = None) -> list[NodeTrack]: ...
+
+    def node_tracks_of(self, global_id: int) -> list[NodeTrack]:
+        """The node tracks that fusion put in this global track."""
 
     def nodes(self) -> list[NodeRecord]: ...
 
     def alerts(self, state: AlertState | None = None, since: float | None = None,
                limit: int = 100, alert_type: str | None = None) -> list[AlertRecord]:
         """The newest alerts first, of one state and kind where given."""
+
+    def alerts_by_id(self, alert_ids: Sequence[str], since: float | None = None,
+                     limit: int = 100) -> list[AlertRecord]:  # fmt: skip
+        """The alerts of these ids (those that exist), newest first."""
 
     def acknowledge_alert(self, alert_id: str, who: str, when: float) -> bool:
         """Mark an open alert acknowledged, with its audit row; False if none is open."""

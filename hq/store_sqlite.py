@@ -156,6 +156,16 @@ class SqliteStore:
         sql, params = current_tracks_query(bbox, target_class, status)
         return [fused_from_row(row) for row in self._reader().execute(sql, params)]
 
+    def current_track_rows(self, bbox: BBox | None = None,
+                           status: TrackStatus | None = None) -> list[tuple]:  # fmt: skip
+        sql, params = current_tracks_query(bbox, status=status)
+        return self._reader().execute(sql, params).fetchall()
+
+    def fused_track(self, global_id: int) -> FusedTrack | None:
+        row = self._reader().execute(f"SELECT {', '.join(FUSED_COLUMNS)} FROM fused_tracks "
+                                     "WHERE global_id = ?", [global_id]).fetchone()  # fmt: skip
+        return None if row is None else fused_from_row(row)
+
     def track_history(self, global_id: int, t0: float, t1: float,
                       max_points: int | None = None) -> list[HistoryPoint]:  # fmt: skip
         if max_points is None:
@@ -174,6 +184,12 @@ class SqliteStore:
         rows = self._reader().execute(sql + " ORDER BY node_key, track_id", params)
         return [NodeTrack(key, Track.model_validate_json(track), gid) for key, track, gid in rows]
 
+    def node_tracks_of(self, global_id: int) -> list[NodeTrack]:
+        rows = self._reader().execute("SELECT node_key, track FROM node_tracks WHERE "
+                                      "global_id = ? ORDER BY node_key, track_id",
+                                      [global_id])  # fmt: skip
+        return [NodeTrack(key, Track.model_validate_json(track), global_id) for key, track in rows]
+
     def nodes(self) -> list[NodeRecord]:
         rows = self._reader().execute(
             "SELECT n.node_key, n.status, p.last_seq, p.last_received, COALESCE(p.batches, 0) "
@@ -184,13 +200,22 @@ class SqliteStore:
 
     def alerts(self, state: AlertState | None = None, since: float | None = None,
                limit: int = 100, alert_type: str | None = None) -> list[AlertRecord]:  # fmt: skip
-        where, params = _optional_filters(("state = ?", state), ("time >= ?", since),
-                                          ("alert_type = ?", alert_type))  # fmt: skip
+        return self._alerts_where(("state = ?", state), ("time >= ?", since),
+                                  ("alert_type = ?", alert_type), limit=limit)  # fmt: skip
+
+    def _alerts_where(self, *conditions: tuple[str, Any], limit: int) -> list[AlertRecord]:
+        where, params = _optional_filters(*conditions)
         rows = self._reader().execute(
             "SELECT alert, state, first_time, acknowledged_by, acknowledged_at FROM alerts"
             f"{where} ORDER BY time DESC LIMIT ?", [*params, limit]
         )  # fmt: skip
         return [AlertRecord(Alert.model_validate_json(alert), *rest) for alert, *rest in rows]
+
+    def alerts_by_id(self, alert_ids: Sequence[str], since: float | None = None,
+                     limit: int = 100) -> list[AlertRecord]:  # fmt: skip
+        return self._alerts_where(("alert_id IN (SELECT value FROM json_each(?))",
+                                   json.dumps(list(alert_ids))), ("time >= ?", since),
+                                  limit=limit)  # fmt: skip
 
     def dead_letters(self, since: float | None = None, limit: int = 100) -> list[DeadLetter]:
         where, params = _optional_filters(("received >= ?", since))

@@ -62,7 +62,7 @@ def create_app(store: Store, settings: HqConfig, live_feed: LiveFeed, *,
     annotations.seed(list(settings.border), {z.name: list(z.polygon) for z in settings.zones},
                      time.time())  # fmt: skip
     context = ApiContext(
-        store=store, store_path=Path(settings.database), settings=settings, feed=live_feed,
+        store=store, settings=settings, feed=live_feed,
         tokens=tokens, annotations=annotations,
         limiter=FailureLimiter(api.auth_failures, api.auth_failure_window_s),
         metrics=ApiMetrics(live_feed, ingest_counters), flow=flow_statistics,

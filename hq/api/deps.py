@@ -9,7 +9,6 @@ type with 415 (after authentication, so an anonymous caller learns nothing).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security
@@ -32,7 +31,6 @@ bearer_scheme = HTTPBearer(auto_error=False, description="an API token: python -
 @dataclass(frozen=True)
 class ApiContext:
     store: Store
-    store_path: Path  # for the reads the store's interface lacks (hq/api/store_reads.py)
     settings: HqConfig
     feed: LiveFeed
     tokens: TokenStore

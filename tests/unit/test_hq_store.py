@@ -296,6 +296,33 @@ def test_acknowledging_an_alert_writes_an_audit_row(tmp_path):
     assert store.verify_audit().ok
 
 
+def test_alerts_by_id_and_kind_newest_first(tmp_path):
+    store = SqliteStore(tmp_path / "hq.db")
+    crossing = an_alert("crossing-9", t=1003.0).model_copy(update={"alert_type": "border_crossing"})
+    store.commit_ingest(IngestBatch(received=1004.0, alerts=[
+        an_alert("distress-1", t=1000.0), an_alert("distress-2", t=1002.0), crossing]))
+    ids = ["distress-1", "crossing-9", "no-such-alert"]
+    assert [r.alert.alert_id for r in store.alerts_by_id(ids)] == ["crossing-9", "distress-1"]
+    assert [r.alert.alert_id for r in store.alerts_by_id(ids, since=1001.0)] == ["crossing-9"]
+    assert [r.alert.alert_id for r in store.alerts_by_id(ids, limit=1)] == ["crossing-9"]
+    assert store.alerts_by_id([]) == []
+    assert [r.alert.alert_id for r in store.alerts(alert_type="distress")] == [
+        "distress-2", "distress-1"]
+
+
+def test_one_track_its_node_tracks_and_the_rows_of_all(tmp_path):
+    store = SqliteStore(tmp_path / "hq.db")
+    store.commit_ingest(a_batch(1, [a_track(3, 1000.0), a_track(1, 1000.0)], node_tracks=[
+        NodeTrack(NODE, a_node_track(12, 1000.0), 3), NodeTrack(NODE, a_node_track(11, 1000.0), 3),
+        NodeTrack(NODE, a_node_track(13, 1000.0), 1)]))  # fmt: skip
+    assert store.fused_track(3) == a_track(3, 1000.0)
+    assert store.fused_track(2) is None
+    assert [n.track.track_id for n in store.node_tracks_of(3)] == [11, 12]
+    rows = store.current_track_rows()
+    assert [row[0] for row in rows] == [1, 3], "by global id"
+    assert [t.global_id for t in store.current_tracks()] == [row[0] for row in rows]
+
+
 def an_audited_store(path, rows=6):
     store = SqliteStore(path)
     for k in range(rows):

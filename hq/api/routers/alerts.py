@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
 
-from hq.api import store_reads
 from hq.api.annotations import Resolution
 from hq.api.deps import ApiContext, Context, Operator, OperatorJson, Viewer
 from hq.api.models import AlertList, AlertOut, AlertStateOut, ResolveIn, alert_out
@@ -31,9 +30,7 @@ def alerts(ctx: ApiContext, state: str | None, since: float | None,
     """Alerts with their state, where "resolved" (kept by the API) overrides the store's."""
     resolved = ctx.annotations.resolved_ids()
     if state == "resolved":
-        records = [r for r in (store_reads.alert_by_id(ctx.store_path, a) for a in resolved)
-                   if r is not None and (since is None or r.alert.time >= since)]  # fmt: skip
-        records = sorted(records, key=lambda r: r.alert.time, reverse=True)[:limit]
+        records = ctx.store.alerts_by_id(sorted(resolved), since=since, limit=limit)
     else:
         # Resolved alerts are still "open" or "acknowledged" in the store: where they are
         # filtered out, ask for enough more.
@@ -80,10 +77,10 @@ def resolve(alert_id: AlertId, body: ResolveIn, who: OperatorJson, ctx: Context)
 
 
 def _alert(ctx: ApiContext, alert_id: str) -> AlertOut:
-    record = store_reads.alert_by_id(ctx.store_path, alert_id)
-    if record is None:
+    found = ctx.store.alerts_by_id([alert_id], limit=1)
+    if not found:
         raise HTTPException(404, f"no alert {alert_id!r}")
-    return alert_out(record, ctx.annotations.resolutions([alert_id]).get(alert_id))
+    return alert_out(found[0], ctx.annotations.resolutions([alert_id]).get(alert_id))
 
 
 def _changed(ctx: ApiContext, alert_id: str) -> AlertOut:

@@ -18,7 +18,6 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 
-from hq.api import store_reads
 from hq.api.annotations import TrackLabel
 from hq.api.deps import Context, OperatorJson, Viewer
 from hq.api.models import (
@@ -68,7 +67,7 @@ def list_tracks(
 ) -> Response:  # fmt: skip
     check_page(limit, ctx.settings.api.max_page)
     labels = ctx.annotations.labels()
-    rows = store_reads.current_track_rows(ctx.store_path, bbox, status)
+    rows = ctx.store.current_track_rows(bbox, status)
     if target_class:
         wanted = {str(c) for c in target_class}
         rows = [row for row in rows if labelled_class(row, labels) in wanted]
@@ -86,10 +85,10 @@ def list_tracks(
 @router.get("/{global_id}", response_model=TrackDetailOut, responses=errors(404),
             summary="One fused track and the node tracks it fuses")  # fmt: skip
 def get_track(global_id: GlobalId, who: Viewer, ctx: Context) -> TrackDetailOut:
-    track = store_reads.fused_track_by_id(ctx.store_path, global_id)
+    track = ctx.store.fused_track(global_id)
     if track is None:
         raise HTTPException(404, f"no track {global_id}")
-    sources = store_reads.node_tracks_of(ctx.store_path, global_id)
+    sources = ctx.store.node_tracks_of(global_id)
     return track_detail_out(track, ctx.annotations.label(global_id), sources)
 
 
@@ -97,7 +96,7 @@ def get_track(global_id: GlobalId, who: Viewer, ctx: Context) -> TrackDetailOut:
               summary="Set a track's class or affiliation (operators; audited)")  # fmt: skip
 def label_track(global_id: GlobalId, change: TrackLabelIn, who: OperatorJson,
                 ctx: Context) -> TrackOut:  # fmt: skip
-    track = store_reads.fused_track_by_id(ctx.store_path, global_id)
+    track = ctx.store.fused_track(global_id)
     if track is None:
         raise HTTPException(404, f"no track {global_id}")
     before = ctx.annotations.label(global_id)
@@ -124,7 +123,7 @@ def label_track(global_id: GlobalId, change: TrackLabelIn, who: OperatorJson,
 
 def track_list_json(rows: Sequence[tuple], labels: Mapping[int, TrackLabel], total: int,
                     next_after: int | None) -> bytes:  # fmt: skip
-    """TrackList's JSON for stored rows (store_reads.current_track_rows): byte for byte what
+    """TrackList's JSON for stored rows (Store.current_track_rows): byte for byte what
     its serialiser writes for the same tracks made into models by `track_out`.
 
     orjson writes floats as pydantic does (shortest round trip; null for NaN and the
