@@ -113,15 +113,14 @@ class TokenStore:
         token_id, _, secret = rest.partition("_")
         if prefix != PREFIX or not token_id or not secret:
             raise TokenRejected("malformed token")
-        with self._lock:
-            row = self._db.execute("SELECT secret_sha256 FROM api_tokens WHERE token_id = ?",
-                                   [token_id]).fetchone()  # fmt: skip
-            records = self._records("token_id = ?", [token_id])
+        with self._lock:  # one query: every API request passes here
+            row = self._db.execute(f"SELECT secret_sha256, {_RECORD_COLUMNS} FROM api_tokens "
+                                   "WHERE token_id = ?", [token_id]).fetchone()  # fmt: skip
         # Compare even when the id is unknown, so both cases take the same time.
         stored = row[0] if row else "0" * 64
-        if not hmac.compare_digest(_digest(secret), stored) or not records:
+        if not hmac.compare_digest(_digest(secret), stored) or row is None:
             raise TokenRejected("unknown token")
-        record = records[0]
+        record = _record(row[1:])
         if record.revoked_at is not None:
             raise TokenRejected("token revoked")
         if record.expires_at is not None and now >= record.expires_at:
@@ -129,11 +128,18 @@ class TokenStore:
         return record
 
     def _records(self, where: str | None, args: list) -> list[TokenRecord]:
-        rows = self._db["api_tokens"].rows_where(where, args, order_by="created_at",
-                                                 select="token_id, name, role, created_at, "
-                                                        "expires_at, revoked_at")  # fmt: skip
-        return [TokenRecord(r["token_id"], r["name"], Role(r["role"]), r["created_at"],
-                            r["expires_at"], r["revoked_at"]) for r in rows]  # fmt: skip
+        rows = self._db.execute(f"SELECT {_RECORD_COLUMNS} FROM api_tokens"
+                                + (f" WHERE {where}" if where else "")
+                                + " ORDER BY created_at", args)  # fmt: skip
+        return [_record(row) for row in rows]
+
+
+_RECORD_COLUMNS = "token_id, name, role, created_at, expires_at, revoked_at"
+
+
+def _record(row) -> TokenRecord:
+    token_id, name, role, created_at, expires_at, revoked_at = row
+    return TokenRecord(token_id, name, Role(role), created_at, expires_at, revoked_at)
 
 
 def _digest(secret: str) -> str:
