@@ -130,6 +130,7 @@ class LiveFeed:
         self._ring: deque[_Event] = deque()
         self._ring_size = 0
         self._subscribers: set[Subscription] = set()
+        # (tracks JSON, their lat/lon/class, alerts JSON) for snapshots; None after a change
         self._snapshot_arrays: tuple | None = None
         self._runners = 0
 
@@ -281,10 +282,10 @@ class LiveFeed:
         if self._snapshot_arrays is None:
             lives = list(self._current.values())
             at = np.array([(x.lat, x.lon, x.cls) for x in lives], dtype=float).reshape(-1, 3).T
-            self._snapshot_arrays = ([x.json for x in lives], at)
-        json, at = self._snapshot_arrays
+            alerts = b",".join(a.model_dump_json().encode() for a in self._alerts.values())
+            self._snapshot_arrays = ([x.json for x in lives], at, alerts)
+        json, at, alerts = self._snapshot_arrays
         keep = np.flatnonzero(stream_filter.match(*at))
-        alerts = b",".join(a.model_dump_json().encode() for a in self._alerts.values())
         data = b'{"tracks":[%s],"alerts":[%s]}' % (b",".join(json[i] for i in keep), alerts)
         self.counters.frames_sent += 1
         return self._frame("snapshot", self._seq, data)
