@@ -89,7 +89,7 @@ def demo(argv: list[str]) -> int:
     started = time.time()
     try:
         deployment.start()
-        token = create_token(deployment.database.with_name("hq-api.db"))
+        token = create_token(deployment.api_database)
         print(f"\noperator page: http://127.0.0.1:{api_port}/\nlogin token:   {token}\n"
               f"logs:          {folder}/*.log\n", flush=True)  # fmt: skip
         store = SqliteStore(deployment.database)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from hq.broker import BrokerProcess, free_tcp_port, username, write_broker_config
+from hq.config import load_config as load_hq_config
 from sim_hw.live import LiveCamera, LiveScenario
 from sim_hw.scenario import ScenarioConfig, load_config
 from stack.process import Service, free_udp_port
@@ -123,6 +124,11 @@ class Deployment:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    @property
+    def api_database(self) -> Path:
+        """Where HQ's API keeps tokens and operators' labels, as HQ's config places it."""
+        return load_hq_config(self.folder / "hq" / "hq.toml").api.database
 
     @property
     def truth_path(self) -> Path:
