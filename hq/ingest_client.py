@@ -127,6 +127,7 @@ class IngestClient:
         self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.client.reconnect_delay_set(1, 30)
         self._host, self._port = host, port
         self._properties = Properties(PacketTypes.CONNECT)
@@ -154,6 +155,13 @@ class IngestClient:
         client.subscribe(topics.all_nodes(), qos=1)
         self.connected.set()
         log.info("HQ ingest connected session_present=%s", flags.session_present)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        # From here the broker keeps the posts' messages for HQ's session, even while HQ
+        # is down: a deployment starts its nodes after this line.
+        granted = all(not code.is_failure for code in reason_codes)
+        log.log(logging.INFO if granted else logging.WARNING,
+                "HQ ingest subscribed granted=%s", granted)
 
     def _on_message(self, client, userdata, message) -> None:
         # The network thread only queues: committing here would hold up every other message.

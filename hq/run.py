@@ -64,12 +64,15 @@ def main(argv: list[str]) -> int:
     except (OSError, ValueError) as error:
         print(f"python -m hq run: {error}")
         return 1
-    kernels.warm()  # compile (or load) the fusion kernels before the first message waits on them
     feed = None if config.api is None else LiveFeed(**config.api.stream.model_dump())
     ingest = build_ingest(config, store, on_commit=feed and feed.publish)
     broker = config.broker
+    # Subscribe first, so that the broker keeps the posts' messages for HQ's session from
+    # now on; those that arrive while the fusion kernels compile or load wait in the
+    # writer's queue, unacknowledged.
     client = IngestClient(ingest, broker.host, broker.port, broker.username, password,
                           client_id=broker.client_id).start()  # fmt: skip
+    kernels.warm()
     tak = None if config.tak is None else TakStreamer(config.tak, tak_source(config, store)).start()
     log.info("HQ running database=%s broker=%s:%d", config.database, broker.host, broker.port)
     try:

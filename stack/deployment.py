@@ -87,6 +87,9 @@ class Deployment:
                                     self.broker_port).start()  # fmt: skip
         self._start("hq", ["hq", "run", "--config", str(self._write_hq_config())],
                     {"DUNEWATCH_HQ_MQTT_PASSWORD": self.passwords["hq"]}, "HQ running")  # fmt: skip
+        # A post's batches reach HQ only once HQ's session holds its subscription: before
+        # that the broker has nobody to keep them for, and a node would lose its first ones.
+        self.services["hq"].wait_for_line("HQ ingest subscribed")
         mavlink, cameras, recorded = {}, [], {}
         for post in self.scenario.posts:
             port = free_udp_port()
