@@ -115,7 +115,14 @@ def _links_of(g: GlobalTable, links: LinkTable, slots: np.ndarray) -> tuple[np.n
 
 def _vote(links: LinkTable, row: np.ndarray, link: np.ndarray, n: int) -> np.ndarray:
     """Each track's class: the one with the most source quality behind it; unknown only if
-    no source says anything else."""
+    no source says anything else. Each node votes once, with its newest track of the
+    object: a node track it replaced (restarted under a new id) keeps its link for a
+    while, but not its say."""
+    order = np.lexsort((-links.t[link], links.node[link], row))  # newest first per node
+    row, link = row[order], link[order]
+    first = np.ones(row.size, bool)
+    first[1:] = (row[1:] != row[:-1]) | (links.node[link][1:] != links.node[link][:-1])
+    row, link = row[first], link[first]
     votes = np.zeros((n, len(CLASSES)))
     np.add.at(votes, (row, links.target_class[link]), links.quality[link])
     votes[:, UNKNOWN_CLASS] = 0.0

@@ -548,6 +548,24 @@ def test_the_class_is_a_vote_weighted_by_quality():
     assert fusion.snapshot()[0].target_class == "vehicle"
 
 
+def test_a_node_votes_with_its_current_track_not_the_one_it_replaced():
+    # A post's track of a camel was a person for a few seconds, then the post restarted it
+    # under a new id, sure it is an animal. The old id's vote must not outlast it: HQ's
+    # class is what each node says now.
+    rng = np.random.default_rng(16)
+    scene = TwoPosts.make(rng, 0, only_a=1)
+    fusion = Fusion(config())
+    which = np.arange(1)
+    for cycle in range(20):
+        t = T0 + cycle
+        node_id, cls, quality = (100, "person", 0.95) if cycle < 6 else (150, "animal", 0.5)
+        x, P = scene.estimates(rng, "a", t, which)
+        fusion.ingest(batch(POST_A, "a", t, [node_id], x, P, {node_id: cls}, quality), t)
+    (track,) = fusion.snapshot()
+    assert track.sources == (("tummo/a", 150),), "re-linked to the same global track"
+    assert track.target_class == "animal"
+
+
 # --- frames and bad input -------------------------------------------------------------------
 
 
