@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 # Numba's on-disk kernel cache, so the second run starts warm.
 export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
-APT_PACKAGES := mosquitto chromium
+# proj-data holds the EGM96 geoid grid that KLV heights above mean sea level need.
+APT_PACKAGES := mosquitto chromium proj-data
 
 .PHONY: setup system-packages numba-cache demo test bench lint clean
 

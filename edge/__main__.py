@@ -7,6 +7,7 @@ of the arguments to that module's entry point, which parses them itself.
     python -m edge bench tracking [--json] [--quick] ...   edge.tracking.bench.run(argv)
     python -m edge demo ...                                 edge.demo.main(argv)
     python -m edge georef --lat ... --u PX --v PX [--json]  edge.georef_cli.main(argv)
+    python -m edge klv SOURCE [--json]                      edge.klv_cli.main(argv)
     python -m edge run --config configs/edge/<post>.toml    edge.run.main(argv)
 """
 
@@ -26,6 +27,7 @@ BENCHMARKS = {
 COMMANDS = {
     "demo": "edge.demo:main",
     "georef": "edge.georef_cli:main",
+    "klv": "edge.klv_cli:main",
     "run": "edge.run:main",
 }
 
