@@ -85,10 +85,10 @@ def main(argv: list[str] | None = None) -> int:
             printed += 1
             if args.limit is not None and printed >= args.limit:
                 break
+    except BrokenPipeError:  # the reader (head, a pipe) has what it wanted
+        return 0
     except OSError as error:  # the stream failed or fell silent: report what was read
         print(f"python -m edge klv: {error}", file=sys.stderr)
-    except BrokenPipeError:
-        return 0
     finally:
         demuxer.close()
     counters = asdict(decoder.counters) | {"demux": asdict(demuxer.counters)}

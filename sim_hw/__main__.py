@@ -1,6 +1,6 @@
-"""`python -m sim_hw generate|scenario|replay ...`: simulated drone flights as .tlog
-files, whole scenarios with their ground truth, and any .tlog replayed as a live
-vehicle."""
+"""`python -m sim_hw generate|scenario|replay|camera|klv-video ...`: simulated drone
+flights as .tlog files, whole scenarios with their ground truth, any .tlog replayed as
+a live vehicle, and a scenario's cameras (MJPEG, or STANAG 4609 video with KLV)."""
 
 from __future__ import annotations
 
@@ -133,7 +133,14 @@ def camera(argv: list[str]) -> int:
     return camera_main(argv)
 
 
-COMMANDS = {"generate": generate, "scenario": scenario, "replay": replay, "camera": camera}
+def klv_video(argv: list[str]) -> int:
+    from sim_hw.klv_video import main as klv_video_main
+
+    return klv_video_main(argv)
+
+
+COMMANDS = {"generate": generate, "scenario": scenario, "replay": replay, "camera": camera,
+            "klv-video": klv_video}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
