@@ -17,6 +17,7 @@ registry version byte (octet 8) is ignored, as SMPTE asks, and so is octet 6
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 UL_PREFIX = b"\x06\x0e\x2b\x34"
@@ -118,6 +119,12 @@ class KlvPacket:
     raw: bytes  # key, length and value, as received: what a checksum covers
 
 
+def plausible_key(key: bytes) -> bool:
+    """A SMPTE Universal Label's fixed structure: the prefix, a category designator of 1-4
+    (dictionaries, groups, wrappers, labels) and the structure designator 1."""
+    return key[:4] == UL_PREFIX and 1 <= key[4] <= 4 and key[6] == 0x01
+
+
 @dataclass
 class SplitterCounters:
     packets: int = 0
@@ -125,14 +132,24 @@ class SplitterCounters:
     torn: int = 0  # a packet cut short: a new unit began with a key before it was whole
     oversize: int = 0  # a claimed length past MAX_PACKET_BYTES: the key taken for garbage
     bad_length: int = 0  # a BER length that does not parse
+    refused: dict[str, int] = field(default_factory=dict)  # reason -> packets, searched again
 
 
-@dataclass
 class KlvSplitter:
-    """Whole KLV packets out of a byte stream fed in arbitrary pieces."""
+    """Whole KLV packets out of a byte stream fed in arbitrary pieces.
 
-    counters: SplitterCounters = field(default_factory=SplitterCounters)
-    _pending: bytearray = field(default_factory=bytearray)
+    `check(packet)` says why a framed packet is not one (a bad checksum, items that do
+    not parse), or None: a refused packet costs one byte, the search for the next key
+    resuming right after its first, so that a packet whose length was damaged does not
+    swallow the good packets behind it. Keys that cannot be Universal Labels are refused
+    the same way.
+    """
+
+    def __init__(self, counters: SplitterCounters | None = None,
+                 check: Callable[[KlvPacket], str | None] | None = None):  # fmt: skip
+        self.counters = counters if counters is not None else SplitterCounters()
+        self._check = check
+        self._pending = bytearray()
 
     def feed(self, data: bytes, new_unit: bool = False) -> list[KlvPacket]:
         """The packets completed by `data`. `new_unit`: data is a transport unit of its own
@@ -144,16 +161,24 @@ class KlvSplitter:
             self.flush()
         self._pending += data
         packets = []
+        while (packet := self._next()) is not None:
+            packets.append(packet)
+        return packets
+
+    def flush(self) -> None:
+        """Drop what is pending (a stream that ended or was reopened): counted as skipped."""
+        self.counters.skipped_bytes += len(self._pending)
+        self._pending.clear()
+
+    def _next(self) -> KlvPacket | None:
+        """The next whole packet in the pending bytes, or None until more come."""
         buffer = self._pending
-        pos = 0
-        while True:
+        pos, packet = 0, None
+        while packet is None:
             start = buffer.find(UL_PREFIX, pos)
             if start < 0:
-                keep = max(pos, len(buffer) - (len(UL_PREFIX) - 1))  # a prefix may be torn
-                self.counters.skipped_bytes += keep - pos
-                pos = keep
+                pos = max(pos, len(buffer) - (len(UL_PREFIX) - 1))  # a prefix may be torn
                 break
-            self.counters.skipped_bytes += start - pos
             pos = start
             if len(buffer) - pos < KEY_LENGTH + 1:
                 break  # the key or its length is still on its way
@@ -162,28 +187,33 @@ class KlvSplitter:
             except KlvError as error:
                 if str(error) == "length truncated":
                     break
-                self._skip_false_start(pos, "bad_length")
+                self.counters.bad_length += 1
                 pos += 1
                 continue
             if length > MAX_PACKET_BYTES:
-                self._skip_false_start(pos, "oversize")
+                self.counters.oversize += 1
                 pos += 1
                 continue
             end = value_start + length
             if end > len(buffer):
                 break  # the rest comes with the next piece
-            packet = bytes(buffer[pos:end])
-            packets.append(KlvPacket(packet[:KEY_LENGTH], packet[value_start - pos :], packet))
+            raw = bytes(buffer[pos:end])
+            candidate = KlvPacket(raw[:KEY_LENGTH], raw[value_start - pos :], raw)
+            problem = self._problem(candidate)
+            if problem is not None:
+                self.counters.refused[problem] = self.counters.refused.get(problem, 0) + 1
+                pos += 1
+                continue
+            packet = candidate
+        skipped = pos
+        if packet is not None:
+            pos += len(packet.raw)
             self.counters.packets += 1
-            pos = end
+        self.counters.skipped_bytes += skipped
         del buffer[:pos]
-        return packets
+        return packet
 
-    def flush(self) -> None:
-        """Drop what is pending (a stream that ended or was reopened): counted as skipped."""
-        self.counters.skipped_bytes += len(self._pending)
-        self._pending.clear()
-
-    def _skip_false_start(self, pos: int, reason: str) -> None:
-        setattr(self.counters, reason, getattr(self.counters, reason) + 1)
-        self.counters.skipped_bytes += 1
+    def _problem(self, packet: KlvPacket) -> str | None:
+        if not plausible_key(packet.key):
+            return "not_a_key"
+        return None if self._check is None else self._check(packet)

@@ -88,6 +88,15 @@ class Eg0104Set:
     unknown: dict[bytes, bytes]  # key -> value of items not in ITEMS
 
 
+def problem(packet: KlvPacket) -> str | None:
+    """"malformed" when the set's items do not parse, else None (the set has no checksum)."""
+    try:
+        _items(packet.value)
+    except KlvError:
+        return "malformed"
+    return None
+
+
 def decode(packet: KlvPacket, counters: Eg0104Counters) -> Eg0104Set | None:
     counters.packets += 1
     try:

@@ -98,6 +98,16 @@ class KlvDecoder:
         return record
 
 
+def packet_problem(packet: KlvPacket) -> str | None:
+    """Why a packet of a set read here is not sound, or None (also for other sets): the
+    check a `KlvSplitter` makes before it trusts a packet's length."""
+    if key_matches(packet.key, UAS_DATALINK_LS):
+        return klv_st0601.problem(packet)
+    if key_matches(packet.key, PREDATOR_UAV_SET):
+        return klv_eg0104.problem(packet)
+    return None
+
+
 def st0601_record(v: dict, geoid: Geoid) -> KlvRecord:
     lat, lon = v.get("sensor_latitude"), v.get("sensor_longitude")
     centre_lat, centre_lon = v.get("frame_center_latitude"), v.get("frame_center_longitude")

@@ -241,6 +241,16 @@ class St0601Set:
         return self.values.get("version")
 
 
+def problem(packet: KlvPacket) -> str | None:
+    """Why a UAS Datalink LS packet is not sound (its items do not parse, its checksum does
+    not match), or None: what a splitter checks before it trusts the packet's length."""
+    try:
+        items = local_set_items(packet.value)
+    except KlvError:
+        return "malformed"
+    return "bad_checksum" if _check_checksum(packet, items) is False else None
+
+
 def decode(packet: KlvPacket, counters: St0601Counters) -> St0601Set | None:
     """A UAS Datalink LS packet's items, or None when it is refused (counted)."""
     counters.packets += 1

@@ -8,7 +8,9 @@ URL's options say otherwise), or a container file.
 Every data stream is treated as a candidate KLV stream: its packets go
 through a `KlvSplitter` of their own, so a PES holding several KLV packets,
 or a KLV packet split over several PES, comes out whole, and the cell header
-of a synchronous metadata stream is skipped. Synchronous KLV (stream type
+of a synchronous metadata stream is skipped. A packet of a set read here that
+is not sound (bad checksum, broken items) is refused there and counted, and
+the search for the next packet resumes inside it. Synchronous KLV (stream type
 0x15) and asynchronous KLV written with a PES time stamp carry their own
 presentation time; asynchronous KLV without one is stamped with the
 presentation time of the last video frame before it (its time of arrival,
@@ -25,6 +27,7 @@ import av
 import numpy as np
 
 from edge.drivers.klv import KlvPacket, KlvSplitter, SplitterCounters
+from edge.drivers.klv_metadata import packet_problem
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +88,8 @@ class TsDemuxer:
         for stream in self._container.streams:
             if stream.index not in self._data and stream is not self._video:
                 stream.discard = "all"
-        self._splitters = {index: KlvSplitter(self.counters.klv) for index in self._data}
+        self._splitters = {index: KlvSplitter(self.counters.klv, check=packet_problem)
+                           for index in self._data}  # fmt: skip
         self._last_video_pts: float | None = None
 
     @property
