@@ -15,8 +15,10 @@ the wall clock when `--epoch` places the scenario in the present.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import math
+import socket
 import sys
 import threading
 import time
@@ -76,12 +78,52 @@ def _ground_points(renderer, view, pixels):
     return points
 
 
-class TsWriter:
-    """H.264 and KLV into an MPEG-TS file or UDP URL; one `write` per frame."""
+class UdpSink:
+    """A file-like end for the muxer: the transport stream in datagrams of seven TS packets
+    (1316 octets), as IPTV and tactical links carry it. A multicast group is sent with
+    `ttl` hops on the interface of `interface` (an address of this host)."""
 
-    def __init__(self, target: str, width: int, height: int, fps: float):
-        options = {"pkt_size": "1316"} if target.startswith("udp://") else {}
-        self._container = av.open(target, "w", format="mpegts", options=options)
+    DATAGRAM = 7 * 188
+
+    def __init__(self, host: str, port: int, ttl: int = 1, interface: str | None = None):
+        self.address = (host, port)
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        if ipaddress.ip_address(host).is_multicast:
+            self._socket.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+            if interface is not None:
+                self._socket.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                                        socket.inet_aton(interface))  # fmt: skip
+        self._pending = bytearray()
+
+    def write(self, data) -> int:
+        self._pending += data
+        while len(self._pending) >= self.DATAGRAM:
+            self._send(self._pending[: self.DATAGRAM])
+            del self._pending[: self.DATAGRAM]
+        return len(data)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._send(self._pending)
+            self._pending.clear()
+
+    def close(self) -> None:
+        self.flush()
+        self._socket.close()
+
+    def _send(self, datagram) -> None:
+        try:
+            self._socket.sendto(bytes(datagram), self.address)
+        except OSError:  # nobody listening (ICMP refused) or a full buffer: a lost datagram
+            pass
+
+
+class TsWriter:
+    """H.264 and KLV into an MPEG-TS file or a `UdpSink`; one `write` per frame."""
+
+    def __init__(self, target: str | UdpSink, width: int, height: int, fps: float):
+        self._sink = target if isinstance(target, UdpSink) else None
+        self._container = av.open(target, "w", format="mpegts")
         rate = Fraction(fps).limit_denominator(1000)
         self._video = self._container.add_stream("libx264", rate=rate)
         self._video.width, self._video.height, self._video.pix_fmt = width, height, "yuv420p"
@@ -107,6 +149,8 @@ class TsWriter:
         for encoded in self._video.encode(None):
             self._container.mux(encoded)
         self._container.close()
+        if self._sink is not None:
+            self._sink.close()
 
 
 def _bgr(image: np.ndarray) -> np.ndarray:
@@ -132,7 +176,7 @@ def write_file(renderer: CameraRenderer, path: str | Path, start_s: float = 0.0,
     return count
 
 
-def stream_udp(renderer: CameraRenderer, url: str, start_s: float = 0.0,
+def stream_udp(renderer: CameraRenderer, sink: UdpSink, start_s: float = 0.0,
                duration_s: float | None = None,
                stop: threading.Event | None = None) -> int:  # fmt: skip
     """Frames sent as each one's UTC time comes round on the wall clock (frames whose
@@ -140,7 +184,7 @@ def stream_udp(renderer: CameraRenderer, url: str, start_s: float = 0.0,
     spec = renderer.spec
     stop = stop or threading.Event()
     times = frame_times(renderer.config, spec, start_s, duration_s)
-    writer = TsWriter(url, spec.width, spec.height, spec.fps)
+    writer = TsWriter(sink, spec.width, spec.height, spec.fps)
     sent = 0
     try:
         for t in times:
@@ -166,6 +210,9 @@ def parser() -> argparse.ArgumentParser:
     output.add_argument("--out", help="an MPEG-TS file (+ .frames.jsonl)")
     output.add_argument("--udp", type=_endpoint, metavar="HOST:PORT",
                         help="live MPEG-TS over UDP (a multicast group works too)")
+    p.add_argument("--ttl", type=int, default=1,
+                   help="multicast time to live (0: this host only, never on a wire)")
+    p.add_argument("--interface", help="multicast: the address of the interface to send on")
     p.add_argument("--mode", choices=["eo", "thermal"], default="eo")
     p.add_argument("--start", type=float, default=0.0, help="scenario s of the first frame")
     p.add_argument("--epoch", type=epoch_arg, help="UTC s (or 'now') of scenario time 0")
@@ -199,7 +246,8 @@ def main(argv: list[str]) -> int:
         else:
             host, port = args.udp
             print(f"sending udp://{host}:{port} (Ctrl-C to stop)", flush=True)
-            count = stream_udp(renderer, f"udp://{host}:{port}", args.start, args.duration)
+            sink = UdpSink(host, port, args.ttl, args.interface)
+            count = stream_udp(renderer, sink, args.start, args.duration)
             print(f"sent {count} frames")
     except KeyboardInterrupt:
         return 0

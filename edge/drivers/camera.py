@@ -36,6 +36,7 @@ import threading
 import time
 import urllib.request
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -120,7 +121,7 @@ class SourceEnded(Exception):
 
 
 @dataclass(frozen=True)
-class _Read:
+class SourceRead:
     """One frame as a source gives it: an image or why there is none, and its source time."""
 
     image: np.ndarray | None
@@ -129,10 +130,15 @@ class _Read:
 
 
 class CameraDriver:
-    """Reads one camera on a thread; `latest()` hands the newest frame to one consumer."""
+    """Reads one camera on a thread; `latest()` hands the newest frame to one consumer.
 
-    def __init__(self, config: CameraConfig):
+    `opener(config)` opens the source (`open_source` by default; a KLV motion-imagery
+    stream brings its own, `edge.drivers.klv_camera`): anything with `is_file`, `read()`
+    returning a `SourceRead`, `due_in()` for a file's pace, and `close()`."""
+
+    def __init__(self, config: CameraConfig, opener: Callable[[CameraConfig], object] | None = None):
         self.config = config
+        self._opener = opener or open_source
         self.counters = CameraCounters()
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -220,7 +226,7 @@ class CameraDriver:
 
     def _open(self):
         try:
-            source = open_source(self.config)
+            source = self._opener(self.config)
         except Exception as error:  # refused, unreachable, not found, not a video, bad URL
             self._count("connect_failures")
             log.warning("camera connect failed source=%s error=%s", self.config.source, error)
@@ -274,7 +280,7 @@ class CameraDriver:
             self._size = (image.shape[1], image.shape[0])  # the stream's size from now on
         return problem
 
-    def _publish(self, read: _Read, arrival: float) -> None:
+    def _publish(self, read: SourceRead, arrival: float) -> None:
         stamped = read.source_time is not None
         stamp = read.source_time if stamped else arrival - self.config.latency
         with self._changed:
@@ -367,7 +373,7 @@ class MjpegSource:
         self._stall_timeout = stall_timeout
         self._after_boundary = False  # a part without a length ends where the next begins
 
-    def read(self) -> _Read:
+    def read(self) -> SourceRead:
         try:
             headers = self._part_headers()
             body = self._part_body(headers)
@@ -425,13 +431,13 @@ def _timestamp(headers: dict[str, str]) -> float | None:
         return None
 
 
-def _decode_jpeg(body: bytes, source_time: float | None) -> _Read:
+def _decode_jpeg(body: bytes, source_time: float | None) -> SourceRead:
     if not body:
-        return _Read(None, source_time, "empty")
+        return SourceRead(None, source_time, "empty")
     image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
-        return _Read(None, source_time, "corrupt")
-    return _Read(image, source_time)
+        return SourceRead(None, source_time, "corrupt")
+    return SourceRead(image, source_time)
 
 
 class OpenCvSource:
@@ -457,7 +463,7 @@ class OpenCvSource:
         self._first_wall = 0.0  # UTC s and monotonic s of the first frame's arrival
         self._first_monotonic = 0.0
 
-    def read(self) -> _Read:
+    def read(self) -> SourceRead:
         began = time.monotonic()
         ok, image = self._capture.read()
         if not ok:
@@ -467,9 +473,9 @@ class OpenCvSource:
             raise SourceLost(f"no frame (waited {waited:.1f} s)",
                              stalled=waited >= 0.9 * self._stall_timeout)  # fmt: skip
         if not self.is_file:
-            return _Read(image)
+            return SourceRead(image)
         self._index += 1
-        return _Read(image, self._file_time())
+        return SourceRead(image, self._file_time())
 
     def due_in(self) -> float:
         """s until the last frame read is due, at the file's own spacing from its first."""

@@ -13,8 +13,8 @@ is not sound (bad checksum, broken items) is refused there and counted, and
 the search for the next packet resumes inside it. Synchronous KLV (stream type
 0x15) and asynchronous KLV written with a PES time stamp carry their own
 presentation time; asynchronous KLV without one is stamped with the
-presentation time of the last video frame before it (its time of arrival,
-which is what ST 1402 associates it with).
+presentation time of the last video packet before it in the stream (its
+time of arrival, which is what ST 1402 associates it with).
 """
 
 from __future__ import annotations
@@ -129,9 +129,10 @@ class TsDemuxer:
     def _frames(self, packet) -> Iterator[VideoFrame]:
         if packet.size:
             self.counters.video_packets += 1
+        if packet.pts is not None:  # arrival in stream order, not the decoder's output order
+            self._last_video_pts = float(packet.pts * packet.time_base)
         if not self.decode_video:
             if packet.pts is not None:
-                self._last_video_pts = float(packet.pts * packet.time_base)
                 yield VideoFrame(self._last_video_pts, None)
             return
         try:
@@ -144,5 +145,4 @@ class TsDemuxer:
             if frame.pts is None:
                 continue
             self.counters.frames += 1
-            self._last_video_pts = float(frame.pts * frame.time_base)
-            yield VideoFrame(self._last_video_pts, frame.to_ndarray(format="bgr24"))
+            yield VideoFrame(float(frame.pts * frame.time_base), frame.to_ndarray(format="bgr24"))
