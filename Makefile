@@ -58,6 +58,7 @@ bench: setup
 	$(PY) bench/georef.py --json
 	$(PY) bench/uplink.py --json
 	$(PY) bench/edge_node.py --json
+	$(PY) bench/klv.py --json
 	$(PY) -m hq bench --json
 	$(PY) bench/hq_api.py --json
 	$(PY) bench/soak.py --json

@@ -47,9 +47,13 @@ class MavlinkLink(_Strict):
 
 class CameraSection(_Strict):
     name: Name
+    # "video": frames only, the pose from a drone's MAVLink or a mast's mount. "klv": a
+    # STANAG 4609 stream (MPEG-TS file, udp://, rtp://, rtsp://) whose MISB ST 0601 or
+    # EG 0104 metadata gives the pose and the field of view of every frame: no mount.
+    kind: Literal["video", "klv"] = "video"
     source: str  # anything OpenCV opens: a file, rtsp://, http:// MJPEG, /dev/video0
     mode: Literal["eo", "thermal"] = "eo"
-    hfov_deg: float = Field(gt=0, lt=180)
+    hfov_deg: float | None = Field(default=None, gt=0, lt=180)  # "klv": from the metadata
     width: int = Field(gt=0)
     height: int = Field(gt=0)
     latency_s: float = Field(default=0.1, ge=0)  # source to arrival, where the stream has no time
@@ -61,8 +65,14 @@ class CameraSection(_Strict):
 
     @model_validator(mode="after")
     def _one_mount(self):
-        if (self.drone_sysid is None) == (self.mast is None):
+        mounts = (self.drone_sysid is not None) + (self.mast is not None)
+        if self.kind == "klv" and mounts:
+            raise ValueError(f"camera {self.name}: a klv camera's pose is its metadata's: "
+                             "no drone_sysid or mast")  # fmt: skip
+        if self.kind == "video" and mounts != 1:
             raise ValueError(f"camera {self.name}: set exactly one of drone_sysid or mast")
+        if self.kind == "video" and self.hfov_deg is None:
+            raise ValueError(f"camera {self.name}: hfov_deg is required")
         return self
 
 

@@ -101,6 +101,24 @@ def build_detector(mode: str, camera: Camera, frame: EnuFrame, georeferencer: Ge
     return ThermalScan(ThermalDetector(georeferencer))
 
 
+def build_klv_camera(section: CameraSection, frame: EnuFrame) -> CameraPipeline:
+    """A STANAG 4609 stream: frames and, from its KLV, the pose and lens of each."""
+    from edge.drivers.camera import CameraConfig, CameraDriver
+    from edge.drivers.klv_camera import KlvCamera
+    from edge.klv_pipeline import FollowingDetector, FollowingGeoreferencer
+
+    klv = KlvCamera()
+    size = (section.width, section.height)
+    georeferencer = FollowingGeoreferencer(klv, *size, frame, section.hfov_deg)
+
+    def detector_for(camera: Camera):
+        return build_detector(section.mode, camera, frame, Georeferencer(camera, frame))
+
+    detector = FollowingDetector(klv, *size, detector_for, section.hfov_deg)
+    source = CameraDriver(CameraConfig(section.source, frame_size=size), opener=klv.open)
+    return CameraPipeline(section.name, source, detector, klv.pose_at, georeferencer)
+
+
 def build_cameras(config: EdgeConfig, drivers: list[MavlinkDriver]) -> list[CameraPipeline]:
     # Imported here: a node without cameras (telemetry relay) does not load OpenCV's video.
     from edge.drivers.camera import CameraConfig, CameraDriver
@@ -108,6 +126,9 @@ def build_cameras(config: EdgeConfig, drivers: list[MavlinkDriver]) -> list[Came
     frame = EnuFrame(config.post.lat, config.post.lon, config.post.alt)
     pipelines = []
     for section in config.cameras:
+        if section.kind == "klv":
+            pipelines.append(build_klv_camera(section, frame))
+            continue
         camera = Camera.from_hfov(math.radians(section.hfov_deg), section.width, section.height)
         georeferencer = Georeferencer(camera, frame)
         detector = build_detector(section.mode, camera, frame, georeferencer)

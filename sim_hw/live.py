@@ -25,7 +25,8 @@ from sim_hw.truth import write_scenario
 class LiveCamera:
     """A drone's gimbal camera (`sysid`) or a fixed camera on a mast (`mast`: lat, lon,
     height over the ground m, pan deg from north, tilt deg, negative down), served as
-    MJPEG at http://host:port/video.mjpg."""
+    MJPEG at http://host:port/video.mjpg; or (`klv`, drones only) sent as H.264 MPEG-TS
+    with MISB ST 0601 metadata to udp://host:port, as an aircraft without MAVLink does."""
 
     sysid: int | None
     port: int
@@ -40,18 +41,23 @@ class LiveCamera:
     # clock is today's, so a night scenario may need "night" to stay one.
     lighting: str = "scene"
     mast: tuple[float, float, float, float, float] | None = None
+    klv: bool = False
 
     def __post_init__(self):
         if (self.sysid is None) == (self.mast is None):
             raise ValueError("a live camera is on a drone (sysid) or on a mast, one of the two")
+        if self.klv and self.sysid is None:
+            raise ValueError("a KLV camera is a drone's: its metadata is the drone's pose")
 
     @property
     def name(self) -> str:
         mount = "mast" if self.mast is not None else f"drone-{self.sysid}"
-        return f"{mount}-{self.mode}"
+        return f"{mount}-{self.mode}" + ("-klv" if self.klv else "")
 
     @property
     def url(self) -> str:
+        if self.klv:
+            return f"udp://{self.host}:{self.port}"
         return f"http://{self.host}:{self.port}/video.mjpg"
 
 
@@ -141,6 +147,14 @@ class LiveScenario:
             if name == f"replay-recorded-{k}":
                 return ["replay", str(tlog), "--to", address, "--restamp", "--loop"]
         for camera in self.cameras:
+            if name == f"camera-{camera.name}" and camera.klv:
+                return ["klv-video", str(self.config_path), "--sysid", str(camera.sysid),
+                        "--udp", f"{camera.host}:{camera.port}", "--epoch", repr(self.epoch),
+                        "--mode", camera.mode, "--width", str(camera.width),
+                        "--height", str(camera.height), "--fps", str(camera.fps),
+                        "--hfov", str(camera.hfov_deg), "--seed", str(camera.seed),
+                        "--lighting", camera.lighting,
+                        "--start", str(max(0.0, time.time() - self.epoch))]  # fmt: skip
             if name == f"camera-{camera.name}":
                 mount = (["--sysid", str(camera.sysid)] if camera.mast is None
                          else ["--mast", ",".join(map(repr, camera.mast))])  # fmt: skip

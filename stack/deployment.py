@@ -45,6 +45,9 @@ class StackOptions:
     recorded_flight: Path | None = None
     mavlink_faults: Path | None = None  # a fault plan for the drones' links (configs/faults/)
     extra_hq_toml: str = ""
+    # The drones send no MAVLink: each camera is H.264 with MISB ST 0601 KLV over UDP, the
+    # pose in its metadata (aircraft that do not speak MAVLink); the posts are KLV-only.
+    klv_cameras: bool = False
 
 
 class Deployment:
@@ -105,7 +108,8 @@ class Deployment:
             self._start(f"node-{post.name}", ["edge", "run", "--config", str(config)],
                         {"NODE_MQTT_PASSWORD": self.passwords[username(site, post.name)]},
                         "node running")  # fmt: skip
-            mavlink.update({d.sysid: f"udpout:127.0.0.1:{port}" for d in drones})
+            if not self.options.klv_cameras:
+                mavlink.update({d.sysid: f"udpout:127.0.0.1:{port}" for d in drones})
             cameras += post_cameras
         for name, service in self.services.items():
             service.wait_for_line(self._ready_lines[name])
@@ -146,9 +150,11 @@ class Deployment:
 
     def _camera(self, sysid: int) -> LiveCamera:
         width, height = self.options.camera_size
-        return LiveCamera(sysid=sysid, port=free_tcp_port(), mode=self.options.camera_mode,
-                          width=width, height=height, fps=self.options.camera_fps,
-                          lighting=self.options.lighting)  # fmt: skip
+        klv = self.options.klv_cameras
+        return LiveCamera(sysid=sysid, port=free_udp_port() if klv else free_tcp_port(),
+                          mode=self.options.camera_mode, width=width, height=height,
+                          fps=self.options.camera_fps, lighting=self.options.lighting,
+                          klv=klv)  # fmt: skip
 
     def _mast_camera(self, post) -> LiveCamera:
         """A camera on a mast at the post, panned to the nearest point of the border and
@@ -199,7 +205,7 @@ distress_dwell_s = {options.distress_dwell_s}
                            recorded_port: int | None) -> Path:  # fmt: skip
         folder = self.folder / f"node-{post.name}"
         folder.mkdir(parents=True, exist_ok=True)
-        links = [f"udpin:127.0.0.1:{mavlink_port}"]
+        links = [] if self.options.klv_cameras else [f"udpin:127.0.0.1:{mavlink_port}"]
         if recorded_port is not None:
             links.append(f"udpin:127.0.0.1:{recorded_port}")
         path = folder / "node.toml"
@@ -233,6 +239,7 @@ def node_config_text(site: str, post, broker_port: int, outbox: Path, mavlink_ur
     camera_sections = "".join(f"""
 [[cameras]]
 name = "{c.name}"
+kind = "{'klv' if c.klv else 'video'}"
 source = "{c.url}"
 mode = "{c.mode}"
 hfov_deg = {c.hfov_deg}
@@ -257,6 +264,8 @@ status_period_s = {status_period_s}
 
 
 def _mount(camera: LiveCamera) -> str:
+    if camera.klv:
+        return "# the pose and field of view of every frame: the stream's KLV metadata"
     if camera.mast is None:
         return f"drone_sysid = {camera.sysid}"
     lat, lon, height, pan, tilt = camera.mast

@@ -136,7 +136,8 @@ class CameraDriver:
     stream brings its own, `edge.drivers.klv_camera`): anything with `is_file`, `read()`
     returning a `SourceRead`, `due_in()` for a file's pace, and `close()`."""
 
-    def __init__(self, config: CameraConfig, opener: Callable[[CameraConfig], object] | None = None):
+    def __init__(self, config: CameraConfig,
+                 opener: Callable[[CameraConfig], object] | None = None):  # fmt: skip
         self.config = config
         self._opener = opener or open_source
         self.counters = CameraCounters()

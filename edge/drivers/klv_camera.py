@@ -26,9 +26,10 @@ from collections import deque
 from dataclasses import dataclass
 
 from edge.drivers.camera import CameraConfig, SourceEnded, SourceLost, SourceRead
-from edge.drivers.klv_metadata import KlvDecoder
-from edge.drivers.klv_pose import PoseSeries
+from edge.drivers.klv_metadata import KlvDecoder, KlvRecord
+from edge.drivers.klv_pose import PoseSeries, camera_pose
 from edge.drivers.video_ts import KlvUnit, TsDemuxer, VideoFrame
+from edge.georef import Pose
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +153,14 @@ class KlvCamera:
         self.poses = poses or PoseSeries()
         self.counters = KlvSourceCounters()
         self.clock = StreamClock()
+        self.last_record: KlvRecord | None = None  # that of the last pose asked for
 
     def open(self, config: CameraConfig) -> KlvStreamSource:
         return KlvStreamSource(config, self.poses, self.decoder, self.counters, self.clock)
 
-    def pose_at(self, t: float):
-        return self.poses.pose_at(t)
+    def pose_at(self, t: float) -> Pose:
+        """The camera's pose at t (LookupError when the metadata has none near t)."""
+        record = self.poses.record_at(t)
+        pose = camera_pose(record)
+        self.last_record = record
+        return pose
