@@ -107,7 +107,7 @@ def build_klv_camera(section: CameraSection, frame: EnuFrame) -> CameraPipeline:
     from edge.drivers.klv_camera import KlvCamera
     from edge.klv_pipeline import FollowingDetector, FollowingGeoreferencer
 
-    klv = KlvCamera()
+    klv = KlvCamera(pixel_format="gray" if section.mode == "thermal" else "bgr24")
     size = (section.width, section.height)
     georeferencer = FollowingGeoreferencer(klv, *size, frame, section.hfov_deg)
 

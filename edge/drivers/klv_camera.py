@@ -66,13 +66,15 @@ class KlvSourceCounters:
 
 class KlvStreamSource:
     def __init__(self, config: CameraConfig, poses: PoseSeries, decoder: KlvDecoder,
-                 counters: KlvSourceCounters, clock: StreamClock):  # fmt: skip
+                 counters: KlvSourceCounters, clock: StreamClock,
+                 pixel_format: str = "bgr24"):  # fmt: skip
         self.poses = poses
         self.decoder = decoder
         self.counters = counters
         self.clock = clock
         try:
-            self._demuxer = TsDemuxer(config.source, timeout_s=config.stall_timeout)
+            self._demuxer = TsDemuxer(config.source, timeout_s=config.stall_timeout,
+                                      pixel_format=pixel_format)  # fmt: skip
         except av_errors() as error:
             raise OSError(f"cannot open {config.source}: {error}") from error
         self.is_file = self._demuxer.is_file
@@ -148,7 +150,10 @@ class KlvCamera:
     """One KLV stream's shared state: the poses its metadata gives, its counters, and the
     opener a `CameraDriver` calls (again after each reconnect)."""
 
-    def __init__(self, decoder: KlvDecoder | None = None, poses: PoseSeries | None = None):
+    def __init__(self, decoder: KlvDecoder | None = None, poses: PoseSeries | None = None,
+                 pixel_format: str = "bgr24"):  # fmt: skip
+        """`pixel_format`: "gray" for a thermal camera (white-hot luma, no colour)."""
+        self.pixel_format = pixel_format
         self.decoder = decoder or KlvDecoder()
         self.poses = poses or PoseSeries()
         self.counters = KlvSourceCounters()
@@ -156,7 +161,8 @@ class KlvCamera:
         self.last_record: KlvRecord | None = None  # that of the last pose asked for
 
     def open(self, config: CameraConfig) -> KlvStreamSource:
-        return KlvStreamSource(config, self.poses, self.decoder, self.counters, self.clock)
+        return KlvStreamSource(config, self.poses, self.decoder, self.counters, self.clock,
+                               self.pixel_format)  # fmt: skip
 
     def pose_at(self, t: float) -> Pose:
         """The camera's pose at t (LookupError when the metadata has none near t)."""

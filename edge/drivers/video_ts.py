@@ -71,9 +71,13 @@ class TsDemuxer:
     """Frames and KLV units of one source, in stream order."""
 
     def __init__(self, source: str, decode_video: bool = True, timeout_s: float = 5.0,
-                 threads: int = 0, options: dict[str, str] | None = None):  # fmt: skip
+                 threads: int = 0, options: dict[str, str] | None = None,
+                 pixel_format: str = "bgr24"):  # fmt: skip
+        """`pixel_format`: "bgr24" (colour, OpenCV's order) or "gray" (the luma plane as it
+        is decoded, no conversion: a thermal camera's picture)."""
         self.source = source
         self.decode_video = decode_video
+        self.pixel_format = pixel_format
         self.counters = DemuxCounters()
         self.is_file = not source.startswith(NETWORK_SCHEMES)
         merged = open_options(source) | dict(options or {})
@@ -145,4 +149,5 @@ class TsDemuxer:
             if frame.pts is None:
                 continue
             self.counters.frames += 1
-            yield VideoFrame(float(frame.pts * frame.time_base), frame.to_ndarray(format="bgr24"))
+            image = frame.to_ndarray(format=self.pixel_format)
+            yield VideoFrame(float(frame.pts * frame.time_base), image)
