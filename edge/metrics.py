@@ -258,10 +258,29 @@ class EdgeCollector(Collector):
         yield f.counters(
             "dunewatch_edge_camera_rejected_frames_total",
             "frames read from the camera and rejected, by reason: empty, corrupt, malformed, "
-            "wrong_size, black, saturated, flat",
+            "wrong_size, black, saturated, flat, no_klv_time",
             ["camera", "reason"],
             [([camera, reason], count)
              for camera, s in cameras for reason, count in sorted(s.counters.rejected.items())],
+        )  # fmt: skip
+        yield from self._klv(f)
+
+    def _klv(self, f: _Families) -> Iterator[Metric]:
+        # A KLV camera's lens follows its metadata: its georeferencer holds the stream's state.
+        streams = [(camera.name, camera.georeferencer.klv) for camera in self.node.cameras
+                   if hasattr(camera.georeferencer, "klv")]  # fmt: skip
+        yield f.counters("dunewatch_edge_klv_packets_total",
+                         "KLV metadata packets read from the camera's stream", ["camera"],
+                         [([name], k.counters.packets) for name, k in streams])  # fmt: skip
+        yield f.counters("dunewatch_edge_klv_poses_total",
+                         "KLV packets that gave a timed pose", ["camera"],
+                         [([name], k.counters.timed_packets) for name, k in streams])  # fmt: skip
+        yield f.counters(
+            "dunewatch_edge_klv_refused_packets_total",
+            "KLV packets refused, by reason: bad_checksum, malformed, not_a_key, other_set",
+            ["camera", "reason"],
+            [([name, reason], count) for name, k in streams
+             for reason, count in sorted(k.refusals().items())],
         )  # fmt: skip
 
 

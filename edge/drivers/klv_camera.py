@@ -23,9 +23,10 @@ import logging
 import statistics
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edge.drivers.camera import CameraConfig, SourceEnded, SourceLost, SourceRead
+from edge.drivers.klv import SplitterCounters
 from edge.drivers.klv_metadata import KlvDecoder, KlvRecord
 from edge.drivers.klv_pose import PoseSeries, camera_pose
 from edge.drivers.video_ts import KlvUnit, TsDemuxer, VideoFrame
@@ -62,6 +63,7 @@ class KlvSourceCounters:
     packets: int = 0
     timed_packets: int = 0  # packets with a time and a pose: in the pose series
     frames_without_time: int = 0
+    splitting: SplitterCounters = field(default_factory=SplitterCounters)
 
 
 class KlvStreamSource:
@@ -74,7 +76,8 @@ class KlvStreamSource:
         self.clock = clock
         try:
             self._demuxer = TsDemuxer(config.source, timeout_s=config.stall_timeout,
-                                      pixel_format=pixel_format)  # fmt: skip
+                                      pixel_format=pixel_format,
+                                      klv_counters=counters.splitting)  # fmt: skip
         except av_errors() as error:
             raise OSError(f"cannot open {config.source}: {error}") from error
         self.is_file = self._demuxer.is_file
@@ -163,6 +166,16 @@ class KlvCamera:
     def open(self, config: CameraConfig) -> KlvStreamSource:
         return KlvStreamSource(config, self.poses, self.decoder, self.counters, self.clock,
                                self.pixel_format)  # fmt: skip
+
+    def refusals(self) -> dict[str, int]:
+        """Metadata packets refused so far, by reason (checksum, framing, garbage)."""
+        decoder = self.decoder.counters
+        counts = dict(self.counters.splitting.refused)
+        for reason, count in (("bad_checksum", decoder.st0601.bad_checksum),
+                              ("malformed", decoder.st0601.malformed + decoder.eg0104.malformed),
+                              ("other_set", decoder.other_sets)):  # fmt: skip
+            counts[reason] = counts.get(reason, 0) + count
+        return counts
 
     def pose_at(self, t: float) -> Pose:
         """The camera's pose at t (LookupError when the metadata has none near t)."""

@@ -72,13 +72,15 @@ class TsDemuxer:
 
     def __init__(self, source: str, decode_video: bool = True, timeout_s: float = 5.0,
                  threads: int = 0, options: dict[str, str] | None = None,
-                 pixel_format: str = "bgr24"):  # fmt: skip
+                 pixel_format: str = "bgr24",
+                 klv_counters: SplitterCounters | None = None):  # fmt: skip
         """`pixel_format`: "bgr24" (colour, OpenCV's order) or "gray" (the luma plane as it
-        is decoded, no conversion: a thermal camera's picture)."""
+        is decoded, no conversion: a thermal camera's picture). `klv_counters`: where the
+        KLV splitting counts (kept across reopenings of a source), else its own."""
         self.source = source
         self.decode_video = decode_video
         self.pixel_format = pixel_format
-        self.counters = DemuxCounters()
+        self.counters = DemuxCounters(klv=klv_counters or SplitterCounters())
         self.is_file = not source.startswith(NETWORK_SCHEMES)
         merged = open_options(source) | dict(options or {})
         # OSError (or av.error.*, an OSError) when it cannot be opened.

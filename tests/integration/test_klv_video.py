@@ -155,3 +155,25 @@ def test_live_over_udp_unicast_and_multicast(group):
         sender.kill()
         sender.wait()
     assert frames == 40 and packets >= 35
+
+
+def test_a_damaged_recording_is_read_with_the_damage_counted(recording, tmp_path):
+    """Bytes flipped all through the transport stream: the command goes on to the end,
+    prints only packets that passed their checks, and counts the rest."""
+    path, _ = recording
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(11)
+    for at in rng.integers(0, len(data), 3000):
+        data[at] ^= 0xFF
+    damaged = tmp_path / "damaged.ts"
+    damaged.write_bytes(bytes(data))
+    result = subprocess.run([sys.executable, "-m", "edge", "klv", str(damaged), "--json"],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    counters = json.loads(result.stderr.split("klv counters: ", 1)[1])
+    refused = counters["demux"]["klv"]["refused"]
+    assert 50 < len(lines) < 150 and sum(refused.values()) > 0, (len(lines), counters)
+    for line in lines:  # what passed the checksum is right: our centre meets the packet's
+        if line["georef_frame_centre"]["lat"] is not None:
+            assert distance(line["georef_frame_centre"], line["klv_frame_centre"]) < 0.5
