@@ -51,6 +51,10 @@ def test_the_klv_posts_tracks_match_the_truth(finished_run):
     result = score(truth, Picture.from_store(store, t0, t1), t0, t1,
                    classes={"person", "vehicle", "animal"})  # fmt: skip
     print(json.dumps(result.__dict__, default=str))
+    # The MAVLink post's bar (test_whole_stack.py). Measured: MOTA 0.57, IDF1 0.71, GOSPA
+    # 36.8 m, 2 ID switches, every target confirmed within 21 s, with the node taking 1.5
+    # frames/s while other jobs loaded the 2 cores (load average 7); two runs under a load
+    # of 9-14, the node below 1 frame/s, gave MOTA 0.30 and 0.44.
     assert result.mota > 0.5, result
     assert result.idf1 > 0.6, result
     assert result.gospa_mean < 40.0, result
