@@ -37,7 +37,7 @@ from scipy.optimize import linear_sum_assignment, minimize_scalar
 from scipy.stats import chi2
 
 from hq.fusion import Fusion, FusionConfig
-from hq.fusion_kernels import covariance_intersection
+from hq.fusion.intersection import covariance_intersection
 from wire.geo import EnuFrame, enu_axes
 from wire.messages import Track, TrackBatch
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from hq.fusion_tables import CLASSES, Slots
+from hq.fusion.tables import CLASSES, Slots
 from wire.geo import EnuFrame, segment_crossing
 from wire.messages import NodeStatus, TargetClass
 

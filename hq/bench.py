@@ -34,9 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hq import fusion_kernels as kernels
 from hq.alerts import AlertConfig, CrossingDetector, DistressDetector, NodeHealthDetector
-from hq.fusion import Fusion, FusionConfig
+from hq.fusion import Fusion, FusionConfig, warm_kernels
 from hq.ingest import Ingest, Received
 from hq.ingest_client import GroupWriter
 from hq.store_sqlite import SqliteStore
@@ -156,7 +155,7 @@ def run(argv: list[str] | None = None) -> int:
                         help="offered track updates per second in the latency run "
                              "(default: half the throughput measured first)")
     args = parser.parse_args(argv)
-    kernels.warm()
+    warm_kernels()
     start = time.time()
     messages = payloads(args.nodes, args.tracks, args.cycles, start, np.random.default_rng(1))
     updates = args.nodes * args.tracks * args.cycles

@@ -20,13 +20,12 @@ from collections.abc import Callable
 
 import uvicorn
 
-from hq import fusion_kernels as kernels
 from hq.alerts import CrossingDetector, DistressDetector, NodeHealthDetector
 from hq.api.annotations import Annotations
 from hq.api.app import create_app
 from hq.api.live import LiveFeed
 from hq.config import HqConfig, load_config
-from hq.fusion import Fusion, FusionConfig
+from hq.fusion import Fusion, FusionConfig, warm_kernels
 from hq.ingest import Ingest
 from hq.ingest_client import IngestClient
 from hq.store import IngestBatch, Store
@@ -72,7 +71,7 @@ def main(argv: list[str]) -> int:
     # writer's queue, unacknowledged.
     client = IngestClient(ingest, broker.host, broker.port, broker.username, password,
                           client_id=broker.client_id).start()  # fmt: skip
-    kernels.warm()
+    warm_kernels()
     tak = None if config.tak is None else TakStreamer(config.tak, tak_source(config, store)).start()
     log.info("HQ running database=%s broker=%s:%d", config.database, broker.host, broker.port)
     try:

@@ -20,7 +20,7 @@ from hq.alerts import (
     _inside,
     _paths_alerting,
 )
-from hq.fusion_tables import CLASSES
+from hq.fusion.tables import CLASSES
 from wire.geo import EnuFrame, segment_crossing
 from wire.messages import TargetClass
 

@@ -1,4 +1,5 @@
-"""What one call of `Fusion.ingest` or `Fusion.tick` changed: `FusionUpdate` and its `History`.
+"""Step 6 of fusion, what one call of `Fusion.ingest` or `Fusion.tick` changed: `FusionUpdate`
+and its `History`.
 
 History has one row per node-track update that fusion used or kept, for the
 store. Where the update went into a published global track, the row holds that
@@ -14,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hq.fusion_snapshot import GlobalTracks
-from hq.fusion_tables import GlobalTable, LinkTable, NodeRows
+from hq.fusion.rows import NodeRows
+from hq.fusion.snapshot import GlobalTracks
+from hq.fusion.tables import GlobalTable, LinkTable
 from wire.geo import EnuFrame, enu_to_geodetic_batch
 
 
@@ -54,12 +56,12 @@ class FusionUpdate:
 class HistoryRecorder:
     """Collects one call's changes, then `finish` turns them into a FusionUpdate."""
 
-    def __init__(self, node: str | None, frame: EnuFrame | None, globals_: GlobalTable,
+    def __init__(self, node: str | None, frame: EnuFrame | None, global_tracks: GlobalTable,
                  describe: Callable[[np.ndarray], GlobalTracks] | None = None):  # fmt: skip
         """`describe(slots)` gives the final state of tracks about to end (ENDED)."""
         self._node = node
         self._frame = frame
-        self._globals = globals_
+        self._global_tracks = global_tracks
         self._describe = describe
         self._final: list[GlobalTracks] = []
         self._created: list[int] = []
@@ -76,7 +78,7 @@ class HistoryRecorder:
 
     def ended(self, slot: int, merged_into: int | None) -> None:
         """Global `slot` ends; called while its links still stand, for its class and sources."""
-        gid = int(self._globals.gid[slot])
+        gid = int(self._global_tracks.gid[slot])
         self._ended.append(gid)
         if merged_into is not None:
             self._merged[gid] = merged_into
@@ -85,7 +87,7 @@ class HistoryRecorder:
 
     def node_estimates(self, rows: NodeRows, slots: np.ndarray, late: bool) -> None:
         """Rows kept as the node said them, attributed to the global tracks at `slots` (or -1)."""
-        gid = np.where(slots >= 0, self._globals.gid[slots], -1)
+        gid = np.where(slots >= 0, self._global_tracks.gid[slots], -1)
         no = np.zeros(len(rows), bool)
         self._parts.append((rows.local_id, gid, rows.time, rows.x, rows.P, rows.up, no,
                             np.full(len(rows), late)))  # fmt: skip
@@ -93,15 +95,16 @@ class HistoryRecorder:
     def batch_rows(self, rows: NodeRows, link: np.ndarray, links: LinkTable,
                    applied: np.ndarray) -> None:  # fmt: skip
         """Each associated row: its global track's state where it went into a published one."""
-        g = self._globals
+        global_tracks = self._global_tracks
         slots = links.global_slot[link]
-        gid = g.gid[slots]
+        gid = global_tracks.gid[slots]
         fused = applied & (gid >= 0)
         pick = fused[:, None]
         self._parts.append((
-            rows.local_id, gid, np.where(fused, g.t[slots], rows.time),
-            np.where(pick, g.x[slots], rows.x), np.where(pick[:, :, None], g.P[slots], rows.P),
-            np.where(fused, g.up[slots], rows.up), fused, np.zeros(len(rows), bool),
+            rows.local_id, gid, np.where(fused, global_tracks.t[slots], rows.time),
+            np.where(pick, global_tracks.x[slots], rows.x),
+            np.where(pick[:, :, None], global_tracks.P[slots], rows.P),
+            np.where(fused, global_tracks.up[slots], rows.up), fused, np.zeros(len(rows), bool),
         ))  # fmt: skip
 
     def finish(self) -> FusionUpdate:

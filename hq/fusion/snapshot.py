@@ -12,13 +12,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hq.fusion_tables import CLASSES, COASTING, UNKNOWN_CLASS, WIRE_STATUSES, GlobalTable, LinkTable
+from hq.fusion.tables import (
+    CLASSES,
+    GLOBAL_COASTING,
+    UNKNOWN_CLASS,
+    WIRE_COASTING,
+    WIRE_CONFIRMED,
+    WIRE_ENDED,
+    WIRE_STATUSES,
+    GlobalTable,
+    LinkTable,
+)
 from wire.geo import EnuFrame, enu_to_geodetic_batch
 from wire.messages import TargetClass, TrackStatus
-
-_CONFIRMED = WIRE_STATUSES.index(TrackStatus.CONFIRMED)
-_COASTING = WIRE_STATUSES.index(TrackStatus.COASTING)
-ENDED = WIRE_STATUSES.index(TrackStatus.ENDED)
 
 Sources = tuple[tuple[str, int], ...]  # (node key "site/node", node-local track id)
 
@@ -81,30 +87,33 @@ class GlobalTracks:
 _ARRAYS = ("id", "time", "lat", "lon", "x", "P", "target_class", "status")
 
 
-def describe(g: GlobalTable, links: LinkTable, slots: np.ndarray, frame: EnuFrame,
+def describe(global_tracks: GlobalTable, links: LinkTable, slots: np.ndarray, frame: EnuFrame,
              node_keys: list[str], coast_after: float,
              ended: bool = False) -> GlobalTracks:  # fmt: skip
     """The global tracks at `slots` (in that order), as they stand; ENDED if `ended`."""
     if slots.size == 0:
         return GlobalTracks.empty()
-    geodetic = enu_to_geodetic_batch(frame.origin, np.column_stack([g.x[slots, 0],
-                                                                    g.x[slots, 1], g.up[slots]]))
+    x, up = global_tracks.x[slots], global_tracks.up[slots]
+    geodetic = enu_to_geodetic_batch(frame.origin, np.column_stack([x[:, 0], x[:, 1], up]))
     if ended:
-        status = np.full(slots.size, ENDED, np.int64)
+        status = np.full(slots.size, WIRE_ENDED, np.int64)
     else:
-        status = np.where(g.status[slots] == COASTING, _COASTING, _CONFIRMED).astype(np.int64)
-    row, link = _links_of(g, links, slots)
+        coasting = global_tracks.status[slots] == GLOBAL_COASTING
+        status = np.where(coasting, WIRE_COASTING, WIRE_CONFIRMED).astype(np.int64)
+    row, link = _links_of(global_tracks, links, slots)
     return GlobalTracks(
-        id=g.gid[slots].copy(), time=g.t[slots].copy(), lat=geodetic[:, 0].copy(),
-        lon=geodetic[:, 1].copy(), x=g.x[slots].copy(), P=g.P[slots].copy(),
-        target_class=_vote(links, row, link, slots.size), status=status,
-        sources=_sources(g, links, slots, row, link, node_keys, coast_after),
+        id=global_tracks.gid[slots].copy(), time=global_tracks.t[slots].copy(),
+        lat=geodetic[:, 0].copy(), lon=geodetic[:, 1].copy(), x=x,
+        P=global_tracks.P[slots].copy(), target_class=_vote(links, row, link, slots.size),
+        status=status, sources=_sources(global_tracks, links, slots, row, link, node_keys,
+                                        coast_after),
     )  # fmt: skip
 
 
-def _links_of(g: GlobalTable, links: LinkTable, slots: np.ndarray) -> tuple[np.ndarray, ...]:
+def _links_of(global_tracks: GlobalTable, links: LinkTable,
+              slots: np.ndarray) -> tuple[np.ndarray, ...]:  # fmt: skip
     """(row in `slots`, link slot) for every link that points at one of `slots`."""
-    row_of_slot = np.full(g.used, -1, np.int64)
+    row_of_slot = np.full(global_tracks.used, -1, np.int64)
     row_of_slot[slots] = np.arange(slots.size)
     owner = links.global_slot[: links.used]
     link = np.flatnonzero(owner >= 0)
@@ -129,12 +138,12 @@ def _vote(links: LinkTable, row: np.ndarray, link: np.ndarray, n: int) -> np.nda
     return np.where(votes.any(axis=1), np.argmax(votes, axis=1), UNKNOWN_CLASS).astype(np.int64)
 
 
-def _sources(g: GlobalTable, links: LinkTable, slots: np.ndarray, row: np.ndarray,
-             link: np.ndarray, node_keys: list[str],
+def _sources(global_tracks: GlobalTable, links: LinkTable, slots: np.ndarray,
+             row: np.ndarray, link: np.ndarray, node_keys: list[str],
              coast_after: float) -> tuple[Sources, ...]:  # fmt: skip
     """The node tracks that fed each global track within coast_after of its state, each
     track's sorted by (node key, local id)."""
-    fresh = links.t[link] >= g.t[slots[row]] - coast_after
+    fresh = links.t[link] >= global_tracks.t[slots[row]] - coast_after
     row, link = row[fresh], link[fresh]
     node, local_id = links.node[link], links.local_id[link]
     key_rank = np.argsort(np.argsort(np.array(node_keys)))  # node index -> its key's place
