@@ -40,7 +40,7 @@ GRACEFUL_STOP_S = 3  # open live streams never end by themselves: cut them after
 def build_ingest(config: HqConfig, store: Store,
                  on_commit: Callable[[IngestBatch], None] | None = None) -> Ingest:  # fmt: skip
     frame = EnuFrame(*config.origin)
-    fusion = Fusion(FusionConfig(origin=config.origin,
+    fusion = Fusion(FusionConfig(**config.fusion.model_dump(), origin=config.origin,
                                  first_global_id=store.max_global_id() + 1))  # fmt: skip
     alerts = config.alert_config()
     return Ingest(store, fusion, CrossingDetector(alerts, frame), DistressDetector(alerts, frame),

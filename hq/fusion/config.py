@@ -1,49 +1,51 @@
-"""What fusion is told (`FusionConfig`) and what it counts (`FusionCounters`)."""
+"""What fusion is told (`FusionConfig`) and what it counts (`FusionCounters`).
+
+`FusionParameters` is HQ's `[fusion]` section (hq/config.py), the one place
+fusion's defaults live; `FusionConfig` adds what HQ sets at start (the frame's
+origin, the first free global id).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-@dataclass(frozen=True)
-class FusionConfig:
+
+class FusionParameters(BaseModel):
     """Fusion parameters; times in seconds, distances as squared Mahalanobis distances."""
 
-    origin: tuple[float, float, float] | None = None  # HQ's ENU frame; None: the first post's
-    process_noise: float = 0.1  # q, m²/s³, to predict between the posts' update times
-    gate_probability: float = 0.9999  # chi-square gate, 2 or 4 degrees of freedom
-    informative_velocity_std: float = 5.0  # m/s; a velocity vaguer than this does not gate
-    unknown_velocity_std: float = 50.0  # m/s; what a track without a usable velocity gets
-    merge_updates: int = 3  # K: consecutive proposals before a track merges
-    break_after_misses: int = 3  # N: consecutive gate failures before a link breaks
-    switch_margin: float = 4.0  # a shared link switches only to a global this much closer
-    switch_updates: int = 3  # M: ... for this many consecutive updates
-    late_tolerance: float = 2.0  # older than its global track by more: history only
-    coast_after: float = 5.0  # no node saw the object for this long: COASTING
-    end_after: float = 30.0  # ... for this long: ended
-    ci_criterion: Literal["determinant", "trace"] = "determinant"
-    # Global ids continue after those HQ stored before a restart, so none is used twice.
-    first_global_id: int = 1
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def __post_init__(self):
-        checks = {
-            "process_noise": self.process_noise > 0,
-            "gate_probability": 0 < self.gate_probability < 1,
-            "informative_velocity_std": self.informative_velocity_std > 0,
-            "unknown_velocity_std": self.unknown_velocity_std > self.informative_velocity_std,
-            "merge_updates": self.merge_updates >= 1,
-            "break_after_misses": self.break_after_misses >= 1,
-            "switch_margin": self.switch_margin >= 0,
-            "switch_updates": self.switch_updates >= 1,
-            "late_tolerance": self.late_tolerance >= 0,
-            "coast_after": 0 < self.coast_after < self.end_after,
-            "ci_criterion": self.ci_criterion in ("determinant", "trace"),
-            "first_global_id": self.first_global_id >= 1,
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"FusionConfig: out of range: {', '.join(bad)}")
+    process_noise: float = Field(default=0.1, gt=0)  # q, m²/s³, to predict between updates
+    gate_probability: float = Field(default=0.9999, gt=0, lt=1)  # chi-square gate, 2 or 4 dof
+    informative_velocity_std: float = Field(default=5.0, gt=0)  # m/s; vaguer: does not gate
+    unknown_velocity_std: float = 50.0  # m/s; a track without a usable velocity gets this
+    merge_updates: int = Field(default=3, ge=1)  # K: consecutive proposals before a merge
+    break_after_misses: int = Field(default=3, ge=1)  # N: gate failures before a link breaks
+    switch_margin: float = Field(default=4.0, ge=0)  # a shared link switches only to a global
+    switch_updates: int = Field(default=3, ge=1)  # this much closer, M updates in a row
+    late_tolerance: float = Field(default=2.0, ge=0)  # older than its global track: history
+    coast_after: float = Field(default=5.0, gt=0)  # no node saw the object this long: coasting
+    end_after: float = 30.0  # ... this long: ended
+    ci_criterion: Literal["determinant", "trace"] = "determinant"
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.unknown_velocity_std > self.informative_velocity_std:
+            raise ValueError("unknown_velocity_std must be above informative_velocity_std")
+        if not self.coast_after < self.end_after:
+            raise ValueError("coast_after must be below end_after")
+        return self
+
+
+class FusionConfig(FusionParameters):
+    """`FusionParameters` and what HQ sets at start."""
+
+    origin: tuple[float, float, float] | None = None  # HQ's ENU frame; None: the first post's
+    # Global ids continue after those HQ stored before a restart, so none is used twice.
+    first_global_id: int = Field(default=1, ge=1)
 
 
 @dataclass

@@ -66,7 +66,7 @@ class Fusion:
     """
 
     def __init__(self, config: FusionConfig | None = None):
-        self.config = config = config or FusionConfig()
+        self.config = config = config if config is not None else FusionConfig()
         self.counters = FusionCounters()
         self._frame = None if config.origin is None else EnuFrame(*config.origin)
         self._global_tracks = GlobalTable()
