@@ -32,8 +32,8 @@ import httpx2 as httpx
 import numpy as np
 
 from hq.broker import free_tcp_port
-from hq.store import FusedTrack, HistoryPoint, IngestBatch
-from hq.store_sqlite import SqliteStore
+from hq.store.records import FusedTrack, HistoryPoint, IngestBatch
+from hq.store.sqlite import SqliteStore
 from stack.process import wait_http_ready
 
 RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
@@ -108,7 +108,7 @@ def time_requests(client: httpx.Client, path: str, count: int, expect: int) -> d
 
 
 def time_store(path: Path, count: int, bbox=None) -> dict:
-    from hq.store import BBox
+    from hq.store.records import BBox
 
     store = SqliteStore(path, read_only=True)
     box = None if bbox is None else BBox(*map(float, bbox.split(",")))

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hq.store import FusedTrack, HistoryPoint, IngestBatch
-from hq.store_sqlite import SqliteStore
+from hq.store.records import FusedTrack, HistoryPoint, IngestBatch
+from hq.store.sqlite import SqliteStore
 
 RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
 NODE = "bench/node-1"

@@ -49,7 +49,7 @@ from soak_hq import HqProcess, StreamWatcher, create_token, read_metrics, write_
 from soak_posts import SITE, Ground, Layout, Post
 
 from hq.broker import BrokerProcess, free_tcp_port, username, write_broker_config
-from hq.store_sqlite import SqliteStore
+from hq.store.sqlite import SqliteStore
 from stack.process import wait_http_ready
 
 ROOT = Path(__file__).resolve().parents[1]

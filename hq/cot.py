@@ -38,7 +38,7 @@ from scipy.optimize import brentq
 from scipy.special import erf
 
 from hq.affiliation import COT_IDENTITY, Affiliation
-from hq.store import FusedTrack
+from hq.store.records import FusedTrack
 from wire.geo import compass_course
 from wire.messages import Alert, TargetClass, TrackStatus
 

@@ -31,13 +31,13 @@ from hq.alerts import AlertEvent, CrossingDetector, DistressDetector, NodeHealth
 from hq.flow import FlowStatistics
 from hq.fusion import Fusion, FusionUpdate, GlobalTracks, History
 from hq.fusion.tables import CLASSES, WIRE_ENDED, WIRE_STATUSES
-from hq.store import (
+from hq.store.interface import Store
+from hq.store.records import (
     DeadLetter,
     FusedTracks,
     HistoryPoints,
     IngestBatch,
     NodeTracks,
-    Store,
     node_key,
 )
 from wire import topics

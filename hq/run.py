@@ -28,8 +28,9 @@ from hq.config import HqConfig, load_config
 from hq.fusion import Fusion, FusionConfig, warm_kernels
 from hq.ingest import Ingest
 from hq.ingest_client import IngestClient
-from hq.store import IngestBatch, Store
-from hq.store_sqlite import SqliteStore
+from hq.store.interface import Store
+from hq.store.records import IngestBatch
+from hq.store.sqlite import SqliteStore
 from hq.tak import StoreSource, TakStreamer
 from wire.geo import EnuFrame
 

@@ -29,7 +29,8 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hq import cot
-from hq.store import FusedTrack, Store
+from hq.store.interface import Store
+from hq.store.records import FusedTrack
 from wire.messages import Alert, TrackStatus
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ import pytak
 import pytest
 
 from hq import cot
-from hq.store import FusedTrack, IngestBatch
-from hq.store_sqlite import SqliteStore
+from hq.store.records import FusedTrack, IngestBatch
+from hq.store.sqlite import SqliteStore
 from hq.tak import StoreSource, TakConfig, TakStreamer
 from wire.messages import Alert
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from hq.config import HqConfig, load_config
 from hq.fusion.config import FusionParameters
 from hq.run import build_ingest
-from hq.store_sqlite import SqliteStore
+from hq.store.sqlite import SqliteStore
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.unit

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from hq import cot
-from hq.store import FusedTrack
+from hq.store.records import FusedTrack
 from hq.tak import TakConfig, TakStreamer
 from wire.messages import Alert
 
@@ -252,8 +252,8 @@ def test_the_config_refuses_unknown_keys_and_other_modes():
 def test_the_store_source_keeps_an_active_distress_behind_many_newer_alerts(tmp_path):
     # 600 border crossings after the distress alert: a limit of 500 over all kinds would
     # leave it out, and the streamer would cancel it on the operators' TAK screens.
-    from hq.store import IngestBatch
-    from hq.store_sqlite import SqliteStore
+    from hq.store.records import IngestBatch
+    from hq.store.sqlite import SqliteStore
     from hq.tak import StoreSource
 
     store = SqliteStore(tmp_path / "hq.db")

@@ -1,4 +1,5 @@
-"""HQ's embedded store backend: SQLite through sqlite-utils (the interface is hq/store.py).
+"""HQ's embedded store backend: SQLite through sqlite-utils (the interface is
+hq/store/interface.py).
 
 Writes go through one writer connection behind a lock. `commit_ingest_many`
 writes everything a group of ingested messages changes in ONE transaction,
@@ -13,8 +14,8 @@ mode with NORMAL either, but a power cut could then drop the last commits,
 and those batches were already acknowledged to the broker, so no edge would
 send them again. FULL costs one fsync per commit, shared by a whole group.
 
-Beside this file: the write path (store_sqlite_write), the schema
-(store_sqlite_schema) and the audit chain's rows (store_sqlite_audit).
+Beside this file: the write path (write.py), the schema (schema.py) and the
+audit chain's rows (audit.py).
 """
 
 from __future__ import annotations
@@ -29,13 +30,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
 import sqlite_utils
 
 from hq.audit import AuditEntry, AuditVerification, verify_chain
-from hq.store import (
-    AUDIT_MIN_DAYS,
-    DAY,
+from hq.store.interface import AUDIT_MIN_DAYS, DAY, load_json
+from hq.store.records import (
     AlertRecord,
     AlertState,
     BBox,
@@ -48,9 +47,9 @@ from hq.store import (
     PurgeResult,
     StoreStats,
 )
-from hq.store_sqlite_audit import AUDIT_COLUMNS, NO_CUT, append_audit, chain_start, cut_audit
-from hq.store_sqlite_schema import TABLES, create_schema, open_writer
-from hq.store_sqlite_write import FUSED_COLUMNS, POINT_COLUMNS, seen, unseen, write_batches
+from hq.store.sqlite.audit import AUDIT_COLUMNS, NO_CUT, append_audit, chain_start, cut_audit
+from hq.store.sqlite.schema import TABLES, create_schema, open_writer
+from hq.store.sqlite.write import FUSED_COLUMNS, POINT_COLUMNS, seen, unseen, write_batches
 from wire.messages import Alert, NodeStatus, TargetClass, Track, TrackStatus
 
 
@@ -315,16 +314,6 @@ def fused_from_row(row: Sequence) -> FusedTrack:
                       _CLASSES.get(cls) or TargetClass(cls),
                       _STATUSES.get(status) or TrackStatus(status), quality,
                       tuple(load_json(sources)))  # fmt: skip
-
-
-def load_json(text: str | bytes) -> Any:
-    """A JSON column's value. orjson parses a covariance several times faster than the
-    standard library, which matters at 10,000 rows a query; but the write path's json.dumps
-    writes a non-finite float as NaN or Infinity, which strict JSON (orjson) refuses."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
 
 
 # Enum members by value: TargetClass(value) costs a microsecond a call, a dict a tenth of

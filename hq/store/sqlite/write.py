@@ -19,7 +19,7 @@ from operator import attrgetter
 
 import numpy as np
 
-from hq.store import (
+from hq.store.records import (
     FusedTracks,
     HistoryPoints,
     IngestBatch,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import sqlite_utils
 
-from hq.store import SCHEMA_VERSION
-from hq.store_sqlite_write import FUSED_COLUMNS
+from hq.store.interface import SCHEMA_VERSION
+from hq.store.sqlite.write import FUSED_COLUMNS
 
 TABLES = ("nodes", "ingest_positions", "seen_batches", "node_tracks", "fused_tracks",
           "track_points", "alerts", "dead_letters", "audit_log")  # fmt: skip
