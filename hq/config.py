@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hq.alerts import AlertConfig, Place, Zone
 from hq.fusion.config import FusionParameters
-from hq.tak import TakConfig
+from hq.tak.config import TakConfig
 from wire.secrets import SecretRef
 
 LatLon = tuple[float, float]

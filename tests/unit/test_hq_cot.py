@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from hq import cot
 from hq.store.records import FusedTrack
-from hq.tak import TakConfig, TakStreamer
+from hq.tak import TakConfig, TakStreamer, cot
 from wire.messages import Alert
 
 pytestmark = pytest.mark.unit

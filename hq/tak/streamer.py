@@ -2,7 +2,7 @@
 
 `TakStreamer` runs one thread. Every `period_s` it reads the current fused
 tracks and open distress alerts from its source, turns them into CoT events
-(hq/cot.py) and writes them to one TCP connection that HQ opens to the
+(cot.py) and writes them to one TCP connection that HQ opens to the
 configured TAK server or client.
 
 CoT is a stream of states, not of changes: every period sends the whole
@@ -22,95 +22,15 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from hq import cot
-from hq.store.interface import Store
 from hq.store.records import FusedTrack
+from hq.tak.config import TakConfig
+from hq.tak.cot import alert_event, removal, to_bytes, track_event
+from hq.tak.source import OperatorLabel, TakSource
 from wire.messages import Alert, TrackStatus
 
 log = logging.getLogger(__name__)
-
-
-class TakConfig(BaseModel):
-    """The `[tak]` section of HQ's configuration."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    host: str
-    port: int = Field(ge=1, le=65535)
-    mode: Literal["client"] = "client"  # HQ connects out to the TAK server or client
-    period_s: float = Field(default=5.0, gt=0)
-    stale_factor: float = Field(default=3.0, ge=1)  # events go stale after this many periods
-    max_events: int = Field(default=2000, ge=1)  # per period; the newest tracks go first
-    connect_timeout_s: float = Field(default=5.0, gt=0)
-    send_timeout_s: float = Field(default=5.0, gt=0)
-    backoff_min_s: float = Field(default=1.0, gt=0)
-    backoff_max_s: float = Field(default=60.0, gt=0)
-    altitude_sigma_m: float | None = Field(default=None, ge=0)  # le; None: unknown
-    uid_prefix: str = Field(default="dunewatch", min_length=1, max_length=32,
-                            pattern=r"^[A-Za-z0-9_.-]+$")  # fmt: skip
-
-    @model_validator(mode="after")
-    def _backoff_order(self) -> TakConfig:
-        if self.backoff_max_s < self.backoff_min_s:
-            raise ValueError("backoff_max_s must not be below backoff_min_s")
-        return self
-
-    @property
-    def stale_s(self) -> float:
-        return self.period_s * self.stale_factor
-
-
-class TakSource(Protocol):
-    def current_tracks(self) -> Sequence[FusedTrack]:
-        """The fused tracks to show; ended ones may be included (they are sent as removals)."""
-
-    def open_alerts(self) -> Sequence[Alert]:
-        """The distress alerts whose condition has not cleared."""
-
-    def labels(self) -> Mapping[int, OperatorLabel]:
-        """What operators set on tracks, by global id."""
-
-
-class OperatorLabel(Protocol):
-    affiliation: str | None  # None: unknown, the default for every detected object
-    target_class: str | None  # None: the class fusion gives
-
-
-class StoreSource:
-    """A `TakSource` over HQ's store: live tracks, and distress alerts still active.
-
-    An acknowledged distress alert stays in: an operator having seen it at HQ
-    does not rescue anyone, and the field teams in TAK still need the marker
-    until the condition clears.
-    """
-
-    def __init__(self, store: Store,
-                 statuses: Sequence[TrackStatus] = (TrackStatus.CONFIRMED, TrackStatus.COASTING),
-                 alert_limit: int = 500,
-                 labels: Callable[[], Mapping[int, OperatorLabel]] | None = None):  # fmt: skip
-        """`labels`: operators' labels (the API's annotations); None: there are none."""
-        self.store = store
-        self.statuses = tuple(statuses)
-        self.alert_limit = alert_limit
-        self._labels = labels
-
-    def current_tracks(self) -> list[FusedTrack]:
-        return [t for status in self.statuses for t in self.store.current_tracks(status=status)]
-
-    def open_alerts(self) -> list[Alert]:
-        # Distress alerts only, in the query: other kinds must not crowd an active one out
-        # of the limit (it would be sent as cancelled).
-        records = self.store.alerts(limit=self.alert_limit, alert_type="distress")
-        return [r.alert for r in records if r.alert.active]
-
-    def labels(self) -> Mapping[int, OperatorLabel]:
-        return {} if self._labels is None else self._labels()
 
 
 @dataclass
@@ -174,16 +94,16 @@ class TakStreamer:
                 bad.append(f"{what}: {error}")
                 return False
             if event is not None:
-                events.append(cot.to_bytes(event))
+                events.append(to_bytes(event))
             return True
 
         alerts = {a.alert_id: a for a in self.source.open_alerts() if a.alert_type == "distress"}
         for alert_id in self._shown_alerts.keys() - alerts.keys():
             cleared = self._shown_alerts[alert_id].model_copy(update={"active": False})
-            add(f"alert {alert_id}", cot.alert_event, cleared, now, 0.0, cfg.uid_prefix)
+            add(f"alert {alert_id}", alert_event, cleared, now, 0.0, cfg.uid_prefix)
         self._shown_alerts = {
             alert_id: alert for alert_id, alert in alerts.items()
-            if add(f"alert {alert_id}", cot.alert_event, alert, now, cfg.stale_s, cfg.uid_prefix)
+            if add(f"alert {alert_id}", alert_event, alert, now, cfg.stale_s, cfg.uid_prefix)
         }  # fmt: skip
 
         live: dict[int, FusedTrack] = {}
@@ -192,7 +112,7 @@ class TakStreamer:
             (ended if track.status == TrackStatus.ENDED else live)[track.global_id] = track
         for gid, shown in self._shown_tracks.items():
             if gid not in live:  # ended, or gone from the source: its last state, stale now
-                add(f"track {gid}", cot.removal, ended.get(gid, shown), now, cfg.uid_prefix)
+                add(f"track {gid}", removal, ended.get(gid, shown), now, cfg.uid_prefix)
 
         newest_first = sorted(live.values(), key=lambda t: t.time, reverse=True)
         room = max(cfg.max_events - len(events), 0)
@@ -212,7 +132,7 @@ class TakStreamer:
         if label is not None and label.target_class:
             track = replace(track, target_class=label.target_class)
         affiliation = label.affiliation if label is not None else None
-        return cot.track_event(track, now, cfg.stale_s, affiliation, cfg.altitude_sigma_m,
+        return track_event(track, now, cfg.stale_s, affiliation, cfg.altitude_sigma_m,
                                cfg.uid_prefix)  # fmt: skip
 
     # -- the thread and the connection ----------------------------------------------------

@@ -2,7 +2,7 @@
 
 Pure functions: a record and the current time in, an `xml.etree.ElementTree`
 event out (or a ValueError saying why the record cannot be one). Sending is
-hq/tak.py's business.
+streamer.py's business.
 
 Track events
     uid    ``<prefix>-track-<global id>``, the same for the track's whole life, so
