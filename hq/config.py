@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hq.alerts import AlertConfig, Place, Zone
+from hq.alerts.config import AlertConfig, Place, Zone
 from hq.fusion.config import FusionParameters
 from hq.tak.config import TakConfig
 from wire.secrets import SecretRef
