@@ -75,9 +75,9 @@ def _spreads(P, rows):
     position = np.empty(n)
     velocity = np.empty(n)
     for k in range(n):
-        r = rows[k]
-        position[k] = math.sqrt(max(P[r, 0, 0] + P[r, 1, 1], 0.0))
-        velocity[k] = math.sqrt(max(P[r, 2, 2] + P[r, 3, 3], 0.0))
+        row = rows[k]
+        position[k] = math.sqrt(max(P[row, 0, 0] + P[row, 1, 1], 0.0))
+        velocity[k] = math.sqrt(max(P[row, 2, 2] + P[row, 3, 3], 0.0))
     return position, velocity
 
 

@@ -151,4 +151,5 @@ def _sources(global_tracks: GlobalTable, links: LinkTable, slots: np.ndarray,
     pairs = list(zip([node_keys[k] for k in node[order].tolist()], local_id[order].tolist(),
                      strict=True))  # fmt: skip
     bounds = np.searchsorted(row[order], np.arange(slots.size + 1)).tolist()
-    return tuple(tuple(pairs[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+    return tuple(tuple(pairs[start:end])
+                 for start, end in zip(bounds[:-1], bounds[1:], strict=True))  # fmt: skip
