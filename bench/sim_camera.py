@@ -30,8 +30,8 @@ import cv2
 import numpy as np
 
 from sim_hw.camera import CameraRenderer, CameraSpec, DronePoses
-from sim_hw.camera_cli import JPEG_QUALITY
-from sim_hw.ground_texture import ground_texture
+from sim_hw.camera.cli import JPEG_QUALITY
+from sim_hw.camera.ground_texture import ground_texture
 from sim_hw.scenario import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
