@@ -51,13 +51,13 @@ test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup
-	$(PY) -m edge bench tracking --json
+	$(PY) -m bench tracking --json
 	$(PY) bench/sim_replay.py --json
 	$(PY) bench/mavlink_ingest.py --json
 	$(PY) bench/georef.py --json
 	$(PY) bench/uplink.py --json
 	$(PY) bench/edge_node.py --json
-	$(PY) -m hq bench --json
+	$(PY) -m bench hq --json
 	$(PY) bench/hq_api.py --json
 	$(PY) bench/soak.py --json
 
