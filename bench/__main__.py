@@ -12,7 +12,18 @@ BENCHMARKS = {
                  "the tracker against the clairvoyant bound, Stone Soup and filterpy"),
     "detection": ("bench.detection.benchmark",
                   "thermal hot spots on HIT-UAV, EO motion on a rendered scenario"),
+    "georef": ("bench.georef", "pixel to ground: accuracy against the simulator, throughput"),
+    "mavlink_ingest": ("bench.mavlink_ingest", "the MAVLink driver against pymavlink's reader"),
+    "sim_replay": ("bench.sim_replay", "tlog reading, replay timing, flight fidelity"),
+    "sim_camera": ("bench.sim_camera", "the simulated camera's frames per second"),
+    "uplink": ("bench.uplink", "the outbox and MQTT uplink through mosquitto"),
+    "edge_node": ("bench.edge_node", "a whole edge node on a live scenario"),
     "hq": ("bench.hq_ingest", "HQ's ingest path: validation, fusion, alerts, SQLite"),
+    "hq_fusion": ("bench.hq_fusion", "HQ fusion against a per-pair reference"),
+    "hq_store": ("bench.hq_store", "the SQLite store against plain sqlite3"),
+    "hq_api": ("bench.hq_api", "the REST API and the live stream under load"),
+    "hq_page": ("bench.hq_page", "batch published to track drawn on the operator page"),
+    "soak": ("bench.soak", "many posts into one HQ for minutes: load and soak"),
 }
 
 

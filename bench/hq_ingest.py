@@ -9,7 +9,7 @@ transaction (WAL, synchronous=FULL) and then reports each message done,
 where IngestClient would acknowledge it. N nodes each publish batches of
 `--tracks` tracks per cycle; a third of each node's objects are also seen by
 its neighbour, so fusion merges. The MQTT hop itself is measured by
-bench/uplink.py.
+`python -m bench uplink`.
 
 Two runs, each on a fresh database: throughput with every message offered at
 once (a backlog, the heaviest load); latency from receipt to committed fused
