@@ -46,6 +46,8 @@ from edge.detection import ground_measurements
 from edge.detection.eo_motion import MotionDetector, as_pose
 from edge.georef import Camera, Georeferencer
 from edge.tracking import Tracker, TrackerConfig
+from sim_hw.camera import CameraSpec, render_drone_camera
+from sim_hw.scenario import ground_targets, load_config
 from wire.geo import EnuFrame
 
 MATCH_RADIUS_M = 4.0  # detection or track to target's ground point
@@ -97,8 +99,6 @@ def evaluate(scenario_path: str, quick: bool) -> dict:
 
     quick: the first minute (`QUICK_WINDOW_S`) instead of the whole scenario.
     """
-    from sim_hw.scenario import load_config  # the simulator: a bench dependency, not the node's
-
     start_s, duration_s = QUICK_WINDOW_S if quick else (0.0, None)
     result = evaluate_config(load_config(scenario_path), start_s, duration_s)
     result["quick"] = quick
@@ -108,9 +108,6 @@ def evaluate(scenario_path: str, quick: bool) -> dict:
 def evaluate_config(config, start_s: float = 0.0, duration_s: float | None = None,
                     sysid: int | None = None) -> dict:  # fmt: skip
     """`evaluate` on a loaded `ScenarioConfig`, over [start_s, start_s + duration_s) of it."""
-    from sim_hw.camera import CameraSpec, render_drone_camera
-    from sim_hw.scenario import ground_targets
-
     drone = config.drones[0] if sysid is None else next(
         d for d in config.drones if d.sysid == sysid)  # fmt: skip
     first = config.posts[0]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from sim_hw.camera_geometry import View, up_at
+from sim_hw.camera.geometry import View, up_at
 from sim_hw.scenario import GroundTarget
 from sim_hw.terrain import ground_up
 from wire.geo import EnuFrame

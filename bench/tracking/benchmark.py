@@ -1,8 +1,8 @@
-"""Tracking benchmark: `python -m edge bench tracking [--json] [--quick] ...`.
+"""Tracking benchmark: `python -m bench tracking [--json] [--quick] ...`.
 
-For each scenario of `edge.tracking.scenarios` (exact definitions there) it
+For each scenario of `bench.tracking.scenarios` (exact definitions there) it
 runs our `Tracker` and, on the identical data, the references of
-`edge.tracking.references`: the clairvoyant bound, Stone Soup GNN and
+`bench.tracking.references`: the clairvoyant bound, Stone Soup GNN and
 JPDAwithEHM, and a per-track filterpy loop. It reports the median ms per scan
 of each and the GOSPA (p = 1, c = 50 m, alpha = 2) over confirmed tracks at
 each scan, averaged over scans 10 onward, with its localisation, missed and
@@ -30,21 +30,19 @@ finish is reported as such, with a partial median over the scans it did.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
 import tracemalloc
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
-from edge.tracking import kalman
-from edge.tracking.references import REFERENCES, ReferenceRun, run_reference
-from edge.tracking.scenarios import SCENARIOS, Scenario, ScenarioSpec, generate
+from bench import results
+from bench.gospa import gospa
+from bench.tracking.references import REFERENCES, ReferenceRun, ncv_matrices, run_reference
+from bench.tracking.scenarios import SCENARIOS, Scenario, ScenarioSpec, generate
+from edge.tracking import Tracker, TrackerConfig, kalman
 
 GOSPA_C = 50.0
 GOSPA_P = 1.0
@@ -56,7 +54,6 @@ OURS_GNN = "dunewatch-gnn"
 BOUND = "clairvoyant"
 EXTERNAL_REFERENCES = ("stonesoup-gnn", "stonesoup-jpda", "filterpy-loop")
 DEFAULT_BUDGET_S = 300.0
-RESULTS_DIR = Path(__file__).resolve().parents[2] / "bench" / "results"
 
 
 @dataclass(frozen=True)
@@ -71,7 +68,7 @@ class Settings:
     kernel_tracks: int
     kernel_repeats: int
     filterpy_steps: int
-    output: Path = field(default=RESULTS_DIR / "tracking.json")
+    json_name: str = "tracking"
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -86,7 +83,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             kernel_tracks=10_000,
             kernel_repeats=20,
             filterpy_steps=200,
-            output=RESULTS_DIR / "tracking-quick.json",
+            json_name="tracking-quick",
         )
     return Settings(
         scan_limit=None,
@@ -102,11 +99,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m edge bench tracking",
+        prog="python -m bench tracking",
         description="Tracker speed and GOSPA against the clairvoyant bound, Stone Soup "
         "and filterpy on identical data.",
     )
-    parser.add_argument("--json", action="store_true", help="write bench/results/tracking.json")
+    results.add_json_option(parser, "tracking")
     parser.add_argument(
         "--quick", action="store_true",
         help="smoke test: 12 scans, no Stone Soup, small scaling run "
@@ -137,9 +134,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # --- our tracker -------------------------------------------------------------
 
 
-def make_tracker(spec: ScenarioSpec, association: str = "jpda"):
-    from edge.tracking import Tracker, TrackerConfig
-
+def make_tracker(spec: ScenarioSpec, association: str = "jpda") -> Tracker:
     return Tracker(
         TrackerConfig(
             process_noise=spec.q,
@@ -194,8 +189,6 @@ def warm_up() -> None:
 
 def mean_gospa(scenario: Scenario, run: ReferenceRun) -> dict[str, float] | None:
     """GOSPA per scan over the run's estimates, averaged over scans >= 10."""
-    from edge.tracking.metrics import gospa
-
     if not run.finished or len(scenario) <= FIRST_SCORED_SCAN:
         return None
     parts = []
@@ -313,8 +306,6 @@ def filterpy_step_us(steps: int, q: float = 0.05, block: int = 50) -> float:
     """Median µs of one filterpy `predict()` + `update(z)` on a 4-state NCV filter."""
     from filterpy.kalman import KalmanFilter
 
-    from edge.tracking.references import ncv_matrices
-
     kf = KalmanFilter(dim_x=4, dim_z=2)
     kf.F, kf.Q = ncv_matrices(q, 1.0)
     kf.H = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
@@ -340,28 +331,6 @@ def bench_kernels(settings: Settings) -> dict:
 
 
 # --- report ------------------------------------------------------------------
-
-
-def machine_info() -> dict:
-    import numba
-    import scipy
-
-    info = {
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "scipy": scipy.__version__,
-    }
-    for name in ("stonesoup", "filterpy"):
-        try:
-            info[name] = __import__(name).__version__
-        except ImportError:
-            info[name] = None
-    return info
 
 
 def _spec_dict(spec: ScenarioSpec) -> dict:
@@ -444,30 +413,13 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_json(report: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(value):
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def run(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def main(argv: list[str]) -> int:
     args = parse_args(argv)
     settings = settings_from(args)
     _progress("warming up kernels")
     warm_up()
     report = {
-        "benchmark": "tracking",
-        "command": "python -m edge bench tracking " + " ".join(argv),
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": machine_info(),
+        **results.header("tracking", argv, "numpy", "numba", "scipy", "stonesoup", "filterpy"),
         "quick": args.quick,
         "reference_budget_s": settings.budget_s,
         "gospa": {"p": GOSPA_P, "c": GOSPA_C, "alpha": GOSPA_ALPHA,
@@ -479,8 +431,5 @@ def run(argv: list[str] | None = None) -> int:
         "scaling": [bench_scaling(n, settings, args.seed) for n in settings.scaling_targets],
     }
     report["kernels"] = bench_kernels(settings)
-    print(format_report(report))
-    if args.json:
-        write_json(report, settings.output)
-        _progress(f"wrote {settings.output}")
+    results.publish(format_report(report), report, settings.json_name if args.json else None)
     return 0

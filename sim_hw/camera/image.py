@@ -17,20 +17,21 @@ smear of the bolometer's time constant, its fixed pattern and temporal noise.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from sim_hw.camera_geometry import View
-from sim_hw.camera_scene import (
+from sim_hw.camera.geometry import View
+from sim_hw.camera.ground_texture import THERMAL_COUNTS_PER_K, THERMAL_OFFSET, Layer, ground_texture
+from sim_hw.camera.illumination import ENGINE_C, Conditions
+from sim_hw.camera.scene import (
     OCCLUDER,
     Solid,
     darken_hull,
     draw_solid,
     shadow_outline,
 )
-from sim_hw.camera_sensor import (
+from sim_hw.camera.sensor import (
     NoiseField,
     apply_atmosphere,
     brightness_gain,
@@ -38,11 +39,7 @@ from sim_hw.camera_sensor import (
     motion_blur,
     thermal_fixed_pattern,
 )
-from sim_hw.ground_texture import THERMAL_COUNTS_PER_K, THERMAL_OFFSET, Layer, ground_texture
-from sim_hw.illumination import ENGINE_C, Conditions
-
-if TYPE_CHECKING:
-    from sim_hw.camera import CameraSpec
+from sim_hw.camera.spec import CameraSpec
 
 BAND_ROWS = 8  # rows that share one mip-level decision
 THERMAL_SPAN_K = 45.0

@@ -1,4 +1,5 @@
-"""HQ benchmark: `python -m hq bench [--json] [--nodes N] [--tracks N] [--cycles N] [--rate R]`.
+"""HQ ingest benchmark: `python -m bench hq [--json] [--nodes N] [--tracks N] [--cycles N]
+[--rate R]`.
 
 The whole ingest path in one process, as `IngestClient` drives it: messages
 are queued as they arrive and a `GroupWriter` thread takes everything
@@ -8,7 +9,7 @@ transaction (WAL, synchronous=FULL) and then reports each message done,
 where IngestClient would acknowledge it. N nodes each publish batches of
 `--tracks` tracks per cycle; a third of each node's objects are also seen by
 its neighbour, so fusion merges. The MQTT hop itself is measured by
-bench/uplink.py.
+`python -m bench uplink`.
 
 Two runs, each on a fresh database: throughput with every message offered at
 once (a backlog, the heaviest load); latency from receipt to committed fused
@@ -24,8 +25,6 @@ ratio.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import tempfile
 import threading
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import results
 from hq.alerts import AlertConfig, CrossingDetector, DistressDetector, NodeHealthDetector
 from hq.fusion import Fusion, FusionConfig, warm_kernels
 from hq.ingest import Ingest, Received
@@ -43,7 +43,6 @@ from wire import topics
 from wire.geo import EnuFrame
 from wire.messages import Track, TrackBatch, decode, encode
 
-RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
 ORIGIN = (22.84, 14.13, 620.0)
 
 
@@ -144,9 +143,9 @@ def database_size(run: Run, db: Path) -> tuple[int, int, int]:
     return stats.rows["track_points"], stats.rows["fused_tracks"], db.stat().st_size
 
 
-def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hq bench", description=__doc__)
-    parser.add_argument("--json", action="store_true", help="write bench/results/hq.json")
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench hq", description=__doc__)
+    results.add_json_option(parser, "hq")
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--tracks", type=int, default=100)
     parser.add_argument("--cycles", type=int, default=60)
@@ -174,6 +173,7 @@ def run(argv: list[str] | None = None) -> int:
             fusion.ingest(decode(payload), time.time())
         fusion_only = time.perf_counter() - began
     report = {
+        **results.header("hq", argv, "numpy", "numba", "sqlite"),
         "nodes": args.nodes, "tracks_per_batch": args.tracks, "cycles": args.cycles,
         "max_group": args.max_group, "track_updates": updates,
         "updates_per_s": updates / saturated.elapsed_s,
@@ -190,10 +190,7 @@ def run(argv: list[str] | None = None) -> int:
         "bytes_per_million_points": size / points * 1e6 if points else None,
         "fused_tracks": fused_tracks,
     }  # fmt: skip
-    print(format_report(report))
-    if args.json:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "hq.json").write_text(json.dumps(report, indent=2) + "\n")
+    results.publish(format_report(report), report, "hq" if args.json else None)
     return 0
 
 
@@ -215,7 +212,3 @@ def format_report(r: dict) -> str:
         f"points = {r['bytes_per_million_points'] / 1e6:.0f} MB per million points "
         f"(with current tracks and node tracks)",
     ])  # fmt: skip
-
-
-if __name__ == "__main__":
-    sys.exit(run())

@@ -1,6 +1,6 @@
 """Reference trackers that the tracking benchmark measures ours against.
 
-Every reference runs on the data of `edge.tracking.scenarios.generate(spec)`
+Every reference runs on the data of `bench.tracking.scenarios.generate(spec)`
 and reports, after each scan, the positions of its confirmed tracks, so that
 GOSPA is computed identically for all of them. All use the NCV model with the
 scenario's q and position measurements with R = sigma^2 I.
@@ -56,8 +56,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bench.tracking.scenarios import Scan, ScenarioSpec, generate
 from edge.tracking import kalman
-from edge.tracking.scenarios import Scan, ScenarioSpec, generate
 
 MISSED_DISTANCE = 3.0
 """Mahalanobis distance beyond which a detection is not associated to a track."""

@@ -31,18 +31,12 @@ from pathlib import Path
 import cv2
 from pydantic import ValidationError
 
-from sim_hw.camera import (
-    MODES,
-    CameraRenderer,
-    CameraSpec,
-    DronePoses,
-    RenderedFrame,
-    frame_times,
-    mast_pose,
-)
-from sim_hw.camera_scene import Occluder
-from sim_hw.illumination import LIGHTING
-from sim_hw.mjpeg import MjpegServer
+from sim_hw.camera.illumination import LIGHTING
+from sim_hw.camera.mjpeg import MjpegServer
+from sim_hw.camera.pose import DronePoses, mast_pose
+from sim_hw.camera.render import CameraRenderer, RenderedFrame, frame_times
+from sim_hw.camera.scene import Occluder
+from sim_hw.camera.spec import MODES, CameraSpec
 from sim_hw.scenario import epoch_arg, load_config
 
 log = logging.getLogger(__name__)

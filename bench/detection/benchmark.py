@@ -1,14 +1,14 @@
-"""Detection benchmark: `python -m edge bench detection [--json] [--quick] ...`.
+"""Detection benchmark: `python -m bench detection [--json] [--quick] ...`.
 
 Two parts, each skipped with a note when its input is missing:
 
-- thermal: `edge.detection.thermal_eval` on real labelled thermal images
+- thermal: `bench.detection.thermal_eval` on real labelled thermal images
   (default: HIT-UAV's validation split in ../shared/data): person and vehicle
   recall against false alarms per image as the strength threshold is swept,
   beside the single-frame white top-hat baseline run on the same images in the
   same run; the curves also for the halves the detector was and was not tuned
   on. Time per image is reported as a ratio to the baseline's.
-- rendered EO: `edge.detection.rendered_eval`, the motion detector and the
+- rendered EO: `bench.detection.rendered_eval`, the motion detector and the
   tracker on the scenario's drone camera as `sim_hw.camera` renders it, scored
   against the scenario's ground truth (fps at 1280x720 on one OpenCV thread).
 
@@ -19,17 +19,12 @@ Two parts, each skipped with a note when its input is missing:
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import sys
-import time
 from pathlib import Path
 
-from edge.detection import rendered_eval, thermal_eval
+from bench import results
+from bench.detection import rendered_eval, thermal_eval
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 HIT_UAV = PROJECT_ROOT.parent / "shared" / "data" / "thermal" / "hit-uav-val"
 DEFAULT_SCENARIO = PROJECT_ROOT / "configs" / "scenarios" / "small.toml"
 QUICK_IMAGES = 60
@@ -39,7 +34,7 @@ SUMMARY_RECALLS = ("0.8", "0.85", "0.88")
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m edge bench detection",
+        prog="python -m bench detection",
         description="Thermal hot spots on real labelled images against a top-hat baseline; "
         "EO motion detection on a rendered scenario.",
     )
@@ -49,8 +44,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="COCO-style boxes (default: DIR/val.json)")
     parser.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO,
                         help="scenario rendered for the EO part (default: %(default)s)")
-    parser.add_argument("--json", action="store_true",
-                        help="write bench/results/detection.json")
+    results.add_json_option(parser, "detection")
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_IMAGES} thermal images and the scenario's quick window "
                         "(JSON goes to detection-quick.json)")  # fmt: skip
@@ -84,7 +78,7 @@ def format_thermal(thermal: dict) -> str:
         f"Thermal hot spots on {data['images']} labelled images ({data['persons']} persons, "
         f"{data['vehicles']} vehicles) from {data['images_dir']}",
         f"camera: {thermal['camera']['hfov_deg']:g} deg horizontal field of view, assumed "
-        "(fitted to the boxes: see edge.detection.thermal_eval)",
+        "(fitted to the boxes: see bench.detection.thermal_eval)",
         "",
         _curve_table("ours: threshold on strength", ours["curves"]["all"], "{:>9.2f}"),
         "",
@@ -138,33 +132,15 @@ def format_rendered(rendered: dict) -> str:
     return rendered["report"]
 
 
-def machine_info() -> dict:
-    import cv2
-    import numpy
-
-    return {"cpu_count": os.cpu_count(), "machine": platform.machine(),
-            "python": platform.python_version(), "numpy": numpy.__version__,
-            "opencv": cv2.__version__}  # fmt: skip
-
-
-def run(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def main(argv: list[str]) -> int:
     args = parse_args(argv)
     report = {
-        "benchmark": "detection",
-        "command": "python -m edge bench detection " + " ".join(argv),
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": machine_info(),
+        **results.header("detection", argv, "numpy", "opencv"),
         "quick": args.quick,
         "thermal": bench_thermal(args),
         "rendered_eo": bench_rendered(args),
     }
-    print(format_thermal(report["thermal"]))
-    print()
-    print(format_rendered(report["rendered_eo"]))
-    if args.json:
-        path = RESULTS_DIR / ("detection-quick.json" if args.quick else "detection.json")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2, default=str) + "\n")
-        print(f"wrote {path}", file=sys.stderr)
+    table = format_thermal(report["thermal"]) + "\n\n" + format_rendered(report["rendered_eo"])
+    json_name = "detection-quick" if args.quick else "detection"
+    results.publish(table, report, json_name if args.json else None)
     return 0

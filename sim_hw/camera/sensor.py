@@ -17,7 +17,7 @@ import math
 import cv2
 import numpy as np
 
-from sim_hw.camera_geometry import View
+from sim_hw.camera.geometry import View
 
 HAZE_VISIBLE = 0.02  # below this haze weight a row is left alone (about 3 grey levels)
 NOISE_MARGIN = 32  # px of spare noise field on each side: 65 x 65 offsets
