@@ -1,4 +1,4 @@
-"""KLV motion-imagery benchmark: `python bench/klv.py [--json] [--quick]`.
+"""KLV motion-imagery benchmark: `python -m bench klv [--json] [--quick]`.
 
 1. Frame centres: where our georeferencing puts the image centre from each
    packet's pose (on the ground at the packet's frame-centre height, as
@@ -28,12 +28,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +39,7 @@ from types import SimpleNamespace
 import numpy as np
 from pyproj import Geod
 
+from bench import results
 from edge.config import CameraSection
 from edge.detection import ground_measurements
 from edge.drivers.klv import KlvSplitter
@@ -57,7 +55,6 @@ from sim_hw.scenario import load_config
 from wire.geo import EnuFrame
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 KWIVER_FILE = ROOT.parent / "shared" / "data" / "video" / "misb0601-synthetic-h264.ts"
 SCENARIO = ROOT / "configs" / "scenarios" / "small.toml"
 GEOD = Geod(ellps="WGS84")
@@ -167,9 +164,10 @@ def node_rate(path: Path) -> dict:
             "confirmed_tracks_at_end": 0 if tracks is None else int(tracks.confirmed.sum())}
 
 
-def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python bench/klv.py", description=__doc__)
-    parser.add_argument("--json", action="store_true", help="write bench/results/klv.json")
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench klv", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    results.add_json_option(parser, "klv")
     parser.add_argument("--quick", action="store_true", help="fewer packets, a shorter stream")
     args = parser.parse_args(argv)
     repeats = 3 if args.quick else 7
@@ -178,14 +176,8 @@ def run(argv: list[str] | None = None) -> int:
     logging.getLogger("edge").setLevel(logging.ERROR)
     warm_kernels()
 
-    report = {
-        "benchmark": "klv",
-        "command": "python bench/klv.py" + (" --json" if args.json else "")
-        + (" --quick" if args.quick else ""),
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
-    }  # fmt: skip
+    report = results.header("klv", argv, "numpy", "numba", "opencv",
+                            pyav=library_version("av"))  # fmt: skip
     kwiver = kwiver_packets() if KWIVER_FILE.exists() else []
     simulated = simulated_packets(1.0 if args.quick else 0.2)
     report["frame_centre"] = {
@@ -208,12 +200,15 @@ def run(argv: list[str] | None = None) -> int:
         renderer = CameraRenderer(config, spec, DronePoses(config, 1))
         write_file(renderer, path, 60.0, 4.0 if args.quick else 16.0)
         report["node_720p_one_core"] = node_rate(path)
-    print(format_report(report))
-    if args.json:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "klv.json").write_text(json.dumps(report, indent=2) + "\n")
-        print(f"\nwrote {RESULTS / 'klv.json'}")
+    results.publish(format_report(report), report, "klv" if args.json else None)
     return 0
+
+
+def library_version(module: str) -> str | None:
+    try:
+        return __import__(module).__version__
+    except ImportError:
+        return None
 
 
 def format_report(report: dict) -> str:
@@ -241,6 +236,3 @@ def format_report(report: dict) -> str:
               f"demux + decode alone {node['decode_only_fps']:.1f} frames/s"]  # fmt: skip
     return "\n".join(lines)
 
-
-if __name__ == "__main__":
-    sys.exit(run())

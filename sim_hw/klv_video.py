@@ -29,7 +29,7 @@ import av
 import numpy as np
 
 from sim_hw.camera import CameraRenderer, CameraSpec, DronePoses, RenderedFrame, frame_times
-from sim_hw.camera_cli import _endpoint, sidecar_record
+from sim_hw.camera.cli import _endpoint, sidecar_record
 from sim_hw.klv_encoder import SensorState, encode_packet, relative_pointing
 from sim_hw.scenario import epoch_arg, load_config
 
