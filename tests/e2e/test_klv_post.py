@@ -56,7 +56,7 @@ def test_the_klv_posts_tracks_match_the_truth(finished_run):
     # GOSPA 37-56 m, 1-6 ID switches, every target confirmed within 24 s. The run at load
     # 7 met the MAVLink post's bar (test_whole_stack.py: MOTA > 0.5, IDF1 > 0.6, GOSPA
     # < 40 m). These bars still need the pose right: a pointing one degree off moves a
-    # ground point about 10 m at the few hundred metres the camera looks, which is the
+    # ground point about 10 m at 600 m from the camera, which is the
     # distance (MATCH_M) past which a track no longer counts as following its target.
     assert result.mota > 0.25, result
     assert result.idf1 > 0.45, result
