@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
             process_noise=spec.q,
             detection_probability=spec.detection_probability,
             clutter_density=spec.clutter_density,
+            confirmed_delete_drop=7.0,  # as the tracking benchmark runs the scenario
+            max_coast_time_s=10.0,
         )
     )
     bound = Clairvoyant(spec)
