@@ -28,7 +28,7 @@ from scipy.stats import chi2
 from edge.config import TrackerConfig
 from edge.tracking import jpda, kalman, lifecycle
 from edge.tracking.assign import associate, gnn_apply, gnn_propose, solve_ambiguous
-from edge.tracking.table import CONFIRMED, TENTATIVE, Tracks, TrackTable
+from edge.tracking.table import CONFIRMED, STATUS, T_STATE, TENTATIVE, Tracks, TrackTable
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,11 @@ class Tracker:
         self._log_pd_over_clutter = float(np.log(c.detection_probability / c.clutter_density))
         self._miss_llr = float(np.log1p(-c.detection_probability))
         birth_density = c.clutter_density if c.birth_density is None else c.birth_density
-        self._birth_score = float(np.log(birth_density / c.clutter_density))
+        self._life_rules = lifecycle.LifeRules(
+            c.confirm_score, c.tentative_delete_score, c.confirmed_delete_drop,
+            c.max_coast_time_s, c.max_position_std**2, c.initial_velocity_std**2,
+            float(np.log(birth_density / c.clutter_density)),
+        )  # fmt: skip
 
     @property
     def time(self) -> float:
@@ -134,9 +138,8 @@ class Tracker:
         table = self._table
         table.reserve(z.shape[0])  # room for a newborn track per measurement
         usable, non_finite, bad_covariance, confirmed, tentative = _begin_scan(
-            table.x, table.P, table.t_state, table.status, table.n, t,
-            self.config.process_noise, z, R,
-        )  # fmt: skip
+            *table.columns(), table.n, t, self.config.process_noise, z, R
+        )
         self._count_scan(sensor, z.shape[0], non_finite, bad_covariance)
         self._clock = t
         self._scan(t, z, R, usable, confirmed, tentative, sensor_bit)
@@ -174,13 +177,10 @@ class Tracker:
         self._gnn_stage(tentative, usable[free[usable]], z, R, assigned, llr, free)
 
         newborn = usable[free[usable]]
-        c = self.config
         table.n, confirmed_now, deleted = lifecycle.close_scan(
             *table.columns(), n, assigned, llr, newborn, z, R, t, sensor_bit, self._next_id,
-            c.confirm_score, c.tentative_delete_score, c.confirmed_delete_drop,
-            c.max_coast_time_s, c.max_position_std**2, c.initial_velocity_std**2,
-            self._birth_score,
-        )  # fmt: skip
+            self._life_rules,
+        )
         self._next_id += newborn.shape[0]
         self.counters.tracks_born += newborn.shape[0]
         self.counters.tracks_confirmed += confirmed_now
@@ -232,7 +232,7 @@ class Tracker:
 
 
 @njit(cache=True)
-def _begin_scan(x, P, t_state, status, n, t, q, z, R):
+def _begin_scan(x, P, floats, ints, n, t, q, z, R):
     """Predict every track to t and sort out what this scan can use.
 
     Returns (usable measurements, non-finite count, bad covariance count,
@@ -240,12 +240,12 @@ def _begin_scan(x, P, t_state, status, n, t, q, z, R):
     """
     dt = np.empty(n)
     for i in range(n):
-        dt[i] = t - t_state[i]
-        t_state[i] = t
+        dt[i] = t - floats[T_STATE, i]
+        floats[T_STATE, i] = t
     kalman.predict(x, P, dt, q, n)
     usable, non_finite, bad_covariance = _usable_measurements(z, R)
-    confirmed = np.flatnonzero(status[:n] == CONFIRMED)
-    tentative = np.flatnonzero(status[:n] == TENTATIVE)
+    confirmed = np.flatnonzero(ints[STATUS, :n] == CONFIRMED)
+    tentative = np.flatnonzero(ints[STATUS, :n] == TENTATIVE)
     return usable, non_finite, bad_covariance, confirmed, tentative
 
 
