@@ -49,6 +49,9 @@ class CameraSection(_Strict):
     name: Name
     source: str  # anything OpenCV opens: a file, rtsp://, http:// MJPEG, /dev/video0
     mode: Literal["eo", "thermal"] = "eo"
+    # A thermal camera's detector: the learned network (edge/detection/models), or the
+    # hot-spot detector it was built on (no model file, weaker on real imagery).
+    thermal_detector: Literal["learned", "hot_spots"] = "learned"
     hfov_deg: float = Field(gt=0, lt=180)
     width: int = Field(gt=0)
     height: int = Field(gt=0)

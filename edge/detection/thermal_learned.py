@@ -19,7 +19,8 @@ target's box size. The edge runs it with ONNX Runtime on one CPU thread:
    the class with the highest probability names the detection, the
    probabilities (calibrated on held-out training images) go with it to the
    tracker's class estimate, and the score is the calibrated probability that
-   a target is there at all.
+   a target is there at all (calibrated per class, so that one threshold
+   means the same for people and vehicles).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from edge.detection import Detection
@@ -54,7 +56,10 @@ class ModelInfo:
     classes: tuple[str, ...]
     stride: int
     threshold: float  # default operating point: the calibrated score a detection needs
-    score_calibration: tuple[float, float]  # a, b: score = sigmoid(a * logit(peak) + b)
+    # Per class, (a, b): a maximum whose likeliest class is c scores
+    # sigmoid(a_c * logit(peak) + b_c), the probability that a target is there: one
+    # threshold then means the same for a person's peak as for a vehicle's.
+    score_calibration: tuple[tuple[float, float], ...]
     class_temperature: float  # class probabilities = softmax(logit(p_c) / T)
 
 
@@ -84,6 +89,9 @@ def normalise(frame) -> np.ndarray:
         raise FrameRejected("non_finite")
     if high - low < (MIN_RANGE if integer else 1e-6 * max(1.0, abs(high))):
         raise FrameRejected("flat", f"1-99.9 percentile range {high - low:.3g}")
+    if grey.dtype == np.uint8:  # one table look-up per pixel does the whole mapping
+        levels = (np.arange(256, dtype=np.float32) - np.float32(low)) / np.float32(high - low)
+        return cv2.LUT(grey, np.clip(levels, 0.0, HEADROOM))
     image = (grey.astype(np.float32) - np.float32(low)) * np.float32(1.0 / (high - low))
     return np.clip(image, 0.0, HEADROOM, out=image)
 
@@ -92,7 +100,7 @@ def _percentiles(grey: np.ndarray) -> tuple[float, float]:
     """(1st, 99.9th) percentile: exact from the histogram for 8 bits, else from every
     fourth pixel each way (a frame's level statistics do not need all of them)."""
     if grey.dtype == np.uint8:
-        cumulative = np.cumsum(np.bincount(grey.ravel(), minlength=256))
+        cumulative = np.cumsum(cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel())
         total = cumulative[-1]
         return (float(np.searchsorted(cumulative, 0.01 * total)),
                 float(np.searchsorted(cumulative, 0.999 * total)))  # fmt: skip
@@ -170,6 +178,21 @@ def decode(peaks: np.ndarray, size: np.ndarray, offset: np.ndarray, stride: int,
     return Found(boxes.astype(float), peaks[:, ys, xs].T.astype(float))
 
 
+def distinct(boxes: np.ndarray, scores: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """(N,) bool: the maxima kept when each, strongest first, is dropped if its centre lies
+    in the box of a stronger one of its own class. A car is a long warm (or cool) body
+    whose heatmap may peak more than once; a person beside it is a different class."""
+    classes = np.argmax(probabilities, axis=1)
+    centres = np.column_stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2])
+    kept = np.zeros(len(boxes), bool)
+    for k in np.argsort(-scores, kind="stable"):
+        mine = kept & (classes == classes[k])
+        inside = ((boxes[mine, 0] <= centres[k, 0]) & (centres[k, 0] <= boxes[mine, 2])
+                  & (boxes[mine, 1] <= centres[k, 1]) & (centres[k, 1] <= boxes[mine, 3]))
+        kept[k] = not inside.any()
+    return kept
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-6, 1.0 - 1e-6)
     return np.log(p / (1.0 - p))
@@ -177,7 +200,7 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 def calibrated(found: Found, info: ModelInfo) -> tuple[np.ndarray, np.ndarray]:
     """(scores (N,), class probabilities (N, C)) of the decoded maxima."""
-    a, b = info.score_calibration
+    a, b = np.array(info.score_calibration, float)[np.argmax(found.peaks, axis=1)].T
     scores = 1.0 / (1.0 + np.exp(-(a * _logit(found.peaks.max(axis=1)) + b)))
     logits = _logit(found.peaks) / info.class_temperature
     logits -= logits.max(axis=1, keepdims=True)
@@ -191,7 +214,8 @@ def read_model_info(metadata: dict[str, str]) -> ModelInfo:
         card = json.loads(metadata["dunewatch"])
         return ModelInfo(classes=tuple(card["classes"]), stride=int(card["stride"]),
                          threshold=float(card["threshold"]),
-                         score_calibration=tuple(map(float, card["score_calibration"])),
+                         score_calibration=tuple((float(a), float(b))
+                                                 for a, b in card["score_calibration"]),
                          class_temperature=float(card["class_temperature"]))  # fmt: skip
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"thermal model metadata unreadable: {error!r}") from error
@@ -265,6 +289,7 @@ class LearnedThermalDetector:
         found = decode(peaks[0], size[0], offset[0], stride, self.settings.floor)
         scores, probabilities = calibrated(found, self.info)
         keep = scores >= (self.settings.floor if least is None else least)
+        keep[keep] = distinct(found.boxes[keep], scores[keep], probabilities[keep])
         boxes = found.boxes[keep]
         boxes[:, [1, 3]] += rows.start
         height, width = image.shape

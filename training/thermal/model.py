@@ -1,7 +1,7 @@
 """The network: a small fully convolutional centre-heatmap detector at stride 4.
 
 A frame (one grey channel, normalised by `edge.detection.thermal_learned.normalise`)
-goes down to stride 16 for context (a car is up to 100 px long) and back up to
+goes down to stride 32 for context (a car is up to 100 px long) and back up to
 stride 4, where the view geometry joins (three channels: known, log scale,
 sin depression; zeros when the node has no pose). Out at stride 4: one heatmap
 per class (logits), the box size (log of px / 4) and the centre's sub-cell
@@ -39,7 +39,9 @@ class Residual(nn.Module):
 
 
 class CentreNet(nn.Module):
-    def __init__(self, width: int = 16):
+    def __init__(self, width: int = 16, context: bool = True):
+        """`context`: a stride-32 stage on top, so that a car 100 px long is seen whole
+        (it costs a tenth more; False is the first version, without it)."""
         super().__init__()
         w = width
         # Each 4x4 patch of pixels into w channels at once: a learned space-to-depth, far
@@ -48,6 +50,7 @@ class CentreNet(nn.Module):
                                   nn.BatchNorm2d(w), nn.ReLU(inplace=True), conv(w, w))
         self.down8 = nn.Sequential(conv(w, 2 * w, 2), Residual(2 * w))
         self.down16 = nn.Sequential(conv(2 * w, 4 * w, 2), Residual(4 * w))
+        self.down32 = nn.Sequential(conv(4 * w, 4 * w, 2), Residual(4 * w)) if context else None
         self.lateral16 = conv(4 * w, 2 * w, kernel=1)
         self.lateral8 = conv(2 * w, w, kernel=1)
         self.merge = conv(w + GEOMETRY_CHANNELS, w)
@@ -60,6 +63,8 @@ class CentreNet(nn.Module):
         x4 = self.stem(image)
         x8 = self.down8(x4)
         x16 = self.down16(x8)
+        if self.down32 is not None:
+            x16 = x16 + F.interpolate(self.down32(x16), size=x16.shape[-2:], mode="nearest")
         up8 = x8 + F.interpolate(self.lateral16(x16), size=x8.shape[-2:], mode="nearest")
         up4 = x4 + F.interpolate(self.lateral8(up8), size=x4.shape[-2:], mode="nearest")
         return self.merge(torch.cat([up4, geometry], dim=1))

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -54,6 +55,8 @@ HIT_UAV_TRAIN = ROOT.parent / "shared" / "data" / "thermal" / "hit-uav-train"
 SCENES = Path(__file__).resolve().parent / "rendered_scenes.toml"
 MODEL_NAME = "thermal_centres"
 FLOOR = 0.05  # peaks below this are not candidates at all
+NO_BOX = -2  # a candidate's label in no labelled box: data.IGNORE is -1
+MIN_CALIBRATION = 200  # held-out maxima a class needs for a calibration of its own
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -61,21 +64,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, default=HIT_UAV_TRAIN)
     p.add_argument("--out", type=Path, default=ROOT / "edge" / "detection" / "models")
     p.add_argument("--seed", type=int, default=16)
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--crop", type=int, default=160, help="side of a training crop, px")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--width", type=int, default=16)
+    p.add_argument("--no-context", dest="context", action="store_false",
+                   help="the network without its stride-32 stage")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--held-out", type=float, default=0.15, help="share of scenes held out")
-    p.add_argument("--rendered-share", type=float, default=0.2,
+    p.add_argument("--rendered-share", type=float, default=0.25,
                    help="share of each batch from rendered frames")
-    p.add_argument("--rendered-times", type=int, default=60,
+    p.add_argument("--rendered-times", type=int, default=100,
                    help="frames rendered per drone (alternately night and day)")
     p.add_argument("--false-alarms", type=float, default=0.6,
                    help="false alarms per held-out real image at the default threshold")
     p.add_argument("--limit", type=int, default=None, help="HIT-UAV images to read (smoke runs)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="weights saved by an earlier run: calibrate and export them, no training")
     return p.parse_args(argv)
 
 
@@ -112,14 +119,14 @@ def candidates(net: CentreNet, scene: data.Scene) -> Found:
 
 
 def outcome(boxes: np.ndarray, scene: data.Scene):
-    """(hit (N,) per candidate: its centre in some labelled box; the class index of that box
-    or -1; found (M,) per labelled box: the highest score of a candidate inside, else 0)."""
+    """(hit (N,) per candidate: its centre in some labelled box; the label of that box
+    (a class index or data.IGNORE), NO_BOX where none; inside (N, M): centre in box)."""
     centres = np.column_stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2])
     b = scene.boxes
     inside = ((centres[:, None, 0] >= b[None, :, 0]) & (centres[:, None, 0] <= b[None, :, 2])
               & (centres[:, None, 1] >= b[None, :, 1]) & (centres[:, None, 1] <= b[None, :, 3]))
     hit = inside.any(axis=1)
-    label = np.full(len(boxes), -1)
+    label = np.full(len(boxes), NO_BOX)
     for k in np.flatnonzero(hit):
         label[k] = scene.labels[np.flatnonzero(inside[k])[0]]
     return hit, label, inside
@@ -182,23 +189,23 @@ def _logit(p):
 def calibrate(net, scenes: list[data.Scene]) -> dict:
     """Platt scaling of the peak, the class temperature, from the held-out scenes."""
     net.eval()
-    peaks, hits, class_peaks, truths = [], [], [], []
+    peaks, hits, named, class_peaks, truths = [], [], [], [], []
     for scene in scenes:
         found = candidates(net, scene)
         hit, label, _ = outcome(found.boxes, scene)
         usable = label != data.IGNORE  # on an ignored box: neither right nor wrong
         peaks.append(found.peaks.max(axis=1)[usable])
+        named.append(np.argmax(found.peaks, axis=1)[usable])
         hits.append(hit[usable])
         known = hit & (label >= 0)
         class_peaks.append(found.peaks[known])
         truths.append(label[known])
     x, y = _logit(np.concatenate(peaks)), np.concatenate(hits).astype(float)
-
-    def platt_loss(ab):
-        z = ab[0] * x + ab[1]
-        return float(np.mean(np.logaddexp(0, z) - y * z))
-
-    a, b = minimize(platt_loss, [1.0, 0.0], method="Nelder-Mead").x
+    named = np.concatenate(named)
+    overall = platt(x, y)
+    # Per named class; a class with too few maxima to fit keeps the overall map.
+    per_class = [platt(x[named == c], y[named == c]) if (named == c).sum() >= MIN_CALIBRATION
+                 else overall for c in range(len(CLASSES))]  # fmt: skip
     logits, truth = _logit(np.concatenate(class_peaks)), np.concatenate(truths)
 
     def class_loss(temperature):
@@ -207,8 +214,19 @@ def calibrate(net, scenes: list[data.Scene]) -> dict:
         return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(truth)), truth]))
 
     temperature = minimize_scalar(class_loss, bounds=(0.05, 20.0), method="bounded").x
-    return {"score_calibration": [float(a), float(b)], "class_temperature": float(temperature),
-            "candidates": int(len(y)), "class_samples": int(len(truth))}
+    return {"score_calibration": per_class, "class_temperature": float(temperature),
+            "candidates": int(len(y)), "class_samples": int(len(truth)),
+            "candidates_by_class": {c: int((named == k).sum()) for k, c in enumerate(CLASSES)}}
+
+
+def platt(x: np.ndarray, y: np.ndarray) -> list[float]:
+    """(a, b) of the logistic map from logit(peak) x to hit y, by maximum likelihood."""
+
+    def loss(ab):
+        z = ab[0] * x + ab[1]
+        return float(np.mean(np.logaddexp(0, z) - y * z))
+
+    return [float(v) for v in minimize(loss, [1.0, 0.0], method="Nelder-Mead").x]
 
 
 # --- export -------------------------------------------------------------------------------
@@ -257,39 +275,20 @@ def threshold_for(rows: list[dict], false_alarms: float) -> float:
     return min(within) if within else max(r["threshold"] for r in rows)
 
 
-# --- the run ------------------------------------------------------------------------------
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    rng = np.random.default_rng(args.seed)
-    started = time.time()
-
-    real = data.hit_uav_scenes(args.data, args.data / "train.json")
-    if args.limit:
-        real = real[:: max(1, len(real) // args.limit)]
-    times = np.linspace(20.0, 590.0, args.rendered_times)
-    rendered = data.rendered_scenes(SCENES, times, args.seed)
-    real_train, real_held = data.split_by_group(real, args.held_out, rng)
-    rendered_train, rendered_held = data.split_by_group(rendered, 0.25, rng)
-    print(f"scenes: real {len(real_train)} + {len(real_held)} held out, rendered "
-          f"{len(rendered_train)} + {len(rendered_held)} held out "
-          f"({time.time() - started:.0f} s)", flush=True)
-
-    net = CentreNet(args.width)
+def train(net: CentreNet, args, augment: data.Augment, scenes: list[data.Scene],
+          real_held: list[data.Scene], rendered_held: list[data.Scene], rng,
+          started: float) -> list[dict]:  # fmt: skip
+    """Train `net` in place; it ends with the weights that did best on the held-out real
+    images. Returns the held-out figures at each evaluation."""
     optimiser = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     warm_up = max(0.05, 2.0 / args.steps)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, args.lr, total_steps=args.steps,
                                                    pct_start=warm_up)  # fmt: skip
-    augment = data.Augment(crop=args.crop)
-    args.out.mkdir(parents=True, exist_ok=True)
     best, best_state, history = -1.0, None, []
     for step in range(1, args.steps + 1):
         image, planes, heat, weight, size, offset, mask = (
-            torch.from_numpy(a) for a in data.batch(real_train + rendered_train, args.batch,
-                                                     augment, rng, args.rendered_share))
+            torch.from_numpy(a) for a in data.batch(scenes, args.batch, augment, rng,
+                                                     args.rendered_share))
         logits, size_out, offset_out = net(image, planes)
         loss_heat = focal_loss(logits, heat, weight)
         loss_size = box_loss(size_out, size, mask)
@@ -313,11 +312,48 @@ def main(argv=None) -> int:
                 best, best_state = merit, {k: v.clone() for k, v in net.state_dict().items()}
                 torch.save(best_state, args.out / f"{MODEL_NAME}.best.pt")  # not shipped
     net.load_state_dict(best_state)
-    best_step = max(history, key=lambda h: h["real"]["person_recall_at_1_fa"]
-                    + h["real"]["vehicle_recall_at_1_fa"])["step"]  # fmt: skip
+    return history
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(args.seed)
+    started = time.time()
+
+    real = data.hit_uav_scenes(args.data, args.data / "train.json")
+    if args.limit:
+        real = real[:: max(1, len(real) // args.limit)]
+    times = np.linspace(20.0, 590.0, args.rendered_times)
+    rendered = data.rendered_scenes(SCENES, times, args.seed)
+    real_train, real_held = data.split_by_group(real, args.held_out, rng)
+    rendered_train, rendered_held = data.split_by_group(rendered, 0.25, rng)
+    print(f"scenes: real {len(real_train)} + {len(real_held)} held out, rendered "
+          f"{len(rendered_train)} + {len(rendered_held)} held out "
+          f"({time.time() - started:.0f} s)", flush=True)
+
+    augment = data.Augment(crop=args.crop)
+    args.out.mkdir(parents=True, exist_ok=True)
+    net = CentreNet(args.width, args.context)
+    if args.checkpoint is None:
+        history = train(net, args, augment, real_train + rendered_train, real_held,
+                        rendered_held, rng, started)  # fmt: skip
+        best_step = max(history, key=lambda h: h["real"]["person_recall_at_1_fa"]
+                        + h["real"]["vehicle_recall_at_1_fa"])["step"]  # fmt: skip
+    else:  # calibrate and export weights trained before (a run cut short, or a re-export)
+        net.load_state_dict(torch.load(args.checkpoint))
+        history, best_step = [], None
+        earlier = args.out / f"{MODEL_NAME}.training.json"
+        if earlier.is_file():  # the training run's own record of its evaluations
+            trained = json.loads(earlier.read_text())
+            history, best_step = trained["history"], trained["best_step"]
+            started -= trained["training_seconds"]
 
     calibration = calibrate(net, real_held + rendered_held)
-    args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{MODEL_NAME}.onnx"
     card = {"classes": list(CLASSES), "stride": STRIDE, "threshold": 0.5,
             "score_calibration": calibration["score_calibration"],
@@ -328,7 +364,8 @@ def main(argv=None) -> int:
     export(net, path, card)  # again, with the threshold the calibrated scores gave
     rendered_edge = edge_figures(path, rendered_held)
     report = {
-        "command": "python -m training.thermal.train " + " ".join(argv or []),
+        "command": "python -m training.thermal.train "
+                   + " ".join(sys.argv[1:] if argv is None else argv),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "augment": asdict(augment),
         "scenes": {"real_train": len(real_train), "real_held_out": len(real_held),
@@ -346,6 +383,8 @@ def main(argv=None) -> int:
         "torch": torch.__version__,
     }  # fmt: skip
     (args.out / f"{MODEL_NAME}.training.json").write_text(json.dumps(report, indent=1) + "\n")
+    if args.checkpoint is None:
+        (args.out / f"{MODEL_NAME}.best.pt").unlink(missing_ok=True)  # the ONNX file has it
     print(json.dumps(report["held_out_edge"], indent=1))
     print(f"wrote {path} ({path.stat().st_size} bytes) in {time.time() - started:.0f} s")
     return 0
