@@ -50,16 +50,18 @@ demo: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Each prints its table and writes bench/results/NAME.json; `python -m bench` lists them all
+# (detection, hq_fusion, hq_store, hq_page and sim_camera are run on their own).
 bench: setup
-	$(PY) -m edge bench tracking --json
-	$(PY) bench/sim_replay.py --json
-	$(PY) bench/mavlink_ingest.py --json
-	$(PY) bench/georef.py --json
-	$(PY) bench/uplink.py --json
-	$(PY) bench/edge_node.py --json
-	$(PY) -m hq bench --json
-	$(PY) bench/hq_api.py --json
-	$(PY) bench/soak.py --json
+	$(PY) -m bench tracking --json
+	$(PY) -m bench sim_replay --json
+	$(PY) -m bench mavlink_ingest --json
+	$(PY) -m bench georef --json
+	$(PY) -m bench uplink --json
+	$(PY) -m bench edge_node --json
+	$(PY) -m bench hq --json
+	$(PY) -m bench hq_api --json
+	$(PY) -m bench soak --json
 
 lint: setup
 	$(PY) -m ruff check .

@@ -1,4 +1,4 @@
-"""Edge node benchmark: `python bench/edge_node.py [--json] [--mode eo|thermal] [--seconds S]`.
+"""Edge node benchmark: `python -m bench edge_node [--json] [--mode eo|thermal] [--seconds S]`.
 
 Runs the node as it runs at a post (`python -m edge run`) on the small
 scenario played live: its drone's telemetry replayed over UDP at the wall
@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
-import sys
 import tempfile
 import threading
 import time
@@ -33,6 +31,7 @@ import paho.mqtt.client as mqtt
 import psutil
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench import results
 from hq.broker import BrokerProcess, free_tcp_port, username, write_broker_config
 from sim_hw.live import LiveCamera, LiveScenario
 from sim_hw.scenario import load_config
@@ -42,7 +41,6 @@ from wire import topics
 from wire.messages import TrackBatch, decode
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 SCENARIO = ROOT / "configs" / "scenarios" / "small.toml"
 SCENARIO_CONFIG = load_config(SCENARIO)
 SITE, POST = SCENARIO_CONFIG.name, SCENARIO_CONFIG.posts[0]
@@ -171,10 +169,10 @@ def run(mode: str, seconds: float) -> dict:
     }  # fmt: skip
 
 
-def table(results: list[dict]) -> str:
+def table(cameras: list[dict]) -> str:
     rows = ["| camera | frame→HQ p50/p99 ms | sent→HQ p50/p99 ms | bare paho p50/p99 ms "
             "| node CPU cores | node peak RSS MB |", "|---|---|---|---|---|---|"]
-    for r in results:
+    for r in cameras:
         f, s, p = r["frame_to_subscriber"], r["sent_to_subscriber"], r["paho_reference"]
         rows.append(f"| {r['mode']} {r['resolution']}@{r['fps']:g} | {_pair(f)} | {_pair(s)} "
                     f"| {_pair(p)} | {r['cpu_cores']:.2f} | {r['peak_rss_mb']:.0f} |")
@@ -187,20 +185,15 @@ def _pair(stats: dict) -> str:
     return f"{stats['p50_ms']:.1f} / {stats['p99_ms']:.1f}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true", help="write bench/results/edge_node.json")
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench edge_node",
+                                     description=__doc__.splitlines()[0])
+    results.add_json_option(parser, "edge_node")
     parser.add_argument("--mode", choices=["eo", "thermal", "both"], default="both")
     parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args(argv)
     modes = ["eo", "thermal"] if args.mode == "both" else [args.mode]
-    results = [run(mode, args.seconds) for mode in modes]
-    print(table(results))
-    if args.json:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "edge_node.json").write_text(json.dumps(results, indent=2) + "\n")
+    cameras = [run(mode, args.seconds) for mode in modes]
+    report = {**results.header("edge_node", argv), "cameras": cameras}
+    results.publish(table(cameras), report, "edge_node" if args.json else None)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

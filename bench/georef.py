@@ -1,4 +1,4 @@
-"""Georeferencing benchmark: `python bench/georef.py [--json] [--quick]`.
+"""Georeferencing benchmark: `python -m bench georef [--json] [--quick]`.
 
 1. Throughput: pixels per second of `Georeferencer.locate` (ground point and
    covariance, one frame of N pixels per call, warm kernels, median of
@@ -24,18 +24,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
-import sys
 import time
-from pathlib import Path
 
-import numba
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from bench import results
 from edge.georef import Camera, ErrorBudget, Georeferencer, Pose, pose_scenarios, warm
 from sim_hw.flight import MULTIROTOR, fly, ground_point, loiter_waypoints
 from sim_hw.telemetry import local_level
@@ -49,8 +44,6 @@ from wire.geo import (
     geodetic_to_ecef,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 POST = EnuFrame(22.694, 14.180, 700.0)
 CAMERA = Camera.from_hfov(math.radians(60.0), 1280, 720)
 ALTITUDE = 100.0
@@ -203,9 +196,9 @@ def horizontal(d) -> float:
 # --- report -----------------------------------------------------------------------------
 
 
-def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python bench/georef.py", description=__doc__)
-    parser.add_argument("--json", action="store_true", help="write bench/results/georef.json")
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench georef", description=__doc__)
+    results.add_json_option(parser, "georef")
     parser.add_argument("--quick", action="store_true", help="fewer draws and repeats")
     args = parser.parse_args(argv)
     draws, repeats = (1000, 3) if args.quick else (10_000, 15)
@@ -215,11 +208,7 @@ def run(argv: list[str] | None = None) -> int:
     flight = loiter_poses(400.0)
     rng = np.random.default_rng(2026)
     report = {
-        "benchmark": "georef",
-        "command": "python bench/georef.py" + (" --json" if args.json else "")
-        + (" --quick" if args.quick else ""),
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": machine(),
+        **results.header("georef", argv, "numpy", "numba"),
         "camera": {"hfov_deg": 60.0, "width": CAMERA.width, "height": CAMERA.height},
         "error_budget": {
             "tilt_deg": math.degrees(budget.tilt), "heading_deg": math.degrees(budget.heading),
@@ -234,23 +223,8 @@ def run(argv: list[str] | None = None) -> int:
             "by_angle": [centre_errors(a, draws, rng, budget, flight) for a in OFF_NADIR_DEG],
         },
     }
-    print(format_report(report))
-    if args.json:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "georef.json").write_text(json.dumps(report, indent=2) + "\n")
-        print(f"\nwrote {RESULTS / 'georef.json'}")
+    results.publish(format_report(report), report, "georef" if args.json else None)
     return 0
-
-
-def machine() -> dict:
-    return {
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-    }
 
 
 def format_report(report: dict) -> str:
@@ -282,6 +256,3 @@ def format_report(report: dict) -> str:
         )
     return "\n".join(lines)
 
-
-if __name__ == "__main__":
-    sys.exit(run())

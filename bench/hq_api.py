@@ -1,4 +1,4 @@
-"""HQ API benchmark: `python bench/hq_api.py [--json] [--tracks N] [--requests N] [--clients N]`.
+"""HQ API benchmark: `python -m bench hq_api [--json] [--tracks N] [--requests N] [--clients N]`.
 
 1. Current-tracks latency. A store holds `--tracks` live fused tracks (10,000 by
    default, committed through `commit_ingest`). The API runs in its own process
@@ -16,27 +16,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
-import os
-import platform
 import sqlite3
-import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx2 as httpx
 import numpy as np
 
+from bench import results
 from hq.broker import free_tcp_port
-from hq.store import FusedTrack, HistoryPoint, IngestBatch
-from hq.store_sqlite import SqliteStore
+from hq.store.records import FusedTrack, HistoryPoint, IngestBatch
+from hq.store.sqlite import SqliteStore
 from stack.process import wait_http_ready
 
-RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
 NODE = "bench/node-1"
 COVARIANCE = (25.0, 1.5, 0.0, 0.0, 1.5, 20.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.01, 0.0, 0.0, 0.01, 0.4)
 BOX = "22.82,14.11,22.86,14.15"  # about a tenth of the tracks
@@ -108,7 +103,7 @@ def time_requests(client: httpx.Client, path: str, count: int, expect: int) -> d
 
 
 def time_store(path: Path, count: int, bbox=None) -> dict:
-    from hq.store import BBox
+    from hq.store.records import BBox
 
     store = SqliteStore(path, read_only=True)
     box = None if bbox is None else BBox(*map(float, bbox.split(",")))
@@ -204,11 +199,6 @@ def run(args) -> dict:
             process.kill()
 
     return {
-        "benchmark": "hq_api",
-        "command": "python bench/hq_api.py " + " ".join(sys.argv[1:]),
-        "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version(), "sqlite": sqlite3.sqlite_version},
         "tracks": args.tracks, "requests": args.requests, "box_tracks": in_box,
         "current_tracks": {
             "all": {"api": api_all, "store": store_all,
@@ -236,23 +226,16 @@ def table(result: dict) -> str:
     return "\n".join(rows)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench hq_api", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tracks", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--dir", help="where the temporary store goes (default: the system's)")
-    parser.add_argument("--json", action="store_true", help="write bench/results/hq_api.json")
+    results.add_json_option(parser, "hq_api")
     args = parser.parse_args(argv)
-    result = run(args)
-    print(table(result))
-    if args.json:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "hq_api.json").write_text(json.dumps(result, indent=2) + "\n")
+    result = {**results.header("hq_api", argv, "sqlite"), **run(args)}
+    results.publish(table(result), result, "hq_api" if args.json else None)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""HQ fusion benchmark: `python bench/hq_fusion.py [--json] [--cycles N] [--reference-cycles N]`.
+"""HQ fusion benchmark: `python -m bench hq_fusion [--json] [--cycles N] [--reference-cycles N]`.
 
 Ten posts 15 km apart along a border, each with its own ENU frame, each
 tracking 100 targets; neighbouring posts share 30 targets (730 objects in
@@ -24,24 +24,18 @@ posts that see the object and an independent one, with honest covariances.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import sys
 import time
-from pathlib import Path
 
-import numba
 import numpy as np
 from scipy.optimize import linear_sum_assignment, minimize_scalar
 from scipy.stats import chi2
 
+from bench import results
 from hq.fusion import Fusion, FusionConfig
-from hq.fusion_kernels import covariance_intersection
+from hq.fusion.intersection import covariance_intersection
 from wire.geo import EnuFrame, enu_axes
 from wire.messages import Track, TrackBatch
 
-RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
 T0 = 1767225600.0
 N_POSTS, PER_POST, SHARED = 10, 100, 30
 SPACING_M = 15_000.0
@@ -234,9 +228,9 @@ def ci_kernel_pairs_per_s(n: int = 20_000) -> float:
 # --- report --------------------------------------------------------------------------------
 
 
-def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python bench/hq_fusion.py", description=__doc__)
-    parser.add_argument("--json", action="store_true", help="write bench/results/hq_fusion.json")
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench hq_fusion", description=__doc__)
+    results.add_json_option(parser, "hq_fusion")
     parser.add_argument("--cycles", type=int, default=30)
     parser.add_argument("--reference-cycles", type=int, default=2)
     args = parser.parse_args(argv)
@@ -260,11 +254,7 @@ def run(argv: list[str] | None = None) -> int:
     reference_rate = prefix_updates / reference_s
 
     report = {
-        "benchmark": "hq_fusion",
-        "command": "python bench/hq_fusion.py" + (" --json" if args.json else "")
-        + f" --cycles {args.cycles} --reference-cycles {args.reference_cycles}",
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": machine(),
+        **results.header("hq_fusion", argv, "numpy", "numba"),
         "scenario": {"posts": N_POSTS, "tracks_per_batch": PER_POST, "shared_by_neighbours":
                      SHARED, "objects": n_objects, "cycles": args.cycles,
                      "batches": len(batches), "updates": updates_total},  # fmt: skip
@@ -286,23 +276,8 @@ def run(argv: list[str] | None = None) -> int:
             "global_tracks_at_end": len(reference.x),
         },
     }
-    print(format_report(report))
-    if args.json:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "hq_fusion.json").write_text(json.dumps(report, indent=2) + "\n")
-        print(f"\nwrote {RESULTS / 'hq_fusion.json'}")
+    results.publish(format_report(report), report, "hq_fusion" if args.json else None)
     return 0
-
-
-def machine() -> dict:
-    return {
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-    }
 
 
 def format_report(report: dict) -> str:
@@ -322,7 +297,3 @@ def format_report(report: dict) -> str:
         f"ids shared by objects {ours['ids_shared_by_objects']}; reference after "
         f"{ref['cycles']} cycles: {ref['global_tracks_at_end']} tracks",
     ])  # fmt: skip
-
-
-if __name__ == "__main__":
-    sys.exit(run())

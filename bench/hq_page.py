@@ -1,4 +1,4 @@
-"""Operator page benchmark: `python bench/hq_page.py [--json] [--updates N] [--crowd N]
+"""Operator page benchmark: `python -m bench hq_page [--json] [--updates N] [--crowd N]
 [--tick-s S]`.
 
 Time from a fused update at HQ to its appearance on the operator's page. The
@@ -27,23 +27,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx2 as httpx
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere
-
-import httpx2 as httpx  # noqa: E402
-
-from tests.integration.test_hq_page import (  # noqa: E402
+from bench import results
+from tests.integration.test_hq_page import (
     CHROMIUM,
     Post,
     Scene,
@@ -54,7 +48,6 @@ from tests.integration.test_hq_page import (  # noqa: E402
     wait_drawn,
 )
 
-RESULTS = ROOT / "bench" / "results"
 WALKER = 1  # the post's track id whose updates are timed
 
 
@@ -181,11 +174,6 @@ def run(args) -> dict:
             post.close()
 
     return {
-        "benchmark": "hq_page",
-        "command": "python bench/hq_page.py " + " ".join(sys.argv[1:]),
-        "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version(), "browser": str(CHROMIUM)},
         "tick_s": args.tick_s, "updates": args.updates,
         "published_to_drawn": {"small": small, "crowded": crowded},
     }  # fmt: skip
@@ -207,26 +195,19 @@ def table(result: dict) -> str:
     return "\n".join(rows)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench hq_page", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--updates", type=int, default=20, help="timed batches per phase")
     parser.add_argument("--crowd", type=int, default=1000, help="extra tracks in phase two")
     parser.add_argument("--tick-s", type=float, default=0.5,
                         help="the live feed's tick (HQ's default: 0.5 s)")
     parser.add_argument("--dir", help="where the temporary files go (default: the system's)")
-    parser.add_argument("--json", action="store_true", help="write bench/results/hq_page.json")
+    results.add_json_option(parser, "hq_page")
     args = parser.parse_args(argv)
     if not CHROMIUM.exists():
         print(f"{CHROMIUM} is missing: apt-get install chromium", file=sys.stderr)
         return 2
-    result = run(args)
-    print(table(result))
-    if args.json:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "hq_page.json").write_text(json.dumps(result, indent=2) + "\n")
+    result = {**results.header("hq_page", argv, browser=str(CHROMIUM)), **run(args)}
+    results.publish(table(result), result, "hq_page" if args.json else None)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""HQ store benchmark: `python bench/hq_store.py [--json] [--points N] [--tracks N] [--dir D]`.
+"""HQ store benchmark: `python -m bench hq_store [--json] [--points N] [--tracks N] [--dir D]`.
 
 1. Write rate. Batches of `--tracks` fused tracks, each committed the way
    ingest does it: one `commit_ingest` transaction that records the batch's
@@ -17,22 +17,18 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sqlite3
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from hq.store import FusedTrack, HistoryPoint, IngestBatch
-from hq.store_sqlite import SqliteStore
+from bench import results
+from hq.store.records import FusedTrack, HistoryPoint, IngestBatch
+from hq.store.sqlite import SqliteStore
 
-RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
 NODE = "bench/node-1"
 COVARIANCE = (25.0, 1.5, 0.0, 0.0, 1.5, 20.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.01, 0.0, 0.0, 0.01, 0.4)
 
@@ -92,24 +88,20 @@ def checkpointed_size(path: Path) -> int:
     return path.stat().st_size
 
 
-def run(argv: list[str] | None = None) -> int:
+def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="python bench/hq_store.py",
+        prog="python -m bench hq_store",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--json", action="store_true", help="write bench/results/hq_store.json")
+    results.add_json_option(parser, "hq_store")
     parser.add_argument("--points", type=int, default=200_000, help="history points per run")
     parser.add_argument("--tracks", type=int, default=100, help="tracks per batch")
     parser.add_argument("--dir", type=Path, default=None, help="where the files go (a temp dir)")
     args = parser.parse_args(argv)
     n_batches = args.points // args.tracks
     points = n_batches * args.tracks
-    report = {"benchmark": "hq_store", "command": "python bench/hq_store.py --json",
-              "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-              "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                          "python": platform.python_version(),
-                          "sqlite": sqlite3.sqlite_version},
+    report = {**results.header("hq_store", argv, "sqlite"),
               "points": points, "tracks_per_batch": args.tracks, "batches": n_batches,
               "write": {}}  # fmt: skip
     with tempfile.TemporaryDirectory(dir=args.dir) as workdir:
@@ -128,10 +120,7 @@ def run(argv: list[str] | None = None) -> int:
             }
             if synchronous == "FULL":
                 report["size"] = size_report(store_db, reference_db, points)
-    print(format_report(report))
-    if args.json:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "hq_store.json").write_text(json.dumps(report, indent=2) + "\n")
+    results.publish(format_report(report), report, "hq_store" if args.json else None)
     return 0
 
 
@@ -159,7 +148,3 @@ def format_report(report: dict) -> str:
                  f"from {size['measured_points']:,}); bare table "
                  f"{size['reference_mb_per_million_points']:.0f} MB per million")  # fmt: skip
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    sys.exit(run())

@@ -1,4 +1,4 @@
-"""MAVLink driver ingest benchmark: `python bench/mavlink_ingest.py [--json] [--quick]`.
+"""MAVLink driver ingest benchmark: `python -m bench mavlink_ingest [--json] [--quick]`.
 
 Three figures, the first two as ratios to pymavlink's own `mavutil` loop
 measured in the same run:
@@ -22,35 +22,30 @@ measured in the same run:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import multiprocessing
-import platform
 import socket
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from pymavlink import mavutil
 from pymavlink.dialects.v20 import ardupilotmega as dialect
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere
-
-from edge.drivers.framing import tlog_entries  # noqa: E402
-from edge.drivers.mavlink import (  # noqa: E402
+from bench import results
+from edge.drivers.framing import tlog_entries
+from edge.drivers.mavlink import (
     RECEIVE_BUFFER,
     MavlinkConfig,
     MavlinkDriver,
     MavlinkReceiver,
 )
-from sim_hw.__main__ import main as sim_main  # noqa: E402
-from stack.process import free_udp_port  # noqa: E402
+from sim_hw.__main__ import main as sim_main
+from stack.process import free_udp_port
 
+ROOT = Path(__file__).resolve().parents[1]
 REAL_FLIGHT = ROOT.parent / "shared" / "data" / "flights" / "arducopter-canberra-2015.tlog"
-RESULTS = ROOT / "bench" / "results"
 GCS_SYSID = 255
 BLAST_RATE = 150_000  # frames/s offered to a UDP reader
 QUIET_S = 0.5  # a reader that hears nothing for this long has everything
@@ -247,22 +242,15 @@ def _sysid(frame: bytes) -> int:
     return frame[5] if frame[0] == dialect.PROTOCOL_MARKER_V2 else frame[3]
 
 
-def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python bench/mavlink_ingest.py", description=__doc__)
-    parser.add_argument("--json", action="store_true",
-                        help="write bench/results/mavlink_ingest.json")  # fmt: skip
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench mavlink_ingest", description=__doc__)
+    results.add_json_option(parser, "mavlink_ingest")
     parser.add_argument("--quick", action="store_true", help="one repeat, a 5 s fleet")
     args = parser.parse_args(argv)
     # The sender loops the flight, so the driver sees the vehicle "reboot" at
     # every pass and says so; that is the input, not news.
     logging.getLogger("edge.drivers").setLevel(logging.ERROR)
-    report = {
-        "benchmark": "mavlink_ingest",
-        "command": "python bench/mavlink_ingest.py" + (" --json" if args.json else ""),
-        "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
-                    "cpus": multiprocessing.cpu_count()},
-    }  # fmt: skip
+    report = results.header("mavlink_ingest", argv)
     with tempfile.TemporaryDirectory() as workdir:
         path, report["flight"] = flight(Path(workdir))
         print(f"reading {report['flight']} ...", file=sys.stderr)
@@ -278,10 +266,7 @@ def run(argv: list[str] | None = None) -> int:
                      "ratio": driver["per_s"] / reference["per_s"]}  # fmt: skip
     print("fleet ...", file=sys.stderr)
     report["fleet"] = fleet(10, 50.0, 5.0 if args.quick else 20.0)
-    print(format_report(report))
-    if args.json:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "mavlink_ingest.json").write_text(json.dumps(report, indent=2) + "\n")
+    results.publish(format_report(report), report, "mavlink_ingest" if args.json else None)
     return 0
 
 
@@ -301,7 +286,3 @@ def format_report(report: dict) -> str:
         f"{fleet_run['received']}, dropped {fleet_run['dropped']}, sequence gaps "
         f"{fleet_run['sequence_gaps']}, vehicles {fleet_run['vehicles']}",
     ])  # fmt: skip
-
-
-if __name__ == "__main__":
-    sys.exit(run())

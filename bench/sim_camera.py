@@ -1,4 +1,4 @@
-"""Simulated camera benchmark: `python bench/sim_camera.py [--json] [--quick]`.
+"""Simulated camera benchmark: `python -m bench sim_camera [--json] [--quick]`.
 
 Frames per second of `sim_hw.camera` rendering at 1280x720, EO and thermal, by
 night and by day, from the small scenario's drone in two views: climbing out
@@ -20,22 +20,19 @@ and the one-off making of a seed's ground texture.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from bench import results
 from sim_hw.camera import CameraRenderer, CameraSpec, DronePoses
-from sim_hw.camera_cli import JPEG_QUALITY
-from sim_hw.ground_texture import ground_texture
+from sim_hw.camera.cli import JPEG_QUALITY
+from sim_hw.camera.ground_texture import ground_texture
 from sim_hw.scenario import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 SCENARIO = ROOT / "configs" / "scenarios" / "small.toml"
 VIEWS = {"climb-out, oblique": 60.0, "loiter": 150.0}
 TARGET_FPS = 25.0
@@ -91,9 +88,9 @@ def render_case(config, poses, mode: str, lighting: str, view: str, count: int,
     }  # fmt: skip
 
 
-def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python bench/sim_camera.py", description=__doc__)
-    parser.add_argument("--json", action="store_true", help="write bench/results/sim_camera.json")
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench sim_camera", description=__doc__)
+    results.add_json_option(parser, "sim_camera")
     parser.add_argument("--quick", action="store_true", help="fewer frames and repeats")
     args = parser.parse_args(argv)
     count, repeats = (10, 2) if args.quick else (50, 5)
@@ -110,35 +107,15 @@ def run(argv: list[str] | None = None) -> int:
              for mode in ("eo", "thermal") for lighting in ("scene", "day")
              for view in VIEWS]  # fmt: skip
     report = {
-        "benchmark": "sim_camera",
-        "command": "python bench/sim_camera.py" + (" --json" if args.json else "")
-        + (" --quick" if args.quick else ""),
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": machine(),
+        **results.header("sim_camera", argv, "numpy", "opencv"),
         "size": [1280, 720], "frames_per_case": count, "repeats": repeats,
         "opencv_threads": cv2.getNumThreads(),
         "ground_texture_seconds": texture_s,
         "reference": reference,
         "cases": cases,
     }  # fmt: skip
-    print(format_report(report))
-    if args.json:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "sim_camera.json").write_text(json.dumps(report, indent=2) + "\n")
-        print(f"\nwrote {RESULTS / 'sim_camera.json'}")
+    results.publish(format_report(report), report, "sim_camera" if args.json else None)
     return 0
-
-
-def machine() -> dict:
-    return {
-        "cpu_count": os.cpu_count(),
-        "load_average_1min": os.getloadavg()[0],
-        "machine": platform.machine(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-    }
 
 
 def format_report(report: dict) -> str:
@@ -160,7 +137,3 @@ def format_report(report: dict) -> str:
             f"{c['jpeg_encode_ms']:>8.1f}{c['fps_live_mjpeg_wall']:>9.1f}"
         )  # fmt: skip
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    raise SystemExit(run())

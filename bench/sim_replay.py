@@ -1,4 +1,4 @@
-"""Simulator benchmark: `python bench/sim_replay.py [--json] [--quick]`.
+"""Simulator benchmark: `python -m bench sim_replay [--json] [--quick]`.
 
 Three figures, each against a reference measured in the same run:
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import platform
 import socket
 import sys
 import tempfile
@@ -33,13 +32,13 @@ import numpy as np
 from pymavlink import mavutil
 from pyproj import Geod
 
+from bench import results
 from sim_hw.__main__ import main as sim_main
 from sim_hw.replay import ReplayStats, load, replay
 from sim_hw.tlog import read_tlog
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_FLIGHT = ROOT.parent / "shared" / "data" / "flights" / "arducopter-canberra-2015.tlog"
-RESULTS = ROOT / "bench" / "results"
 ON_TIME_P99_MS = 5.0
 SPEEDS = (100, 300, 1000, 3000, 10000)
 GEOD = Geod(ellps="WGS84")
@@ -216,13 +215,12 @@ def mavsdk_fidelity(path: Path, truth: dict, seconds: float = 6.0) -> dict | Non
 # --- report ----------------------------------------------------------------------------
 
 
-def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python bench/sim_replay.py", description=__doc__)
-    parser.add_argument("--json", action="store_true", help="write bench/results/sim_replay.json")
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench sim_replay", description=__doc__)
+    results.add_json_option(parser, "sim_replay")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and speeds")
     args = parser.parse_args(argv)
-    report = {"machine": {"python": sys.version.split()[0], "platform": platform.platform(),
-                          "cpus": multiprocessing.cpu_count()}}  # fmt: skip
+    report = results.header("sim_replay", argv)
     with tempfile.TemporaryDirectory() as workdir:
         workdir = Path(workdir)
         flight, described = flight_for_replay(workdir)
@@ -242,10 +240,7 @@ def run(argv: list[str] | None = None) -> int:
             path, truth = generated_with_truth(workdir, airframe, 300.0)
             report["fidelity"][airframe] = {"pymavlink": pymavlink_fidelity(path, truth),
                                             "mavsdk": mavsdk_fidelity(path, truth)}  # fmt: skip
-    print(format_report(report))
-    if args.json:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "sim_replay.json").write_text(json.dumps(report, indent=2) + "\n")
+    results.publish(format_report(report), report, "sim_replay" if args.json else None)
     return 0
 
 
@@ -284,7 +279,3 @@ def format_report(report: dict) -> str:
             lines.append(f"  {'':<11} MAVSDK: {m['positions']} positions, nearest truth max "
                          f"{m['nearest_truth_max_m'] * 100:.2f} cm")  # fmt: skip
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    sys.exit(run())

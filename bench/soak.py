@@ -1,4 +1,4 @@
-"""Load and soak: `python bench/soak.py [--quick] [--json [PATH]] [--posts N] [--drones N]
+"""Load and soak: `python -m bench soak [--quick] [--json [PATH]] [--posts N] [--drones N]
 [--tracks-per-drone N] [--rate-hz R] [--minutes M]`.
 
 Many border posts at full rate into one HQ on loopback, for minutes: does HQ keep
@@ -30,30 +30,26 @@ from __future__ import annotations
 import argparse
 import getpass
 import heapq
-import json
 import os
-import platform
 import sqlite3
 import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx2 as httpx
 import numpy as np
 import psutil
-from soak_hq import HqProcess, StreamWatcher, create_token, read_metrics, write_hq_config
-from soak_posts import SITE, Ground, Layout, Post
 
+from bench import results
+from bench.soak_hq import HqProcess, StreamWatcher, create_token, read_metrics, write_hq_config
+from bench.soak_posts import SITE, Ground, Layout, Post
 from hq.broker import BrokerProcess, free_tcp_port, username, write_broker_config
-from hq.store_sqlite import SqliteStore
+from hq.store.sqlite import SqliteStore
 from stack.process import wait_http_ready
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 READY_TIMEOUT_S = 300.0  # a cold Numba cache compiles for tens of seconds (or minutes when shared)
 
 
@@ -323,12 +319,6 @@ def summarise(args: argparse.Namespace, layout: Layout, duration_s: float, raw: 
     live = [s for s in samples if s["t_s"] >= warmup_s] or samples
     loaded = [s for s in samples if s["t_s"] <= duration_s + 1.0] or samples
     return {
-        "benchmark": "soak",
-        "command": "python bench/soak.py " + " ".join(sys.argv[1:]),
-        "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
-                    "memory_gb": psutil.virtual_memory().total / 1e9},
         "parameters": {"posts": layout.posts, "drones": layout.drones,
                        "tracks_per_drone": layout.tracks_per_drone, "rate_hz": args.rate_hz,
                        "seconds": duration_s, "status_s": args.status_s,
@@ -478,8 +468,8 @@ def table(r: dict) -> str:
     return "\n".join(rows)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python bench/soak.py", description=__doc__,
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench soak", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--posts", type=int, default=10)
     parser.add_argument("--drones", type=int, default=4, help="per post")
@@ -494,7 +484,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-stream", action="store_true", help="no SSE client")
     parser.add_argument("--dir", help="where the temporary work folder goes")
-    parser.add_argument("--json", nargs="?", const=str(RESULTS / "soak.json"), metavar="PATH",
+    parser.add_argument("--json", nargs="?", const=str(results.RESULTS_DIR / "soak.json"),
+                        metavar="PATH",
                         help="write the results as JSON (default bench/results/soak.json)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -503,15 +494,9 @@ def main(argv: list[str] | None = None) -> int:
         args.sample_s = 5.0 if args.quick else 10.0
     if min(args.posts, args.drones, args.tracks_per_drone) < 1 or args.rate_hz <= 0:
         parser.error("posts, drones and tracks per drone must be at least 1, the rate positive")
-    result = run(args)
+    memory_gb = psutil.virtual_memory().total / 1e9
+    result = {**results.header("soak", argv, "sqlite", memory_gb=memory_gb), **run(args)}
     print(table(result))
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"written {path}", file=sys.stderr)
+        results.write(Path(args.json), result)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import httpx2 as httpx
-from soak_posts import ORIGIN, Layout
 
+from bench.soak_posts import ORIGIN, Layout
 from stack.process import Service
 from wire.geo import EnuFrame
 
@@ -155,5 +155,3 @@ class StreamWatcher(threading.Thread):
         # Without deltas the stream sends only a heartbeat every 15 s: do not wait for it.
         self._halt.set()
         self.join(1)
-
-

@@ -1,4 +1,4 @@
-"""Uplink benchmark: `python bench/uplink.py [--json] [--batches N] [--tracks N]`.
+"""Uplink benchmark: `python -m bench uplink [--json] [--batches N] [--tracks N]`.
 
 Against a private mosquitto on a free loopback port (started here with the
 project's broker config), in one process:
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import sys
 import tempfile
 import threading
@@ -30,13 +29,13 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench import results
 from edge.outbox import Outbox
 from edge.uplink import Uplink, UplinkConfig
 from hq.broker import BrokerProcess, free_tcp_port, write_broker_config
 from wire import topics
 from wire.messages import Track, TrackBatch, decode, encode
 
-RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
 SITE, NODE = "bench", "node-1"
 
 
@@ -154,15 +153,15 @@ def bench_latency(workdir: Path, port: int, passwords: dict, seconds: float, rng
             "p99_ms": float(np.percentile(latencies, 99)), "max_ms": float(max(latencies))}
 
 
-def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python bench/uplink.py", description=__doc__)
-    parser.add_argument("--json", action="store_true", help="write bench/results/uplink.json")
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench uplink", description=__doc__)
+    results.add_json_option(parser, "uplink")
     parser.add_argument("--batches", type=int, default=5000)
     parser.add_argument("--tracks", type=int, default=20, help="tracks per batch")
     parser.add_argument("--latency-s", type=float, default=20.0)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(1)
-    report = {}
+    report = results.header("uplink", argv)
     sizes = {n: len(encode(a_batch(123456, n, rng))) for n in (1, 20, 200)}
     report["bytes_per_track"] = {str(n): size / n for n, size in sizes.items()}
     payloads = [encode(a_batch(seq, args.tracks, rng)) for seq in range(args.batches)]
@@ -181,10 +180,7 @@ def run(argv: list[str] | None = None) -> int:
             report["latency"] = bench_latency(workdir, port, passwords, args.latency_s, rng)
         finally:
             broker.stop()
-    print(format_report(report))
-    if args.json:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "uplink.json").write_text(json.dumps(report, indent=2) + "\n")
+    results.publish(format_report(report), report, "uplink" if args.json else None)
     return 0
 
 
@@ -203,7 +199,3 @@ def format_report(report: dict) -> str:
         f"latency, uplink to subscriber, {lat['received']}/{lat['batches']} batches at 2 Hz: "
         f"p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms, max {lat['max_ms']:.2f} ms",
     ])  # fmt: skip
-
-
-if __name__ == "__main__":
-    sys.exit(run())

@@ -1,11 +1,9 @@
 """Command line of the edge node: `python -m edge <command> ...`.
 
-Each command (and each benchmark of `bench`) lives in its own module, imported
-only when it runs; this file only parses the command name and hands the rest
-of the arguments to that module's entry point, which parses them itself.
+Each command lives in its own module, imported only when it runs; this file
+only parses the command name and hands the rest of the arguments to that
+module's entry point, which parses them itself. (Benchmarks: `python -m bench`.)
 
-    python -m edge bench tracking [--json] [--quick] ...   edge.tracking.bench.run(argv)
-    python -m edge demo ...                                 edge.demo.main(argv)
     python -m edge georef --lat ... --u PX --v PX [--json]  edge.georef_cli.main(argv)
     python -m edge run --config configs/edge/<post>.toml    edge.run.main(argv)
 """
@@ -16,15 +14,8 @@ import argparse
 import importlib
 import sys
 
-# benchmark name -> "module:function" taking the remaining arguments
-BENCHMARKS = {
-    "tracking": "edge.tracking.bench:run",
-    "detection": "edge.detection.bench:run",
-}
-
 # command -> "module:function" taking the remaining arguments
 COMMANDS = {
-    "demo": "edge.demo:main",
     "georef": "edge.georef_cli:main",
     "run": "edge.run:main",
 }
@@ -40,10 +31,6 @@ def _call(target: str, argv: list[str]) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m edge", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
-    bench = commands.add_parser(
-        "bench", add_help=False, help=f"run a benchmark: {', '.join(BENCHMARKS)}"
-    )
-    bench.add_argument("benchmark", choices=sorted(BENCHMARKS))
     for name, target in COMMANDS.items():
         commands.add_parser(name, add_help=False, help=f"runs {target.replace(':', '.')}")
     return parser
@@ -52,8 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args, rest = build_parser().parse_known_args(argv)
-    if args.command == "bench":
-        return _call(BENCHMARKS[args.benchmark], rest)
     return _call(COMMANDS[args.command], rest)
 
 

@@ -4,7 +4,8 @@
     python -m hq audit-verify --db PATH [--anchor HASH]         hq.audit_cli.main(argv)
     python -m hq run --config configs/hq.toml                   hq.run.main(argv)
     python -m hq token create|list|revoke --db PATH ...         hq.api.token_cli.main(argv)
-    python -m hq bench [--json]                                 hq.bench.run(argv)
+
+Benchmarks of HQ: `python -m bench hq|hq_fusion|hq_store|hq_api|hq_page|soak`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ COMMANDS = {
     "audit-verify": "hq.audit_cli:main",
     "run": "hq.run:main",
     "token": "hq.api.token_cli:main",
-    "bench": "hq.bench:run",
 }
 
 

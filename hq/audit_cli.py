@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from hq.audit import AuditVerification
-from hq.store_sqlite import SqliteStore
+from hq.store.sqlite import SqliteStore
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hq.alerts import AlertConfig, Place, Zone
-from hq.tak import TakConfig
+from hq.alerts.config import AlertConfig, Place, Zone
+from hq.fusion.config import FusionParameters
+from hq.tak.config import TakConfig
 from wire.secrets import SecretRef
 
 LatLon = tuple[float, float]
@@ -86,6 +87,7 @@ class HqConfig(_Strict):
     history_days: int = Field(default=30, ge=1)
     dead_letter_days: int = Field(default=30, ge=1)
     broker: BrokerSection = BrokerSection()
+    fusion: FusionParameters = FusionParameters()
     alerts: AlertSection = AlertSection()
     api: ApiSection | None = None  # None: ingest only, no HTTP API
     tak: TakConfig | None = None  # Cursor-on-Target to a TAK server or client; None: no CoT

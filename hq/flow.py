@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from hq.alerts import AlertEvent
+from hq.alerts.events import AlertEvent
 
 HOUR = 3600.0
 

@@ -30,15 +30,14 @@ import numpy as np
 from hq.alerts import AlertEvent, CrossingDetector, DistressDetector, NodeHealthDetector
 from hq.flow import FlowStatistics
 from hq.fusion import Fusion, FusionUpdate, GlobalTracks, History
-from hq.fusion_snapshot import ENDED
-from hq.fusion_tables import CLASSES, WIRE_STATUSES
-from hq.store import (
+from hq.fusion.tables import CLASSES, WIRE_ENDED, WIRE_STATUSES
+from hq.store.interface import Store
+from hq.store.records import (
     DeadLetter,
     FusedTracks,
     HistoryPoints,
     IngestBatch,
     NodeTracks,
-    Store,
     node_key,
 )
 from wire import topics
@@ -352,7 +351,7 @@ def _fused(tracks: GlobalTracks, ground_alt: float) -> FusedTracks:
 def _alert_columns(tracks: GlobalTracks) -> tuple[np.ndarray, ...]:
     """What the alert detectors' `update_many` takes: ids, times, east, north, classes, ended."""
     return (tracks.id, tracks.time, tracks.x[:, 0], tracks.x[:, 1], tracks.target_class,
-            tracks.status == ENDED)  # fmt: skip
+            tracks.status == WIRE_ENDED)  # fmt: skip
 
 
 def _history_points(update: FusionUpdate) -> HistoryPoints:

@@ -20,17 +20,17 @@ from collections.abc import Callable
 
 import uvicorn
 
-from hq import fusion_kernels as kernels
 from hq.alerts import CrossingDetector, DistressDetector, NodeHealthDetector
 from hq.api.annotations import Annotations
 from hq.api.app import create_app
 from hq.api.live import LiveFeed
 from hq.config import HqConfig, load_config
-from hq.fusion import Fusion, FusionConfig
+from hq.fusion import Fusion, FusionConfig, warm_kernels
 from hq.ingest import Ingest
 from hq.ingest_client import IngestClient
-from hq.store import IngestBatch, Store
-from hq.store_sqlite import SqliteStore
+from hq.store.interface import Store
+from hq.store.records import IngestBatch
+from hq.store.sqlite import SqliteStore
 from hq.tak import StoreSource, TakStreamer
 from wire.geo import EnuFrame
 
@@ -41,7 +41,7 @@ GRACEFUL_STOP_S = 3  # open live streams never end by themselves: cut them after
 def build_ingest(config: HqConfig, store: Store,
                  on_commit: Callable[[IngestBatch], None] | None = None) -> Ingest:  # fmt: skip
     frame = EnuFrame(*config.origin)
-    fusion = Fusion(FusionConfig(origin=config.origin,
+    fusion = Fusion(FusionConfig(**config.fusion.model_dump(), origin=config.origin,
                                  first_global_id=store.max_global_id() + 1))  # fmt: skip
     alerts = config.alert_config()
     return Ingest(store, fusion, CrossingDetector(alerts, frame), DistressDetector(alerts, frame),
@@ -72,7 +72,7 @@ def main(argv: list[str]) -> int:
     # writer's queue, unacknowledged.
     client = IngestClient(ingest, broker.host, broker.port, broker.username, password,
                           client_id=broker.client_id).start()  # fmt: skip
-    kernels.warm()
+    warm_kernels()
     tak = None if config.tak is None else TakStreamer(config.tak, tak_source(config, store)).start()
     log.info("HQ running database=%s broker=%s:%d", config.database, broker.host, broker.port)
     try:

@@ -128,7 +128,7 @@ def replay(argv: list[str]) -> int:
 
 
 def camera(argv: list[str]) -> int:
-    from sim_hw.camera_cli import main as camera_main
+    from sim_hw.camera.cli import main as camera_main
 
     return camera_main(argv)
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from hq.broker import free_tcp_port
-from hq.store_sqlite import SqliteStore
+from hq.store.sqlite import SqliteStore
 from stack.deployment import Deployment, StackOptions
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -31,7 +31,7 @@ For each frame:
    look like at that depression through the camera's blur: the one kind
    that fits, else "unknown".
 
-Tuned on the real HIT-UAV thermal images (`edge.detection.thermal_eval`).
+Tuned on the real HIT-UAV thermal images (`bench.detection.thermal_eval`).
 """
 
 from __future__ import annotations

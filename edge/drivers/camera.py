@@ -9,7 +9,7 @@ stream fails or stalls the driver reopens it with back-off.
 
 Sources:
 - HTTP(S) serving `multipart/x-mixed-replace` (MJPEG, as IP cameras and
-  `sim_hw.mjpeg` do) is read part by part here: FFmpeg ends the whole stream
+  `sim_hw.camera.mjpeg` do) is read part by part here: FFmpeg ends the whole stream
   at the first undecodable part and hides the parts' headers, where a bad part
   should only be counted and skipped, and where `X-Timestamp` gives each
   frame's UTC time.

@@ -42,7 +42,7 @@ from hq.api.routers import (
 from hq.api.tokens import TokenStore
 from hq.config import HqConfig
 from hq.flow import FlowStatistics
-from hq.store import Store
+from hq.store.interface import Store
 
 STATIC = Path(__file__).with_name("static")
 API_PREFIX = "/api/v1"

@@ -21,7 +21,7 @@ from hq.api.metrics import ApiMetrics
 from hq.api.tokens import Role, TokenStore
 from hq.config import HqConfig
 from hq.flow import FlowStatistics
-from hq.store import Store
+from hq.store.interface import Store
 
 # Declares the scheme in the OpenAPI schema; the header itself is read by `caller`,
 # which gives clearer reasons than HTTPBearer's own errors.

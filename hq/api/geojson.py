@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from hq.api.models import AlertOut, TrackOut
-from hq.store import HistoryPoint
+from hq.store.records import HistoryPoint
 from wire.messages import Latitude, Longitude
 
 MEDIA_TYPE = "application/geo+json"

@@ -34,7 +34,7 @@ import numpy as np
 
 from hq.api.annotations import TrackLabel
 from hq.api.models import AlertOut, track_out
-from hq.store import BBox, FusedTrack, IngestBatch
+from hq.store.records import BBox, FusedTrack, IngestBatch
 from wire.messages import Alert, TargetClass, TrackStatus
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from hq.affiliation import Affiliation
 from hq.api.annotations import Area, Resolution, TrackLabel
 from hq.api.tokens import Role
 from hq.audit import AuditEntry
-from hq.store import AlertRecord, FusedTrack, HistoryPoint, NodeRecord, NodeTrack
+from hq.store.records import AlertRecord, FusedTrack, HistoryPoint, NodeRecord, NodeTrack
 from wire.geo import compass_course
 from wire.messages import DroneLink, Latitude, Longitude, TargetClass, Track, TrackStatus
 

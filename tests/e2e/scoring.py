@@ -15,7 +15,7 @@ from pathlib import Path
 import motmetrics
 import numpy as np
 
-from edge.tracking.metrics import gospa
+from bench.gospa import gospa
 
 MAX_AGE_S = 1.5  # a fused track not updated for this long is not drawn at t
 MATCH_M = 10.0  # a fused track this close to a target is following it (MOT distance)

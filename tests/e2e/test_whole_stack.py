@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from pyproj import Geod
 
-from hq.store_sqlite import SqliteStore
+from hq.store.sqlite import SqliteStore
 from stack.deployment import Deployment, StackOptions
 from tests.conftest import PROJECT_ROOT
 from tests.e2e.scoring import Picture, Truth, score

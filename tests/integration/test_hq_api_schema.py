@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from hq.api.app import create_app
 from hq.api.live import LiveFeed
-from hq.store_sqlite import SqliteStore
+from hq.store.sqlite import SqliteStore
 from tests.unit.test_hq_api_support import fill, make_tokens
 from tests.unit.test_hq_api_support import settings as api_settings
 

@@ -14,8 +14,8 @@ import uvicorn
 
 from hq.api.app import create_app
 from hq.api.live import LiveFeed
-from hq.store import HistoryPoint, IngestBatch
-from hq.store_sqlite import SqliteStore
+from hq.store.records import HistoryPoint, IngestBatch
+from hq.store.sqlite import SqliteStore
 from tests.unit.test_hq_api_support import NODE, fill, fused, make_tokens, settings
 
 pytestmark = pytest.mark.integration

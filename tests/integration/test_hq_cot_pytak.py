@@ -13,10 +13,9 @@ from datetime import UTC, datetime
 import pytak
 import pytest
 
-from hq import cot
-from hq.store import FusedTrack, IngestBatch
-from hq.store_sqlite import SqliteStore
-from hq.tak import StoreSource, TakConfig, TakStreamer
+from hq.store.records import FusedTrack, IngestBatch
+from hq.store.sqlite import SqliteStore
+from hq.tak import StoreSource, TakConfig, TakStreamer, cot
 from wire.messages import Alert
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

@@ -9,7 +9,7 @@ standing on the floor (a walker dark, a car pale), projected by the same
 camera, so each has an exact pixel box and an exact size in metres.
 
 When `sim_hw.camera` exists, two five-second clips of the small scenario's
-rendered drone camera are scored too, through `edge.detection.rendered_eval`,
+rendered drone camera are scored too, through `bench.detection.rendered_eval`,
 against the renderer's ground truth.
 """
 
@@ -326,7 +326,7 @@ def test_registration_failure_is_counted_and_recovered_from(floor):
 def rendered_clip(start_s: float) -> dict:
     """`rendered_eval` on five seconds of the small scenario's drone camera."""
     pytest.importorskip("sim_hw.camera", reason="the camera renderer (sim_hw.camera) is absent")
-    from edge.detection.rendered_eval import evaluate_config
+    from bench.detection.rendered_eval import evaluate_config
     from sim_hw.scenario import load_config
 
     config = load_config(PROJECT_ROOT / "configs/scenarios/small.toml")

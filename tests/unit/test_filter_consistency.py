@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from scipy.stats import chi2
 
+from bench.tracking.scenarios import process_noise_covariance
 from edge.tracking import Tracker, TrackerConfig, kalman
-from edge.tracking.scenarios import process_noise_covariance
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.tracking.metrics import gospa
+from bench.gospa import gospa
 
 pytestmark = pytest.mark.unit
 

@@ -17,10 +17,9 @@ from hq.alerts import (
     Place,
     TrackView,
     Zone,
-    _inside,
-    _paths_alerting,
 )
-from hq.fusion_tables import CLASSES
+from hq.alerts.geometry import inside, paths_alerting
+from hq.fusion.tables import CLASSES
 from wire.geo import EnuFrame, segment_crossing
 from wire.messages import TargetClass
 
@@ -196,10 +195,10 @@ def test_the_batched_geometry_is_the_scalar_geometry():
     b[:50] = a[:50] + (border[1] - border[0]) * rng.normal(size=(50, 1))  # parallel
     a[50:100], b[100:150] = border[1], border[2]  # starting and ending on a vertex
     a[150:200], b[200:250] = zones[0][3], zones[0][1]  # on a zone's corners
-    found = _paths_alerting(a, b, border, np.concatenate(zones), np.array([0, 5, 8]))
+    found = paths_alerting(a, b, border, np.concatenate(zones), np.array([0, 5, 8]))
     expected = [any(segment_crossing(a[k], b[k], p, q) is not None
                     for p, q in zip(border[:-1], border[1:], strict=True))
-                or any(_inside(b[k], z) and not _inside(a[k], z) for z in zones)
+                or any(inside(*b[k], z) and not inside(*a[k], z) for z in zones)
                 for k in range(len(a))]  # fmt: skip
     assert found.tolist() == expected
     assert 0.2 < np.mean(expected) < 0.8

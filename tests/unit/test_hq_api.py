@@ -12,7 +12,7 @@ import pytest
 
 from hq.api.models import TrackList
 from hq.api.routers.tracks import current_tracks
-from hq.store import BBox, FusedTrack, IngestBatch
+from hq.store.records import BBox, FusedTrack, IngestBatch
 from tests.unit.test_hq_api_support import NODE, TRACKS, ZONE, running_api
 from wire.messages import TargetClass, TrackStatus
 

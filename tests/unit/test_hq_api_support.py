@@ -15,8 +15,8 @@ from hq.api.app import create_app
 from hq.api.live import LiveFeed
 from hq.api.tokens import TokenStore
 from hq.config import HqConfig
-from hq.store import FusedTrack, HistoryPoint, IngestBatch, NodeTrack
-from hq.store_sqlite import SqliteStore
+from hq.store.records import FusedTrack, HistoryPoint, IngestBatch, NodeTrack
+from hq.store.sqlite import SqliteStore
 from tests.conftest import PROJECT_ROOT
 from wire.messages import Alert, DroneLink, NodeStatus, Track
 

@@ -14,7 +14,7 @@ from hq.api.app import create_app
 from hq.api.auth import FailureLimiter
 from hq.api.live import LiveFeed
 from hq.api.tokens import Role, TokenRejected, TokenStore
-from hq.store_sqlite import SqliteStore
+from hq.store.sqlite import SqliteStore
 from tests.conftest import PROJECT_ROOT
 from tests.unit.test_hq_api_support import settings
 

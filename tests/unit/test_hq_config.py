@@ -1,11 +1,17 @@
-"""HQ's shipped configuration loads, and its alert settings reach the detectors."""
+"""HQ's shipped configuration loads, and its alert and fusion settings reach the detectors and
+fusion."""
 
+import json
+import re
 import tomllib
 
 import pytest
 from pydantic import ValidationError
 
 from hq.config import HqConfig, load_config
+from hq.fusion.config import FusionParameters
+from hq.run import build_ingest
+from hq.store.sqlite import SqliteStore
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.unit
@@ -75,3 +81,58 @@ def test_a_tak_section_turns_the_cot_stream_on_and_a_bad_one_is_refused():
     assert (tak.host, tak.port, tak.period_s) == ("10.0.0.5", 8087, 5.0)
     with pytest.raises(ValidationError, match="less than or equal to 65535"):
         HqConfig.model_validate({**raw, "tak": {"host": "10.0.0.5", "port": 80870}})
+
+
+# Every fusion parameter, each at a value other than its default.
+FUSION_SETTINGS = {
+    "process_noise": 0.25, "gate_probability": 0.999, "informative_velocity_std": 3.0,
+    "unknown_velocity_std": 40.0, "merge_updates": 2, "break_after_misses": 4,
+    "switch_margin": 6.0, "switch_updates": 5, "late_tolerance": 1.0, "coast_after": 8.0,
+    "end_after": 45.0, "ci_criterion": "trace",
+}  # fmt: skip
+
+
+def test_the_shipped_fusion_section_lists_every_parameter_at_its_default():
+    with open(SHIPPED, "rb") as f:
+        raw = tomllib.load(f)
+    assert raw["fusion"] == FusionParameters().model_dump()
+    assert load_config(SHIPPED).fusion == FusionParameters()
+
+
+def test_every_fusion_parameter_goes_from_the_toml_into_the_running_fusion(tmp_path):
+    defaults = FusionParameters().model_dump()
+    assert FUSION_SETTINGS.keys() == defaults.keys()
+    assert all(FUSION_SETTINGS[name] != defaults[name] for name in defaults)
+    section = "[fusion]\n" + "".join(f"{name} = {json.dumps(value)}\n"
+                                     for name, value in FUSION_SETTINGS.items())  # fmt: skip
+    text, replaced = re.subn(r"\[fusion\]\n(?:[^\[\n].*\n|\n)*", section + "\n",
+                             SHIPPED.read_text())  # fmt: skip
+    assert replaced == 1
+    path = tmp_path / "hq.toml"
+    path.write_text(text)
+    config = load_config(path)
+    assert config.fusion.model_dump() == FUSION_SETTINGS
+    assert tomllib.loads(section)["fusion"] == FUSION_SETTINGS  # what was written reads back
+
+    store = SqliteStore(tmp_path / "hq.db")
+    try:
+        running = build_ingest(config, store).fusion.config
+    finally:
+        store.close()
+    assert {name: getattr(running, name) for name in FUSION_SETTINGS} == FUSION_SETTINGS
+    assert running.origin == tuple(config.origin) and running.first_global_id == 1
+
+
+@pytest.mark.parametrize("spoil, reason", [
+    (lambda fusion: fusion.update(coast_after=60.0), "coast_after must be below end_after"),
+    (lambda fusion: fusion.update(merge_updates=0), "greater than or equal to 1"),
+    (lambda fusion: fusion.update(ci_criterion="sum"), "determinant"),
+    (lambda fusion: fusion.update(gate=3.0), "gate"),
+    (lambda fusion: fusion.update(origin=[0.0, 0.0, 0.0]), "origin"),  # HQ's, not fusion's
+])  # fmt: skip
+def test_a_bad_fusion_section_is_refused_with_the_reason(spoil, reason):
+    with open(SHIPPED, "rb") as f:
+        raw = tomllib.load(f)
+    spoil(raw["fusion"])
+    with pytest.raises(ValidationError, match=reason):
+        HqConfig.model_validate(raw)

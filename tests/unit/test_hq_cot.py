@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from hq import cot
-from hq.store import FusedTrack
-from hq.tak import TakConfig, TakStreamer
+from hq.store.records import FusedTrack
+from hq.tak import TakConfig, TakStreamer, cot
 from wire.messages import Alert
 
 pytestmark = pytest.mark.unit
@@ -252,8 +251,8 @@ def test_the_config_refuses_unknown_keys_and_other_modes():
 def test_the_store_source_keeps_an_active_distress_behind_many_newer_alerts(tmp_path):
     # 600 border crossings after the distress alert: a limit of 500 over all kinds would
     # leave it out, and the streamer would cancel it on the operators' TAK screens.
-    from hq.store import IngestBatch
-    from hq.store_sqlite import SqliteStore
+    from hq.store.records import IngestBatch
+    from hq.store.sqlite import SqliteStore
     from hq.tak import StoreSource
 
     store = SqliteStore(tmp_path / "hq.db")

@@ -16,8 +16,9 @@ from scipy.optimize import minimize_scalar
 from scipy.stats import chi2
 
 from hq.fusion import Fusion, FusionConfig
-from hq.fusion_kernels import covariance_intersection, gated_pairs, node_states, pair_distances
-from hq.fusion_tables import frame_transform
+from hq.fusion.gating import gated_pairs, pair_distances
+from hq.fusion.intersection import covariance_intersection
+from hq.fusion.rows import frame_transform, node_states
 from wire.geo import EnuFrame
 from wire.messages import Track, TrackBatch
 

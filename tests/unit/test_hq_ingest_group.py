@@ -12,8 +12,8 @@ from hq.alerts import AlertConfig, CrossingDetector, DistressDetector, NodeHealt
 from hq.fusion import Fusion, FusionConfig
 from hq.ingest import Ingest, Received
 from hq.ingest_client import GroupWriter
-from hq.store import IngestBatch
-from hq.store_sqlite import SqliteStore
+from hq.store.records import IngestBatch
+from hq.store.sqlite import SqliteStore
 from wire import topics
 from wire.geo import EnuFrame
 from wire.messages import Track, TrackBatch, encode

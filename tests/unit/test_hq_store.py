@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 from hq import audit_cli
-from hq.store import (
-    AUDIT_MIN_DAYS,
-    DAY,
+from hq.store.interface import AUDIT_MIN_DAYS, DAY
+from hq.store.records import (
     BBox,
     DeadLetter,
     FusedTrack,
@@ -25,7 +24,7 @@ from hq.store import (
     NodeTrack,
     NodeTracks,
 )
-from hq.store_sqlite import SqliteStore
+from hq.store.sqlite import SqliteStore
 from tests.conftest import PROJECT_ROOT
 from wire.messages import Alert, NodeStatus, Track
 
@@ -153,8 +152,8 @@ def test_columns_read_back_as_the_records_they_were_made_of():
 
 CHILD = """
 import sys
-from hq.store import IngestBatch, FusedTrack, HistoryPoint, DeadLetter
-from hq.store_sqlite import SqliteStore
+from hq.store.records import IngestBatch, FusedTrack, HistoryPoint, DeadLetter
+from hq.store.sqlite import SqliteStore
 store = SqliteStore(sys.argv[1])
 cov = tuple(float(i == j) for i in range(4) for j in range(4))
 for seq in range(100_000):

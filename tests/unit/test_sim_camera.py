@@ -36,10 +36,10 @@ from sim_hw.camera import (
     render_drone_camera,
     render_mast_camera,
 )
-from sim_hw.camera_cli import stream
-from sim_hw.camera_scene import Occluder
+from sim_hw.camera.cli import stream
+from sim_hw.camera.mjpeg import MjpegServer
+from sim_hw.camera.scene import Occluder
 from sim_hw.flight import ground_point
-from sim_hw.mjpeg import MjpegServer
 from sim_hw.scenario import ground_targets, load_config
 from sim_hw.terrain import ground_up
 from tests.conftest import PROJECT_ROOT

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from bench.detection.thermal_eval import evaluate
 from edge.detection.thermal import ThermalDetector, ThermalSettings, classify, view_geometry
 from edge.detection.thermal_blobs import blob_box, own_blob_box
-from edge.detection.thermal_eval import evaluate
 from edge.georef import Camera, Georeferencer, Pose
 from tests.conftest import SHARED_DATA
 from wire.geo import EnuFrame

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from edge.tracking.references import FilterpyLoop, run_reference
-from edge.tracking.scenarios import (
+from bench.tracking.references import FilterpyLoop, run_reference
+from bench.tracking.scenarios import (
     DENSE_200,
     SCENARIOS,
     STONESOUP_50,

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import HTTPException, Query
 
 from hq.api.models import ErrorOut
-from hq.store import BBox
+from hq.store.records import BBox
 from wire.messages import TargetClass
 
 MAX_PAGE = 10_000  # the most rows a request may ask for; [api] max_page may lower it

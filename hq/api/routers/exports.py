@@ -28,7 +28,7 @@ from hq.api.routers import (
 from hq.api.routers.alerts import alerts
 from hq.api.routers.history import history
 from hq.api.routers.tracks import current_tracks
-from hq.store import BBox
+from hq.store.records import BBox
 from wire.messages import TrackStatus
 
 router = APIRouter(prefix="/exports", tags=["exports"], responses=errors(*AUTH_ERRORS))

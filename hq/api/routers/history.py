@@ -10,7 +10,8 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from hq.api.deps import ApiContext, Context, Viewer
 from hq.api.models import HistoryOut, history_point_out
 from hq.api.routers import AUTH_ERRORS, MAX_ID, TimeParam, errors
-from hq.store import DAY, HistoryPoint
+from hq.store.interface import DAY
+from hq.store.records import HistoryPoint
 
 router = APIRouter(prefix="/tracks", tags=["history"], responses=errors(*AUTH_ERRORS))
 MaxPoints = Annotated[int, Query(ge=2, le=10_000,

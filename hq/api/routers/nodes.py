@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Path
 from hq.api.deps import Context, Viewer
 from hq.api.models import NodeList, NodeOut, node_out
 from hq.api.routers import AUTH_ERRORS, errors
-from hq.store import node_key
+from hq.store.records import node_key
 
 router = APIRouter(prefix="/nodes", tags=["nodes"], responses=errors(*AUTH_ERRORS))
 NamePart = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]

@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from hq.api.deps import Context, Viewer
 from hq.api.live import LiveFeed, StreamFilter, Subscription
 from hq.api.routers import AUTH_ERRORS, ClassesParam, bbox_param, errors
-from hq.store import BBox
+from hq.store.records import BBox
 
 router = APIRouter(tags=["stream"], responses=errors(*AUTH_ERRORS))
 RETRY_MS = 3000  # how long a browser waits before reconnecting

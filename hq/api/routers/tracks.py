@@ -40,8 +40,8 @@ from hq.api.routers import (
     check_page,
     errors,
 )
-from hq.store import BBox
-from hq.store_sqlite import load_json
+from hq.store.interface import load_json
+from hq.store.records import BBox
 from wire.geo import compass_course
 from wire.messages import TargetClass, TrackStatus
 

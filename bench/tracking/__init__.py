@@ -1,0 +1,1 @@
+"""The tracking benchmark: scenarios defined exactly, reference trackers, the driver."""
