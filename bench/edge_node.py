@@ -1,4 +1,5 @@
-"""Edge node benchmark: `python -m bench edge_node [--json] [--mode eo|thermal] [--seconds S]`.
+"""Edge node benchmark: `python -m bench edge_node [--json] [--mode eo|thermal] [--seconds S]
+[--fps F]`.
 
 Runs the node as it runs at a post (`python -m edge run`) on the small
 scenario played live: its drone's telemetry replayed over UDP at the wall
@@ -119,7 +120,7 @@ def paho_reference(port: int, password: str, payloads: list[bytes], hq: Subscrib
     return percentiles_ms(np.array(arrived[:len(sent)]) - np.array(sent[:len(arrived)]))
 
 
-def run(mode: str, seconds: float) -> dict:
+def run(mode: str, seconds: float, fps: float = 25.0) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         broker_port = free_tcp_port()
@@ -129,7 +130,7 @@ def run(mode: str, seconds: float) -> dict:
         broker = BrokerProcess(folder / "broker" / "mosquitto.conf", broker_port).start()
         mavlink_port = free_udp_port()
         camera = LiveCamera(sysid=1, port=free_tcp_port(), mode=mode, width=1280, height=720,
-                            fps=25.0, lighting="night" if mode == "thermal" else "day")
+                            fps=fps, lighting="night" if mode == "thermal" else "day")
         hq = Subscriber(broker_port, passwords["hq"], topics.tracks(SITE, POST.name))
         config = folder / "node.toml"
         config.write_text(node_config_text(SITE, POST, broker_port, folder / "outbox.db",
@@ -191,9 +192,10 @@ def main(argv: list[str]) -> int:
     results.add_json_option(parser, "edge_node")
     parser.add_argument("--mode", choices=["eo", "thermal", "both"], default="both")
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--fps", type=float, default=25.0, help="the camera's frame rate")
     args = parser.parse_args(argv)
     modes = ["eo", "thermal"] if args.mode == "both" else [args.mode]
-    cameras = [run(mode, args.seconds) for mode in modes]
+    cameras = [run(mode, args.seconds, args.fps) for mode in modes]
     report = {**results.header("edge_node", argv), "cameras": cameras}
     results.publish(table(cameras), report, "edge_node" if args.json else None)
     return 0

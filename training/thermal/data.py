@@ -16,8 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bench.detection.thermal_eval import georeferencer_for, load_dataset, pose_for
 from edge.detection.thermal import ViewGeometry, view_geometry
-from edge.detection.thermal_eval import georeferencer_for, load_dataset, pose_for
 from edge.detection.thermal_learned import geometry_planes, normalise
 from training.thermal.model import CLASSES, GEOMETRY_CHANNELS, STRIDE
 
