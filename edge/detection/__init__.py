@@ -1,7 +1,7 @@
 """Detection of people and vehicles in camera frames: what a detector hands on.
 
-Each detector (`eo_motion`, `thermal`) turns one frame into `Detection`s in
-pixels; `ground_measurements` turns them, through the camera's pose and
+Each detector (`eo_motion`, `thermal`, `thermal_learned`) turns one frame into
+`Detection`s in pixels; `ground_measurements` turns them, through the camera's pose and
 `edge.georef`, into what the tracker's `update(t, z, R)` takes.
 """
 

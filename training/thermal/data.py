@@ -125,6 +125,11 @@ class Augment:
     gamma: tuple[float, float] = (0.7, 1.4)
     noise: float = 0.03  # sigma of added noise at most, normalised units
     blur: float = 0.3  # share of crops blurred (sigma up to 1.2 px)
+    # Share of crops turned by a quarter, a half or three quarters: a drone's camera
+    # may roll, and seen from a loitering drone an upright person lies at any angle
+    # in the image. The geometry planes turn with the crop (the network reads them as
+    # maps), so a turned crop stays a consistent view.
+    turn: float = 0.0
 
 
 def sample_crop(scene: Scene, augment: Augment, rng):
@@ -164,8 +169,20 @@ def sample_crop(scene: Scene, augment: Augment, rng):
     if flip:
         crop, planes = crop[:, ::-1], planes[:, :, ::-1]
         boxes = np.column_stack([side - boxes[:, 2], boxes[:, 1], side - boxes[:, 0], boxes[:, 3]])
+    if rng.random() < augment.turn:
+        quarters = int(rng.integers(1, 4))
+        crop, planes = np.rot90(crop, quarters), np.rot90(planes, quarters, axes=(1, 2))
+        boxes = turned(boxes, quarters, side)
     targets = centre_targets(boxes, scene.labels, side)
     return (np.ascontiguousarray(crop)[None], np.ascontiguousarray(planes), *targets)
+
+
+def turned(boxes: np.ndarray, quarters: int, side: int) -> np.ndarray:
+    """Boxes of a square crop of `side` px turned as np.rot90 turns it (anticlockwise):
+    a point (x, y) goes to (y, side - x) per quarter."""
+    for _ in range(quarters):
+        boxes = np.column_stack([boxes[:, 1], side - boxes[:, 2], boxes[:, 3], side - boxes[:, 0]])
+    return boxes
 
 
 def _sensor_look(crop: np.ndarray, augment: Augment, rng) -> np.ndarray:

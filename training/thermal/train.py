@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -81,6 +82,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--false-alarms", type=float, default=0.6,
                    help="false alarms per held-out real image at the default threshold")
     p.add_argument("--limit", type=int, default=None, help="HIT-UAV images to read (smoke runs)")
+    p.add_argument("--turn", type=float, default=0.0,
+                   help="share of crops turned by quarters (data.Augment.turn)")
+    p.add_argument("--init", type=Path, default=None,
+                   help="start from these weights (a second stage of training)")
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="weights saved by an earlier run: calibrate and export them, no training")
     return p.parse_args(argv)
@@ -269,6 +274,14 @@ def edge_figures(path: Path, scenes: list[data.Scene]) -> dict:
             "curve": rows_}
 
 
+def _shown(path: Path) -> str:
+    """A path as the report shows it: relative to the project where it lies within reach."""
+    try:
+        return os.path.relpath(path.resolve(), ROOT)
+    except ValueError:
+        return str(path)
+
+
 def threshold_for(rows: list[dict], false_alarms: float) -> float:
     """The lowest threshold whose false alarms per image are within the budget."""
     within = [r["threshold"] for r in rows if r["false_alarms_per_image"] <= false_alarms]
@@ -310,7 +323,9 @@ def train(net: CentreNet, args, augment: data.Augment, scenes: list[data.Scene],
             print(f"held out at {step}: real {figures} rendered {rendered_figures}", flush=True)
             if merit > best:
                 best, best_state = merit, {k: v.clone() for k, v in net.state_dict().items()}
-                torch.save(best_state, args.out / f"{MODEL_NAME}.best.pt")  # not shipped
+                # The weights, for a second stage (--init) or a re-export (--checkpoint);
+                # not shipped (the ONNX file holds them).
+                torch.save(best_state, args.out / f"{MODEL_NAME}.best.pt")
     net.load_state_dict(best_state)
     return history
 
@@ -336,9 +351,11 @@ def main(argv=None) -> int:
           f"{len(rendered_train)} + {len(rendered_held)} held out "
           f"({time.time() - started:.0f} s)", flush=True)
 
-    augment = data.Augment(crop=args.crop)
+    augment = data.Augment(crop=args.crop, turn=args.turn)
     args.out.mkdir(parents=True, exist_ok=True)
     net = CentreNet(args.width, args.context)
+    if args.init is not None:
+        net.load_state_dict(torch.load(args.init))
     if args.checkpoint is None:
         history = train(net, args, augment, real_train + rendered_train, real_held,
                         rendered_held, rng, started)  # fmt: skip
@@ -366,7 +383,7 @@ def main(argv=None) -> int:
     report = {
         "command": "python -m training.thermal.train "
                    + " ".join(sys.argv[1:] if argv is None else argv),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "settings": {k: _shown(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "augment": asdict(augment),
         "scenes": {"real_train": len(real_train), "real_held_out": len(real_held),
                    "rendered_train": len(rendered_train), "rendered_held_out": len(rendered_held),
@@ -383,8 +400,6 @@ def main(argv=None) -> int:
         "torch": torch.__version__,
     }  # fmt: skip
     (args.out / f"{MODEL_NAME}.training.json").write_text(json.dumps(report, indent=1) + "\n")
-    if args.checkpoint is None:
-        (args.out / f"{MODEL_NAME}.best.pt").unlink(missing_ok=True)  # the ONNX file has it
     print(json.dumps(report["held_out_edge"], indent=1))
     print(f"wrote {path} ({path.stat().st_size} bytes) in {time.time() - started:.0f} s")
     return 0
