@@ -226,9 +226,11 @@ distress_dwell_s = {options.distress_dwell_s}
 
 def node_config_text(site: str, post, broker_port: int, outbox: Path, mavlink_urls: list[str],
                      cameras: list[LiveCamera], status_period_s: float = 5.0,
-                     password_env: str = "NODE_MQTT_PASSWORD") -> str:  # fmt: skip
+                     password_env: str = "NODE_MQTT_PASSWORD",
+                     thermal_detector: str = "hot_spots") -> str:  # fmt: skip
     """An edge node's TOML for `post` (lat, lon, alt) at `site`, reaching the broker on
-    loopback with its own account and reading the simulator's links and cameras."""
+    loopback with its own account and reading the simulator's links and cameras; its
+    thermal cameras run `thermal_detector` (edge.config.CameraSection)."""
     links = "".join(f'[[mavlink]]\nurl = "{url}"\n' for url in mavlink_urls)
     camera_sections = "".join(f"""
 [[cameras]]
@@ -240,6 +242,7 @@ width = {c.width}
 height = {c.height}
 latency_s = 0.0
 {_mount(c)}
+{f'thermal_detector = "{thermal_detector}"' if c.mode == "thermal" else ""}
 """ for c in cameras)  # fmt: skip
     return f"""site = "{site}"
 node = "{post.name}"

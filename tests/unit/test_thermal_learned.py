@@ -208,7 +208,7 @@ def test_any_pixel_format_reads_as_the_same_image():
         assert np.abs(normalise(frame) - reference).mean() < 0.02, frame.dtype
 
 
-def test_a_thermal_camera_runs_the_learned_detector_unless_its_config_says_hot_spots():
+def test_a_thermal_camera_runs_the_learned_detector_when_its_config_says_so():
     from edge.config import CameraSection
     from edge.detection.thermal import ThermalDetector
     from edge.run import build_detector
@@ -217,10 +217,10 @@ def test_a_thermal_camera_runs_the_learned_detector_unless_its_config_says_hot_s
     frame = EnuFrame(20.0, 10.0, 300.0)
     section = {"name": "drone-1-thermal", "source": "x.mp4", "mode": "thermal",
                "hfov_deg": 60.0, "width": 640, "height": 360, "drone_sysid": 1}  # fmt: skip
-    learned = build_detector(CameraSection(**section), camera, frame,
-                             Georeferencer(camera, frame))  # fmt: skip
+    learned = build_detector(CameraSection(**section, thermal_detector="learned"), camera,
+                             frame, Georeferencer(camera, frame))  # fmt: skip
     assert isinstance(learned.detector, LearnedThermalDetector)
     assert learned.detector.georeferencer is not None
-    hot_spots = build_detector(CameraSection(**section, thermal_detector="hot_spots"), camera,
-                               frame, Georeferencer(camera, frame))  # fmt: skip
+    hot_spots = build_detector(CameraSection(**section), camera, frame,
+                               Georeferencer(camera, frame))  # fmt: skip
     assert isinstance(hot_spots.detector, ThermalDetector)
