@@ -52,12 +52,19 @@ def track_batch(tracks: Tracks, frame: EnuFrame, *, site: str, node: str, seq: i
             velocity_enu=(float(x[j, 2]), float(x[j, 3])),
             position_covariance=tracks.P[k, :2, :2].tolist(),
             velocity_covariance=tracks.P[k, 2:, 2:].tolist(),
+            state_covariance=tracks.P[k].tolist(),
             target_class=classes.get(int(tracks.ids[k]), "unknown"),
             status=track_status(bool(tracks.confirmed[k]), bool(updated[k])),
             quality=float(quality[j]), hits=int(tracks.hits[k]), sensors=tracks.sensors(k),
+            last_measured=_time_or_none(tracks.last_update[k]),
         )
         for j, k in enumerate(index)
     ]  # fmt: skip
     origin = (frame.lat, frame.lon, frame.alt)
     return TrackBatch(site=site, node=node, seq=seq, sent=sent, frame_origin=origin,
                       tracks=wire_tracks)  # fmt: skip
+
+
+def _time_or_none(t: float) -> float | None:
+    """A track never measured has no time of its newest detection (the table holds -inf)."""
+    return float(t) if np.isfinite(t) else None

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SCHEMA_MAJOR = 1
 
 Latitude = Annotated[float, Field(ge=-90.0, le=90.0)]
@@ -24,6 +24,9 @@ Longitude = Annotated[float, Field(ge=-180.0, le=180.0)]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 Matrix2 = Annotated[list[Annotated[list[float], Field(min_length=2, max_length=2)]],
                     Field(min_length=2, max_length=2)]  # fmt: skip
+Matrix4 = Annotated[list[Annotated[list[float], Field(min_length=4, max_length=4)]],
+                    Field(min_length=4, max_length=4)]  # fmt: skip
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class UnsupportedVersion(ValueError):
@@ -75,6 +78,26 @@ class Track(BaseModel):
     quality: float = Field(ge=0.0, le=1.0)  # existence probability or a like score
     hits: int = Field(ge=0)
     sensors: list[Name] = []  # the cameras that contributed
+    # Since 1.1 (a 1.0 sender leaves them out; readers then fall back as each says).
+    # The filter's whole covariance over [e, n, ve, vn] (m², m²/s, (m/s)²): the two blocks
+    # above without the position-velocity cross terms are not a conservative bound, which
+    # covariance intersection at HQ relies on. Absent: the block-diagonal of the two.
+    state_covariance: Matrix4 | None = None
+    # The node's calibrated belief in each class, summing to 1; `target_class` is its choice
+    # ("unknown" when no class is believed enough). Absent: no belief beyond target_class.
+    class_probabilities: dict[TargetClass, Probability] = {}
+    # How many objects the track stands for: above 1, a group the sensor cannot resolve.
+    count: int = Field(default=1, ge=1, le=10_000)
+    # UTC s of the newest detection in the state: `time` minus this is how long the state has
+    # been a prediction. Absent: unknown (treat a coasting status as predicted).
+    last_measured: float | None = None
+
+    @field_validator("class_probabilities")
+    @classmethod
+    def _probabilities_sum_to_one(cls, probabilities: dict) -> dict:
+        if probabilities and abs(sum(probabilities.values()) - 1.0) > 1e-3:
+            raise ValueError(f"class probabilities sum to {sum(probabilities.values()):.4f}, not 1")
+        return probabilities
 
 
 class TrackBatch(_Message):

@@ -15,7 +15,7 @@ from hq.broker import BrokerProcess, free_tcp_port, write_broker_config
 from stack.process import Service
 from wire import topics
 from wire.geo import EnuFrame
-from wire.messages import Track, TrackBatch, encode
+from wire.messages import SCHEMA_VERSION, Track, TrackBatch, encode
 
 pytestmark = pytest.mark.integration
 
@@ -113,7 +113,8 @@ def test_two_posts_fuse_into_one_picture_and_junk_is_dead_lettered(deployment):
         west.publish(topics.tracks("tummo", "west-1"), b"\x00garbage", qos=1).wait_for_publish()
         forged = batch("east-1", 0, rng, start)  # east-1's batch on west-1's topic
         west.publish(topics.tracks("tummo", "west-1"), encode(forged), qos=1).wait_for_publish()
-        future = encode(batch("west-1", 99, rng, start)).replace(b'"1.0"', b'"9.0"', 1)
+        future = encode(batch("west-1", 99, rng, start)).replace(
+            f'"{SCHEMA_VERSION}"'.encode(), b'"9.0"', 1)
         west.publish(topics.tracks("tummo", "west-1"), future, qos=1).wait_for_publish()
         for seq in range(20):
             for node, client in clients.items():

@@ -61,7 +61,19 @@ def test_states_and_covariances_are_the_trackers():
         assert np.array(wire.velocity_covariance) == pytest.approx(tracks.P[k, 2:, 2:])
         assert wire.hits == tracks.hits[k] and wire.status == "confirmed"
         assert 0.99 < wire.quality <= 1.0  # a long-confirmed track is almost surely real
+        # The whole state covariance, cross terms included: after a dozen scans of a walker
+        # the position-velocity correlation is far from zero, so dropping it would show.
+        assert np.array(wire.state_covariance) == pytest.approx(tracks.P[k])
+        assert abs(tracks.P[k, 0, 2]) > 0.01
+        assert wire.last_measured == 1767225611.0
     assert decode(encode(batch)) == batch
+
+
+def test_a_coasting_track_says_since_when_it_is_a_prediction():
+    tracks = tracked(dropped=[-1])
+    batch = track_batch(tracks, FRAME, site="s", node="n", seq=0, state_time=T0 + 11, sent=0.0)
+    measured = {t.status: t.last_measured for t in batch.tracks}
+    assert measured == {"confirmed": T0 + 11, "coasting": T0 + 10}
 
 
 def test_a_missed_track_is_coasting_and_tentative_tracks_stay_home():

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from wire import topics
 from wire.messages import (
+    SCHEMA_VERSION,
     Alert,
     NodeStatus,
     Track,
@@ -49,6 +50,33 @@ def test_a_batch_survives_the_wire_exactly(e, n, ve, vn, seq):
     assert decode(encode(batch)) == batch
 
 
+def test_a_1_0_track_still_reads_and_the_1_1_fields_take_their_defaults():
+    payload = json.loads(encode(a_batch()))
+    payload["schema_version"] = "1.0"
+    for name in ("state_covariance", "class_probabilities", "count", "last_measured"):
+        del payload["tracks"][0][name]
+    track = decode(json.dumps(payload)).tracks[0]
+    assert (track.state_covariance, track.class_probabilities, track.count,
+            track.last_measured) == (None, {}, 1, None)  # fmt: skip
+
+
+def test_class_probabilities_must_sum_to_one():
+    believed = a_track(class_probabilities={"person": 0.7, "animal": 0.25, "unknown": 0.05})
+    assert believed.class_probabilities["person"] == 0.7
+    with pytest.raises(ValueError, match="sum to 0.9"):
+        a_track(class_probabilities={"person": 0.6, "animal": 0.3})
+    with pytest.raises(ValueError):
+        a_track(class_probabilities={"person": 1.2, "animal": -0.2})
+    with pytest.raises(ValueError):
+        a_track(class_probabilities={"giraffe": 1.0})
+
+
+def test_a_group_counts_at_least_one_object():
+    assert a_track(count=3).count == 3
+    with pytest.raises(ValueError):
+        a_track(count=0)
+
+
 @pytest.mark.parametrize("message", [
     NodeStatus(site="tummo", node="west-1", state="birth", time=1.0, software_version="0.1"),
     VehicleTelemetry(site="tummo", node="west-1", sysid=1, time=1.0, lat=22.8, lon=14.1,
@@ -58,7 +86,7 @@ def test_a_batch_survives_the_wire_exactly(e, n, ve, vn, seq):
 ])  # fmt: skip
 def test_every_kind_round_trips_and_says_its_version(message):
     payload = encode(message)
-    assert json.loads(payload)["schema_version"] == "1.0"
+    assert json.loads(payload)["schema_version"] == SCHEMA_VERSION == "1.1"
     assert decode(payload) == message
     assert decode(payload, type(message)) == message
 
