@@ -37,7 +37,7 @@ def write_hq_config(folder: Path, layout: Layout, broker_port: int, api_port: in
 origin = [{ORIGIN[0]}, {ORIGIN[1]}, {ORIGIN[2]}]
 border = {[[float(lat), float(lon)] for lat, lon in border]}
 home = [{ORIGIN[0]}, {ORIGIN[1]}]
-database = "{folder / 'hq.db'}"
+store = "{folder / 'hq.db'}"
 {places}
 [broker]
 host = "127.0.0.1"
@@ -48,7 +48,6 @@ password = {{ env = "DUNEWATCH_HQ_MQTT_PASSWORD" }}
 [api]
 host = "127.0.0.1"
 port = {api_port}
-database = "{folder / 'hq-api.db'}"
 """)
     return path
 

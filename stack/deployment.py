@@ -129,11 +129,6 @@ class Deployment:
         self.stop()
 
     @property
-    def api_database(self) -> Path:
-        """Where HQ's API keeps tokens and operators' labels, as HQ's config places it."""
-        return load_hq_config(self.folder / "hq" / "hq.toml").api.database
-
-    @property
     def truth_path(self) -> Path:
         return self.folder / "sim" / "truth.jsonl"
 
@@ -182,7 +177,7 @@ class Deployment:
 origin = [{origin.lat}, {origin.lon}, {origin.alt}]
 border = {[list(p) for p in scenario.border]}
 home = [{origin.lat}, {origin.lon}]
-database = "{self.database}"
+store = "{self.database}"
 {places}
 [broker]
 host = "127.0.0.1"

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from hq.api.annotations import TrackLabel
+from hq.store.records import TrackLabel
 from hq.api.live import LiveFeed, StreamFilter
 from hq.api.models import AlertOut, DeltaData, SnapshotData
 from hq.store.records import BBox, IngestBatch
