@@ -12,10 +12,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hq.store.interface import Store
-from hq.store.records import Place as PlaceRecord
 from hq.alerts.config import AlertConfig, Place, Zone
 from hq.fusion.config import FusionParameters
+from hq.store.interface import Store
+from hq.store.records import Place as PlaceRecord
 from hq.tak.config import TakConfig
 from wire.secrets import SecretRef
 

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from hq.broker import BrokerProcess, free_tcp_port, username, write_broker_config
-from hq.config import load_config as load_hq_config
 from sim_hw.live import LiveCamera, LiveScenario
 from sim_hw.scenario import ScenarioConfig, load_config
 from stack.process import Service, free_udp_port

@@ -123,8 +123,11 @@ def _cell(value):
 
 def _cells(column) -> list:
     if isinstance(column, np.ndarray):
-        return column.tolist() if column.ndim == 1 else list(map(tuple, column.reshape(
-            len(column), -1).tolist()))  # fmt: skip
+        if column.ndim == 1:
+            return column.tolist()
+        # The row width spelled out: reshape(0, -1) cannot infer it for an empty column.
+        width = int(np.prod(column.shape[1:]))
+        return list(map(tuple, column.reshape(len(column), width).tolist()))
     return list(column)
 
 

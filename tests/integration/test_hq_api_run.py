@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from hq.api.tokens import TokenStore
-from hq.store.sqlite import SqliteStore
 from hq.broker import free_tcp_port
+from hq.store.sqlite import SqliteStore
 from stack.process import wait_http_ready
 from tests.integration.test_hq_ingest import (  # noqa: F401 (deployment is a fixture)
     batch,

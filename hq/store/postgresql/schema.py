@@ -26,14 +26,21 @@ def lock_key(name: str) -> int:
 
 
 _F = "double precision"
-_AUDIT_REFUSE = f"""
+
+
+def _numbers(*columns: str) -> str:
+    """NOT NULL float columns that refuse NaN too, as SQLite does (it stores NaN as NULL):
+    a track or point with a NaN fails its batch in either backend."""
+    return ", ".join(f"{c} {_F} NOT NULL CHECK ({c} <> 'NaN')" for c in columns)
+
+_AUDIT_REFUSE = """
 CREATE FUNCTION audit_log_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'the audit log is append-only' USING ERRCODE = 'integrity_constraint_violation';
 END $$"""
 # The six-month floor uses the server's clock, so a wrong `now` passed to purge cannot get
 # round it. The hash chain is what shows deliberate tampering (a superuser can drop these).
-_AUDIT_KEEP = f"""
+_AUDIT_KEEP = """
 CREATE FUNCTION audit_log_keep_six_months() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF OLD.time > extract(epoch FROM clock_timestamp()) - 183 * 86400 THEN
@@ -59,15 +66,13 @@ MIGRATIONS = (
         "status text, target_class text, track text NOT NULL, PRIMARY KEY (node_key, track_id))",
         "CREATE INDEX node_tracks_global_id ON node_tracks (global_id)",
         "CREATE TABLE fused_tracks (global_id bigint PRIMARY KEY, "
-        + ", ".join(f"{c} {_F} NOT NULL" for c in ("time", "lat", "lon", "alt", "e", "n", "ve",
-                                                   "vn"))
+        + _numbers("time", "lat", "lon", "alt", "e", "n", "ve", "vn")
         + ", covariance text NOT NULL, target_class text NOT NULL, status text NOT NULL, "
         f"quality {_F} NOT NULL, sources text NOT NULL, changed bigint NOT NULL DEFAULT 0)",
         "CREATE INDEX fused_tracks_lat_lon ON fused_tracks (lat, lon)",
         "CREATE INDEX fused_tracks_changed ON fused_tracks (changed)",
         "CREATE TABLE track_points (global_id bigint NOT NULL, "
-        + ", ".join(f"{c} {_F} NOT NULL" for c in ("time", "lat", "lon", "e", "n", "ve", "vn",
-                                                   "var_e", "var_n", "cov_en"))
+        + _numbers("time", "lat", "lon", "e", "n", "ve", "vn", "var_e", "var_n", "cov_en")
         + ", PRIMARY KEY (global_id, time))",
         "CREATE INDEX track_points_time ON track_points (time)",
         "CREATE TABLE alerts (alert_id text PRIMARY KEY, site text, node text, alert_type text, "

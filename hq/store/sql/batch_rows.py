@@ -17,7 +17,14 @@ from itertools import repeat
 
 import numpy as np
 
-from hq.store.records import FusedTracks, HistoryPoints, IngestBatch, NodeTrack, NodeTracks, node_key
+from hq.store.records import (
+    FusedTracks,
+    HistoryPoints,
+    IngestBatch,
+    NodeTrack,
+    NodeTracks,
+    node_key,
+)
 from hq.store.sql.reads import POINT_COLUMNS
 
 
