@@ -25,7 +25,7 @@ from psycopg_pool import ConnectionPool
 
 from hq.store import redacted
 from hq.store.postgresql.schema import MIGRATIONS, TABLES, lock_key, migrate, schema_version
-from hq.store.postgresql.write import write_batches
+from hq.store.postgresql.write import STAGING_DDL, write_batches
 from hq.store.records import IngestBatch, StoreStats
 from hq.store.sql.migrations import pending
 from hq.store.sql.store import SqlStore
@@ -66,6 +66,12 @@ class PgDb:
         return self._mark
 
 
+def _stage_tables(conn: psycopg.Connection) -> None:
+    """A new pooled connection's staging tables for the ingest write path."""
+    for statement in STAGING_DDL:
+        conn.execute(statement)
+
+
 class PostgresStore(SqlStore):
     """`url`: a libpq connection URL or string. `read_only=True` migrates nothing and
     refuses writes (audit-verify); the schema must then be current."""
@@ -88,6 +94,7 @@ class PostgresStore(SqlStore):
                 migrate(conn, where)
         kwargs = {"autocommit": True} | ({"options": options} if options else {})
         self._pool = ConnectionPool(url, min_size=1, max_size=max_connections, kwargs=kwargs,
+                                    configure=None if read_only else _stage_tables,
                                     name="hq-store", open=True)  # fmt: skip
         self._pool.wait()
 

@@ -1,6 +1,9 @@
-"""The PostgreSQL store's ingest write path: a group of IngestBatches as one multi-row
-statement per table (each column one array parameter, `unnest`ed), inside the caller's
-transaction.
+"""The PostgreSQL store's ingest write path: a group of IngestBatches as one statement per
+table, inside the caller's transaction. The big tables (history points, fused and node
+tracks) are COPYed in binary into a session's staging table, then moved with one
+INSERT ... SELECT ... ON CONFLICT; the small ones go as one multi-row INSERT whose
+columns are array parameters. (Measured: psycopg writes an array parameter of 20,000
+floats element by element in Python; its binary COPY of the same rows is 20 times faster.)
 
 The database decides what is new: the group's (node, seq) pairs go into
 seen_batches with ON CONFLICT DO NOTHING, and only the batches whose pair it
@@ -53,19 +56,34 @@ def write_batches(conn: psycopg.Connection, batches: Sequence[IngestBatch],
 def _write_new(conn: psycopg.Connection, batches: Sequence[IngestBatch], change_mark) -> None:
     _execute(conn, _POSITION_SQL, _positions(batches), 4)
     _execute(conn, _NODE_STATUS_SQL, _statuses(batches), 6)
-    _execute(conn, _NODE_TRACK_SQL, node_track_rows(batches), 9)
+    node_tracks = node_track_rows(batches)
+    if node_tracks:
+        _stage(conn, "node_tracks", _NODE_TRACK_COLUMNS, node_tracks)
+        conn.execute(_NODE_TRACK_SQL)
     fused = fused_columns(batches)
     if fused is not None:
-        conn.execute(_FUSED_SQL, [*fused, [change_mark()] * len(fused[0])])
+        _stage(conn, "fused_tracks", FUSED_COLUMNS, zip(*fused, strict=True))
+        conn.execute(_FUSED_SQL, [change_mark()])
     points = point_columns(batches)
     if points is not None:
-        conn.execute(_POINT_SQL, points)
+        _stage(conn, "track_points", POINT_COLUMNS, zip(*points, strict=True))
+        conn.execute(_POINT_SQL)
     alerts = _alerts(batches)
     if alerts:
         conn.execute(_ALERT_SQL, [*_columns(alerts, 9), [change_mark()] * len(alerts)])
     letters = [(d.received, d.topic, d.reason, d.payload, d.node_key)
                for b in batches for d in b.dead_letters]  # fmt: skip
     _execute(conn, _DEAD_LETTER_SQL, letters, 5)
+
+
+def _stage(conn: psycopg.Connection, table: str, columns: Sequence[str], rows) -> None:
+    """`rows` into the staging table of `table` (empty at the start of every transaction)."""
+    with conn.cursor() as cursor, cursor.copy(
+            f"COPY {staging_table(table)} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
+    ) as copy:  # fmt: skip
+        copy.set_types([_COPY_TYPES[_type(c)] for c in columns])
+        for row in rows:
+            copy.write_row(row)
 
 
 def _execute(conn: psycopg.Connection, sql: str, rows: list[tuple], width: int) -> None:
@@ -125,17 +143,44 @@ def _type(column: str) -> str:
     return _TYPES.get(column) or ("text" if column in _TEXT else "double precision")
 
 
-def _insert_sql(table: str, columns: Sequence[str]) -> str:
-    arrays = ", ".join(f"%s::{_type(c)}[]" for c in columns)
-    return f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays})"
+_COPY_TYPES = {"bigint": "int8", "double precision": "float8", "text": "text", "bytea": "bytea"}
+
+
+def staging_table(table: str) -> str:
+    return f"staged_{table}"
+
+
+STAGED = ("node_tracks", "fused_tracks", "track_points")
+# Made once per pooled connection (hq/store/postgresql/store.py): temporary, so each session
+# has its own, and emptied by every commit.
+STAGING_DDL = tuple(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging_table(t)} "
+                    f"(LIKE {t} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                    for t in STAGED)  # fmt: skip
+
+
+def _insert_sql(table: str, columns: Sequence[str], staged: bool = False,
+                extra: Sequence[str] = ()) -> str:  # fmt: skip
+    """INSERT of `columns` from array parameters, or from the staging table; `extra` columns
+    take one more parameter each, the same for every row."""
+    names = ", ".join([*columns, *extra])
+    more = "".join(", %s" for _ in extra)
+    if staged:
+        source = f"SELECT {', '.join(columns)}{more} FROM {staging_table(table)}"
+    else:
+        arrays = ", ".join(f"%s::{_type(c)}[]" for c in columns)
+        source = f"SELECT *{more} FROM unnest({arrays})"
+    return f"INSERT INTO {table} ({names}) {source}"
 
 
 def _upsert_sql(table: str, columns: Sequence[str], key: Sequence[str], guard: str | None,
-                keep: Sequence[str] = ()) -> str:  # fmt: skip
+                keep: Sequence[str] = (), staged: bool = False,
+                extra: Sequence[str] = ()) -> str:  # fmt: skip
     """Insert, or update the stored row unless it is newer (by `guard`) than the incoming one:
     batches from an edge's backlog arrive after fresher ones and must not roll state back."""
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in (*key, *keep))
-    sql = f"{_insert_sql(table, columns)} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    updates = ", ".join(f"{c} = excluded.{c}" for c in (*columns, *extra)
+                        if c not in (*key, *keep))  # fmt: skip
+    sql = (f"{_insert_sql(table, columns, staged, extra)} ON CONFLICT ({', '.join(key)}) "
+           f"DO UPDATE SET {updates}")  # fmt: skip
     if guard:
         sql += f" WHERE {table}.{guard} IS NULL OR excluded.{guard} >= {table}.{guard}"
     return sql
@@ -153,15 +198,17 @@ _POSITION_SQL = (
 )  # fmt: skip
 _NODE_STATUS_SQL = _upsert_sql("nodes", ("node_key", "site", "node", "state", "status_time",
                                          "status"), ["node_key"], guard="status_time")  # fmt: skip
-_NODE_TRACK_SQL = _upsert_sql("node_tracks", ("node_key", "track_id", "global_id", "time", "lat",
-                                              "lon", "status", "target_class", "track"),
-                              ["node_key", "track_id"], guard="time")  # fmt: skip
-_FUSED_SQL = _upsert_sql("fused_tracks", (*FUSED_COLUMNS, "changed"), ["global_id"],
-                         guard="time")  # fmt: skip
+_NODE_TRACK_COLUMNS = ("node_key", "track_id", "global_id", "time", "lat", "lon", "status",
+                       "target_class", "track")  # fmt: skip
+_NODE_TRACK_SQL = _upsert_sql("node_tracks", _NODE_TRACK_COLUMNS, ["node_key", "track_id"],
+                              guard="time", staged=True)  # fmt: skip
+_FUSED_SQL = _upsert_sql("fused_tracks", FUSED_COLUMNS, ["global_id"], guard="time",
+                         staged=True, extra=["changed"])  # fmt: skip
 _ALERT_SQL = _upsert_sql("alerts", ("alert_id", "site", "node", "alert_type", "severity",
                                     "state", "first_time", "time", "alert", "changed"),
                          ["alert_id"], guard="time", keep=("state", "first_time"))  # fmt: skip
 # A point sent twice (fusion may re-emit a time) replaces itself rather than failing the batch.
-_POINT_SQL = _upsert_sql("track_points", POINT_COLUMNS, ["global_id", "time"], guard=None)
+_POINT_SQL = _upsert_sql("track_points", POINT_COLUMNS, ["global_id", "time"], guard=None,
+                         staged=True)  # fmt: skip
 _DEAD_LETTER_SQL = _insert_sql("dead_letters", ("received", "topic", "reason", "payload",
                                                 "node_key"))  # fmt: skip
