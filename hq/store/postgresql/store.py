@@ -25,7 +25,8 @@ from psycopg_pool import ConnectionPool
 
 from hq.store import redacted
 from hq.store.postgresql.schema import MIGRATIONS, TABLES, lock_key, migrate, schema_version
-from hq.store.postgresql.write import STAGING_DDL, write_batches
+from hq.store.postgresql.seen import SeenWindows
+from hq.store.postgresql.write import CHANGE_MARK, STAGING_DDL, write_batches
 from hq.store.records import IngestBatch, StoreStats
 from hq.store.sql.migrations import pending
 from hq.store.sql.store import SqlStore
@@ -61,8 +62,7 @@ class PgDb:
 
     def change_mark(self) -> int:
         if self._mark is None:
-            self._mark = self.conn.execute(
-                "SELECT pg_current_xact_id()::text::bigint").fetchone()[0]
+            self._mark = self.conn.execute(f"SELECT {CHANGE_MARK}").fetchone()[0]
         return self._mark
 
 
@@ -97,12 +97,28 @@ class PostgresStore(SqlStore):
                                     configure=None if read_only else _stage_tables,
                                     name="hq-store", open=True)  # fmt: skip
         self._pool.wait()
+        self._seen = SeenWindows(self._stored_seqs)
 
     def close(self) -> None:
         self._pool.close()
 
+    def already_seen(self, node_key: str, seq: int) -> bool:
+        return self._seen.seen(node_key, seq)
+
+    def commit_ingest_many(self, batches: Sequence[IngestBatch]) -> list[bool]:
+        fresh = super().commit_ingest_many(batches)
+        self._seen.committed((b.node_key, b.seq) for b, new in zip(batches, fresh, strict=True)
+                             if new and b.seq is not None)  # fmt: skip
+        return fresh
+
+    def _stored_seqs(self, node_key: str, low: int, high: int) -> list[int]:
+        with self._read() as db:
+            return [row[0] for row in db.execute(
+                "SELECT seq FROM seen_batches WHERE node_key = ? AND seq BETWEEN ? AND ?",
+                [node_key, low, high])]  # fmt: skip
+
     def _write_ingest(self, db: PgDb, batches: Sequence[IngestBatch]) -> list[bool]:
-        fresh = write_batches(db.conn, batches, db.change_mark)
+        fresh = write_batches(db.conn, batches)
         if any(fresh):
             db.conn.execute(f"NOTIFY {CHANGES_CHANNEL}")
         return fresh

@@ -29,10 +29,8 @@ from hq.store.sql.reads import FUSED_COLUMNS, POINT_COLUMNS
 from wire.messages import Alert, NodeStatus
 
 
-def write_batches(conn: psycopg.Connection, batches: Sequence[IngestBatch],
-                  change_mark) -> list[bool]:  # fmt: skip
-    """Per batch, whether it was new and is now written; `change_mark()` gives the mark of
-    this transaction for the tracks and alerts it changes."""
+def write_batches(conn: psycopg.Connection, batches: Sequence[IngestBatch]) -> list[bool]:
+    """Per batch, whether it was new and is now written."""
     keys = node_keys(batches)
     if keys:  # a row per node before anything refers to it (a batch may beat its status)
         conn.execute(_NODES_SQL, _columns([(k, *k.partition("/")[::2]) for k in keys], 3))
@@ -49,11 +47,11 @@ def write_batches(conn: psycopg.Connection, batches: Sequence[IngestBatch],
              for k, b in enumerate(batches)]  # fmt: skip
     new = [b for b, is_new in zip(batches, fresh, strict=True) if is_new]
     if new:
-        _write_new(conn, new, change_mark)
+        _write_new(conn, new)
     return fresh
 
 
-def _write_new(conn: psycopg.Connection, batches: Sequence[IngestBatch], change_mark) -> None:
+def _write_new(conn: psycopg.Connection, batches: Sequence[IngestBatch]) -> None:
     _execute(conn, _POSITION_SQL, _positions(batches), 4)
     _execute(conn, _NODE_STATUS_SQL, _statuses(batches), 6)
     node_tracks = node_track_rows(batches)
@@ -63,14 +61,14 @@ def _write_new(conn: psycopg.Connection, batches: Sequence[IngestBatch], change_
     fused = fused_columns(batches)
     if fused is not None:
         _stage(conn, "fused_tracks", FUSED_COLUMNS, zip(*fused, strict=True))
-        conn.execute(_FUSED_SQL, [change_mark()])
+        conn.execute(_FUSED_SQL)
     points = point_columns(batches)
     if points is not None:
         _stage(conn, "track_points", POINT_COLUMNS, zip(*points, strict=True))
         conn.execute(_POINT_SQL)
     alerts = _alerts(batches)
     if alerts:
-        conn.execute(_ALERT_SQL, [*_columns(alerts, 9), [change_mark()] * len(alerts)])
+        conn.execute(_ALERT_SQL, _columns(alerts, 9))
     letters = [(d.received, d.topic, d.reason, d.payload, d.node_key)
                for b in batches for d in b.dead_letters]  # fmt: skip
     _execute(conn, _DEAD_LETTER_SQL, letters, 5)
@@ -158,12 +156,16 @@ STAGING_DDL = tuple(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging_table(t)} "
                     for t in STAGED)  # fmt: skip
 
 
+# The change cursor's mark of the rows a transaction writes (PgDb.change_mark in SQL).
+CHANGE_MARK = "pg_current_xact_id()::text::bigint"
+
+
 def _insert_sql(table: str, columns: Sequence[str], staged: bool = False,
                 extra: Sequence[str] = ()) -> str:  # fmt: skip
     """INSERT of `columns` from array parameters, or from the staging table; `extra` columns
-    take one more parameter each, the same for every row."""
+    are the change mark (`changed`)."""
     names = ", ".join([*columns, *extra])
-    more = "".join(", %s" for _ in extra)
+    more = "".join(f", {CHANGE_MARK}" for _ in extra)
     if staged:
         source = f"SELECT {', '.join(columns)}{more} FROM {staging_table(table)}"
     else:
@@ -205,8 +207,8 @@ _NODE_TRACK_SQL = _upsert_sql("node_tracks", _NODE_TRACK_COLUMNS, ["node_key", "
 _FUSED_SQL = _upsert_sql("fused_tracks", FUSED_COLUMNS, ["global_id"], guard="time",
                          staged=True, extra=["changed"])  # fmt: skip
 _ALERT_SQL = _upsert_sql("alerts", ("alert_id", "site", "node", "alert_type", "severity",
-                                    "state", "first_time", "time", "alert", "changed"),
-                         ["alert_id"], guard="time", keep=("state", "first_time"))  # fmt: skip
+                                    "state", "first_time", "time", "alert"), ["alert_id"],
+                         guard="time", keep=("state", "first_time"), extra=["changed"])  # fmt: skip
 # A point sent twice (fusion may re-emit a time) replaces itself rather than failing the batch.
 _POINT_SQL = _upsert_sql("track_points", POINT_COLUMNS, ["global_id", "time"], guard=None,
                          staged=True)  # fmt: skip
