@@ -35,7 +35,8 @@ from bench import results
 from hq.broker import BrokerProcess, free_tcp_port, username, write_broker_config
 from sim_hw.live import LiveCamera, LiveScenario
 from sim_hw.scenario import load_config
-from stack.deployment import node_config_text
+from stack.config_files import write_config
+from stack.deployment import node_config
 from stack.process import Service, free_udp_port
 from wire import topics
 from wire.messages import TrackBatch, decode
@@ -131,9 +132,10 @@ def run(mode: str, seconds: float) -> dict:
         camera = LiveCamera(sysid=1, port=free_tcp_port(), mode=mode, width=1280, height=720,
                             fps=25.0, lighting="night" if mode == "thermal" else "day")
         hq = Subscriber(broker_port, passwords["hq"], topics.tracks(SITE, POST.name))
-        config = folder / "node.toml"
-        config.write_text(node_config_text(SITE, POST, broker_port, folder / "outbox.db",
-                                           [f"udpin:127.0.0.1:{mavlink_port}"], [camera]))
+        config = write_config(folder / "node.toml",
+                              node_config(SITE, POST, broker_port, folder / "outbox.db",
+                                          [f"udpin:127.0.0.1:{mavlink_port}"], [camera]),
+                              "the node under load, written by bench/edge_node.py")
         node = Service("node", ["edge", "run", "--config", str(config)],
                        {"NODE_MQTT_PASSWORD": passwords[ACCOUNT]})
         live = None

@@ -13,8 +13,11 @@ from pathlib import Path
 import httpx2 as httpx
 
 from bench.soak_posts import ORIGIN, Layout
+from hq.config import ApiSection, BrokerSection, HqConfig, PlaceSection
+from stack.config_files import write_config
 from stack.process import Service
 from wire.geo import EnuFrame
+from wire.secrets import SecretRef
 
 ROOT = Path(__file__).resolve().parents[1]
 BORDER_NORTH_M = 6000.0  # far north of every watched patch: no crossings, no alert flood
@@ -27,29 +30,17 @@ def write_hq_config(folder: Path, layout: Layout, broker_port: int, api_port: in
     frame = EnuFrame(*ORIGIN)
     west, east = -layout.spacing_m, layout.post_east(layout.posts - 1) + layout.spacing_m
     border = [frame.to_geodetic(e, BORDER_NORTH_M, 0.0)[:2] for e in (west, east)]
-    places = ""
+    places = []
     for post in range(layout.posts):
         lat, lon, _ = frame.to_geodetic(layout.post_east(post), 0.0, 0.0)
-        places += (f'\n[[places]]\nname = "post {post + 1}"\nlat = {float(lat)}\n'
-                   f"lon = {float(lon)}\nradius_m = 1500.0\n")
-    path = folder / "hq.toml"
-    path.write_text(f"""# HQ for the soak, written by bench/soak.py
-origin = [{ORIGIN[0]}, {ORIGIN[1]}, {ORIGIN[2]}]
-border = {[[float(lat), float(lon)] for lat, lon in border]}
-home = [{ORIGIN[0]}, {ORIGIN[1]}]
-store = "{folder / 'hq.db'}"
-{places}
-[broker]
-host = "127.0.0.1"
-port = {broker_port}
-username = "hq"
-password = {{ env = "DUNEWATCH_HQ_MQTT_PASSWORD" }}
-
-[api]
-host = "127.0.0.1"
-port = {api_port}
-""")
-    return path
+        places.append(PlaceSection(name=f"post {post + 1}", lat=lat, lon=lon, radius_m=1500.0))
+    config = HqConfig(
+        origin=ORIGIN, border=border, home=ORIGIN[:2], store=str(folder / "hq.db"), places=places,
+        broker=BrokerSection(host="127.0.0.1", port=broker_port, username="hq",
+                             password=SecretRef(env="DUNEWATCH_HQ_MQTT_PASSWORD")),
+        api=ApiSection(host="127.0.0.1", port=api_port),
+    )  # fmt: skip
+    return write_config(folder / "hq.toml", config, "HQ for the soak, written by bench/soak.py")
 
 
 # What HQ's log says when something was refused or lost (its format carries no level).

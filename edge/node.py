@@ -37,6 +37,7 @@ from edge.uplink import Uplink
 from wire import topics
 from wire.geo import EnuFrame
 from wire.messages import DroneLink, NodeStatus, VehicleTelemetry, encode
+from wire.version import SOFTWARE_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,6 @@ class NodeSettings:
     publish_period_s: float = 0.5
     min_batch_interval_s: float = 0.1  # at most this often when tracks come and go
     status_period_s: float = 10.0
-    software_version: str = "0.1.0"
     capabilities: tuple[str, ...] = ("tracks", "telemetry")
 
 
@@ -261,7 +261,7 @@ class EdgeNode:
             for vehicle in driver.receiver.vehicle_status(now):
                 drones.append(_drone_link(vehicle, now))
         return NodeStatus(site=self.settings.site, node=self.settings.node, state=state,
-                          time=now, software_version=self.settings.software_version,
+                          time=now, software_version=SOFTWARE_VERSION,
                           capabilities=list(self.settings.capabilities), drones=drones,
                           outbox_depth=self.uplink.outbox.depth(),
                           lat=self.settings.frame.lat, lon=self.settings.frame.lon)  # fmt: skip

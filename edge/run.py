@@ -25,7 +25,7 @@ from edge.georef import Pose as CameraPose
 from edge.metrics import MetricsServer, edge_registry
 from edge.node import CameraPipeline, EdgeNode, NodeSettings
 from edge.outbox import Outbox
-from edge.tracking import Tracker, TrackerConfig
+from edge.tracking import Tracker
 from edge.uplink import Uplink, UplinkConfig
 from wire.geo import EnuFrame
 from wire.secrets import secret
@@ -122,12 +122,7 @@ def build_cameras(config: EdgeConfig, drivers: list[MavlinkDriver]) -> list[Came
 def build_node(config: EdgeConfig) -> EdgeNode:
     drivers = build_drivers(config)
     tracking = config.tracking
-    tracker = Tracker(TrackerConfig(
-        clutter_density=tracking.clutter_density,
-        detection_probability=tracking.detection_probability,
-        confirmed_delete_drop=tracking.confirmed_delete_drop,
-        max_coast_time=tracking.max_coast_time_s,
-    ))  # fmt: skip
+    tracker = Tracker(tracking)  # the section is the tracker's config, plus the publish rate
     settings = NodeSettings(site=config.site, node=config.node,
                             frame=EnuFrame(config.post.lat, config.post.lon, config.post.alt),
                             publish_period_s=1.0 / tracking.publish_rate_hz,

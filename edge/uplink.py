@@ -34,6 +34,7 @@ from paho.mqtt.properties import Properties
 from edge.outbox import Outbox
 from wire import topics
 from wire.messages import NodeStatus, encode
+from wire.version import SOFTWARE_VERSION
 
 log = logging.getLogger(__name__)
 QOS = 1
@@ -54,7 +55,6 @@ class UplinkConfig:
     max_in_flight: int = 20
     drain_rate: float = 50.0  # backlog messages per second
     status_expiry_s: int = 600
-    software_version: str = "0.1.0"
 
 
 @dataclass
@@ -152,7 +152,7 @@ class Uplink:
 
     def _status_message(self, state: str) -> tuple[str, bytes]:
         status = NodeStatus(site=self.config.site, node=self.config.node, state=state,
-                            time=time.time(), software_version=self.config.software_version,
+                            time=time.time(), software_version=SOFTWARE_VERSION,
                             outbox_depth=self.outbox.depth())  # fmt: skip
         return topics.status(self.config.site, self.config.node), encode(status)
 

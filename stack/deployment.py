@@ -6,7 +6,8 @@ HQ (`python -m hq run`), one edge node per border post of the scenario
 (`python -m edge run`; the post's drones and their gimbal cameras), and
 the simulator playing the scenario live (`sim_hw.live`). It only writes
 files and starts commands, so a directorate can read in `folder` exactly what
-to deploy; of HQ's code only the broker's config writer is used here, none of the edge's.
+to deploy. Of HQ's and the edge's code only their configuration models are used here
+(and HQ's broker-config writer): the files are written from the models that load them.
 """
 
 from __future__ import annotations
@@ -19,11 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.config import CameraSection, EdgeConfig, MavlinkLink, PostConfig, UplinkSection
 from hq.broker import BrokerProcess, free_tcp_port, username, write_broker_config
+from hq.config import AlertSection, BrokerSection, HqConfig, PlaceSection
+from hq.config import load_config as load_hq_config
 from sim_hw.live import LiveCamera, LiveScenario
 from sim_hw.scenario import ScenarioConfig, load_config
+from stack.config_files import write_config
 from stack.process import Service, free_udp_port
 from wire.geo import EnuFrame
+from wire.secrets import SecretRef
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,6 @@ class StackOptions:
     # link of its own, beside the simulated drones: real packet loss and gaps in the picture.
     recorded_flight: Path | None = None
     mavlink_faults: Path | None = None  # a fault plan for the drones' links (configs/faults/)
-    extra_hq_toml: str = ""
 
 
 class Deployment:
@@ -164,30 +169,17 @@ class Deployment:
     def _write_hq_config(self) -> Path:
         scenario, options = self.scenario, self.options
         origin = scenario.posts[0]
-        places = "".join(
-            f'\n[[places]]\nname = "{p.name} post"\nlat = {p.lat}\nlon = {p.lon}\n'
-            f"radius_m = {options.place_radius_m}\n" for p in scenario.posts
-        )  # fmt: skip
-        api = ("" if options.api_port is None
-               else f'\n[api]\nhost = "127.0.0.1"\nport = {options.api_port}\n')  # fmt: skip
-        path = self.folder / "hq" / "hq.toml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"""# HQ for scenario {scenario.name}, written by stack.deployment
-origin = [{origin.lat}, {origin.lon}, {origin.alt}]
-border = {[list(p) for p in scenario.border]}
-home = [{origin.lat}, {origin.lon}]
-store = "{self.database}"
-{places}
-[broker]
-host = "127.0.0.1"
-port = {self.broker_port}
-username = "hq"
-password = {{ env = "DUNEWATCH_HQ_MQTT_PASSWORD" }}
-
-[alerts]
-distress_dwell_s = {options.distress_dwell_s}
-{api}{options.extra_hq_toml}""")
-        return path
+        places = [PlaceSection(name=f"{p.name} post", lat=p.lat, lon=p.lon,
+                               radius_m=options.place_radius_m) for p in scenario.posts]
+        broker = BrokerSection(host="127.0.0.1", port=self.broker_port, username="hq",
+                               password=SecretRef(env="DUNEWATCH_HQ_MQTT_PASSWORD"))
+        api = None if options.api_port is None else {"host": "127.0.0.1", "port": options.api_port}
+        alerts = AlertSection(distress_dwell_s=options.distress_dwell_s)
+        config = HqConfig(origin=(origin.lat, origin.lon, origin.alt), border=scenario.border,
+                          home=(origin.lat, origin.lon), store=str(self.database), places=places,
+                          broker=broker, alerts=alerts, api=api)  # fmt: skip
+        return write_config(self.folder / "hq" / "hq.toml", config,
+                            f"HQ for scenario {scenario.name}, written by stack.deployment")
 
     def _write_node_config(self, post, mavlink_port: int, cameras: list[LiveCamera],
                            recorded_port: int | None) -> Path:  # fmt: skip
@@ -196,11 +188,10 @@ distress_dwell_s = {options.distress_dwell_s}
         links = [f"udpin:127.0.0.1:{mavlink_port}"]
         if recorded_port is not None:
             links.append(f"udpin:127.0.0.1:{recorded_port}")
-        path = folder / "node.toml"
-        path.write_text(f"# Edge node of post {post.name}, written by stack.deployment\n"
-                        + node_config_text(self.scenario.name, post, self.node_broker_port,
-                                           folder / "outbox.db", links, cameras))  # fmt: skip
-        return path
+        return write_config(folder / "node.toml",
+                            node_config(self.scenario.name, post, self.node_broker_port,
+                                        folder / "outbox.db", links, cameras),
+                            f"Edge node of post {post.name}, written by stack.deployment")
 
     def restart(self, name: str, kill: bool = True, down_s: float = 0.0) -> None:
         """Stop a service (kill -9 by default: a crash or a power cut) and start it again
@@ -218,43 +209,27 @@ distress_dwell_s = {options.distress_dwell_s}
         self.services[name] = Service(name, args, env, self.folder / f"{name}.log").start()
 
 
-def node_config_text(site: str, post, broker_port: int, outbox: Path, mavlink_urls: list[str],
-                     cameras: list[LiveCamera], status_period_s: float = 5.0,
-                     password_env: str = "NODE_MQTT_PASSWORD") -> str:  # fmt: skip
-    """An edge node's TOML for `post` (lat, lon, alt) at `site`, reaching the broker on
+def node_config(site: str, post, broker_port: int, outbox: Path, mavlink_urls: list[str],
+                cameras: list[LiveCamera], status_period_s: float = 5.0,
+                password_env: str = "NODE_MQTT_PASSWORD") -> EdgeConfig:  # fmt: skip
+    """An edge node's config for `post` (lat, lon, alt) at `site`, reaching the broker on
     loopback with its own account and reading the simulator's links and cameras."""
-    links = "".join(f'[[mavlink]]\nurl = "{url}"\n' for url in mavlink_urls)
-    camera_sections = "".join(f"""
-[[cameras]]
-name = "{c.name}"
-source = "{c.url}"
-mode = "{c.mode}"
-hfov_deg = {c.hfov_deg}
-width = {c.width}
-height = {c.height}
-latency_s = 0.0
-{_mount(c)}
-""" for c in cameras)  # fmt: skip
-    return f"""site = "{site}"
-node = "{post.name}"
-[post]
-lat = {post.lat}
-lon = {post.lon}
-alt = {post.alt}
-[uplink]
-port = {broker_port}
-username = "{username(site, post.name)}"
-password = {{ env = "{password_env}" }}
-outbox = "{outbox}"
-status_period_s = {status_period_s}
-{links}{camera_sections}"""
+    uplink = UplinkSection(port=broker_port, username=username(site, post.name),
+                           password=SecretRef(env=password_env), outbox=outbox,
+                           status_period_s=status_period_s)  # fmt: skip
+    return EdgeConfig(site=site, node=post.name,
+                        post=PostConfig(lat=post.lat, lon=post.lon, alt=post.alt),
+                        uplink=uplink, mavlink=[MavlinkLink(url=url) for url in mavlink_urls],
+                        cameras=[_camera_section(c) for c in cameras])  # fmt: skip
 
 
-def _mount(camera: LiveCamera) -> str:
+def _camera_section(camera: LiveCamera) -> CameraSection:
+    view = dict(name=camera.name, source=camera.url, mode=camera.mode, hfov_deg=camera.hfov_deg,
+                width=camera.width, height=camera.height, latency_s=0.0)  # fmt: skip
     if camera.mast is None:
-        return f"drone_sysid = {camera.sysid}"
+        return CameraSection(**view, drone_sysid=camera.sysid)
     lat, lon, height, pan, tilt = camera.mast
-    return f"mast = [{lat}, {lon}, {height}]\nmast_pan_deg = {pan}\nmast_tilt_deg = {tilt}"
+    return CameraSection(**view, mast=(lat, lon, height), mast_pan_deg=pan, mast_tilt_deg=tilt)
 
 
 def _nearest_on_segment(a: np.ndarray, b: np.ndarray) -> np.ndarray:

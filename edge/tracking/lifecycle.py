@@ -10,12 +10,40 @@ has coasted too long, or when its position uncertainty has grown too large.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
-from edge.tracking.table import CONFIRMED, TENTATIVE, compact_columns
+from edge.tracking.table import (
+    CONFIRMED,
+    HITS,
+    ID,
+    MISSES,
+    SCORE,
+    SCORE_MAX,
+    SENSOR_MASK,
+    STATUS,
+    T_BORN,
+    T_STATE,
+    T_UPDATE,
+    TENTATIVE,
+    compact_columns,
+)
 
 LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+class LifeRules(NamedTuple):
+    """What the life-cycle kernels need of the tracker's config, in the units they use."""
+
+    confirm_score: float
+    tentative_delete_score: float
+    confirmed_delete_drop: float
+    max_coast_time_s: float
+    max_position_variance: float  # m²
+    velocity_variance: float  # (m/s)², a newborn track's per axis
+    birth_score: float  # a newborn track's score
 
 
 @njit(cache=True)
@@ -25,40 +53,37 @@ def hit_log_likelihood_ratio(d2, log_det_s, log_pd_over_clutter):
 
 
 @njit(cache=True)
-def advance(status, hits, misses, score, score_max, t_update, sensor_mask, P,
-            assigned, llr, t, sensor_bit, n, confirm_score, tentative_delete_score,
-            confirmed_delete_drop, max_coast_time, max_position_variance):  # fmt: skip
+def advance(P, floats, ints, assigned, llr, t, sensor_bit, n, rules):
     """Book one scan into tracks 0..n-1; return the keep flag of each."""
     keep = np.ones(n, np.bool_)
     for i in range(n):
-        score[i] += llr[i]
+        floats[SCORE, i] += llr[i]
         if assigned[i] >= 0:
-            hits[i] += 1
-            t_update[i] = t
-            sensor_mask[i] |= sensor_bit
+            ints[HITS, i] += 1
+            floats[T_UPDATE, i] = t
+            ints[SENSOR_MASK, i] |= sensor_bit
         else:
-            misses[i] += 1
-        if status[i] == TENTATIVE:
-            if score[i] >= confirm_score:
-                status[i] = CONFIRMED
-                score_max[i] = score[i]
-            elif score[i] < tentative_delete_score:
+            ints[MISSES, i] += 1
+        score = floats[SCORE, i]
+        if ints[STATUS, i] == TENTATIVE:
+            if score >= rules.confirm_score:
+                ints[STATUS, i] = CONFIRMED
+                floats[SCORE_MAX, i] = score
+            elif score < rules.tentative_delete_score:
                 keep[i] = False
         else:
-            score_max[i] = max(score_max[i], score[i])
-            if score[i] < score_max[i] - confirmed_delete_drop:
+            floats[SCORE_MAX, i] = max(floats[SCORE_MAX, i], score)
+            if score < floats[SCORE_MAX, i] - rules.confirmed_delete_drop:
                 keep[i] = False
-        if t - t_update[i] > max_coast_time:
+        if t - floats[T_UPDATE, i] > rules.max_coast_time_s:
             keep[i] = False
-        if max(P[0, 0, i], P[1, 1, i]) > max_position_variance:
+        if max(P[0, 0, i], P[1, 1, i]) > rules.max_position_variance:
             keep[i] = False
     return keep
 
 
 @njit(cache=True)
-def give_birth(x, P, ids, status, t_state, t_born, t_update, hits, misses, score, score_max,
-               sensor_mask, z, R, measurements, t, velocity_variance, birth_score,
-               first_id, sensor_bit, n):  # fmt: skip
+def give_birth(x, P, floats, ints, z, R, measurements, t, sensor_bit, first_id, n, rules):
     """Start a tentative track at each measurement, placed after track n-1.
 
     The velocity is unknown, so it starts at zero with the prior variance of
@@ -78,46 +103,39 @@ def give_birth(x, P, ids, status, t_state, t_born, t_update, hits, misses, score
         P[0, 1, i] = 0.5 * (R[j, 0, 1] + R[j, 1, 0])
         P[1, 0, i] = P[0, 1, i]
         P[1, 1, i] = R[j, 1, 1]
-        P[2, 2, i] = velocity_variance
-        P[3, 3, i] = velocity_variance
-        ids[i] = first_id + k
-        status[i] = TENTATIVE
-        t_state[i] = t
-        t_born[i] = t
-        t_update[i] = t
-        hits[i] = 1
-        misses[i] = 0
-        score[i] = birth_score
-        score_max[i] = birth_score
-        sensor_mask[i] = sensor_bit
+        P[2, 2, i] = rules.velocity_variance
+        P[3, 3, i] = rules.velocity_variance
+        floats[T_STATE, i] = t
+        floats[T_BORN, i] = t
+        floats[T_UPDATE, i] = t
+        floats[SCORE, i] = rules.birth_score
+        floats[SCORE_MAX, i] = rules.birth_score
+        ints[ID, i] = first_id + k
+        ints[STATUS, i] = TENTATIVE
+        ints[HITS, i] = 1
+        ints[MISSES, i] = 0
+        ints[SENSOR_MASK, i] = sensor_bit
 
 
 @njit(cache=True)
-def close_scan(x, P, ids, status, t_state, t_born, t_update, hits, misses, score, score_max,
-               sensor_mask, n, assigned, llr, newborn, z, R, t, sensor_bit, next_id,
-               confirm_score, tentative_delete_score, confirmed_delete_drop, max_coast_time,
-               max_position_variance, velocity_variance, birth_score):  # fmt: skip
+def close_scan(x, P, floats, ints, n, assigned, llr, newborn, z, R, t, sensor_bit, next_id,
+               rules):  # fmt: skip
     """Book the scan, drop the dead, start the newborn (capacity reserved by the caller).
 
     Returns (tracks now, confirmed this scan, deleted this scan).
     """
     was_confirmed = 0
     for i in range(n):
-        was_confirmed += status[i] == CONFIRMED
-    keep = advance(status, hits, misses, score, score_max, t_update, sensor_mask, P, assigned,
-                   llr, t, sensor_bit, n, confirm_score, tentative_delete_score,
-                   confirmed_delete_drop, max_coast_time, max_position_variance)  # fmt: skip
+        was_confirmed += ints[STATUS, i] == CONFIRMED
+    keep = advance(P, floats, ints, assigned, llr, t, sensor_bit, n, rules)
     now_confirmed = 0
-    for i in range(n):
-        now_confirmed += status[i] == CONFIRMED and keep[i]
-    deleted = n - np.count_nonzero(keep)
     confirmed_deleted = 0
     for i in range(n):
-        confirmed_deleted += status[i] == CONFIRMED and not keep[i]
-    n = compact_columns(keep, x, P, ids, status, t_state, t_born, t_update, hits, misses, score,
-                        score_max, sensor_mask, n)  # fmt: skip
-    give_birth(x, P, ids, status, t_state, t_born, t_update, hits, misses, score, score_max,
-               sensor_mask, z, R, newborn, t, velocity_variance, birth_score, next_id,
-               sensor_bit, n)  # fmt: skip
+        confirmed = ints[STATUS, i] == CONFIRMED
+        now_confirmed += confirmed and keep[i]
+        confirmed_deleted += confirmed and not keep[i]
+    deleted = n - np.count_nonzero(keep)
+    n = compact_columns(keep, x, P, floats, ints, n)
+    give_birth(x, P, floats, ints, z, R, newborn, t, sensor_bit, next_id, n, rules)
     newly_confirmed = now_confirmed + confirmed_deleted - was_confirmed
     return n + newborn.shape[0], newly_confirmed, deleted

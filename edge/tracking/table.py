@@ -1,8 +1,13 @@
-"""The tracker's state: one contiguous array per track attribute.
+"""The tracker's state: one contiguous row per track attribute, under a name.
 
 Tracks live in the first `n` columns of arrays with spare capacity, so that a
 scan touches a few dense arrays instead of one Python object per track.
 Deleted tracks are squeezed out in place, keeping the survivors' order.
+
+The table is four arrays, the layout every kernel shares: `x` (4, capacity) the
+state [e, n, ve, vn], `P` (4, 4, capacity) its covariance, and the per-track
+scalars as rows of `floats` (float64) and `ints` (int64), named by the row
+constants below (`floats[SCORE, i]` is track i's score).
 """
 
 from __future__ import annotations
@@ -14,6 +19,22 @@ from numba import njit
 
 TENTATIVE = 0
 CONFIRMED = 1
+
+# Rows of `floats`.
+T_STATE = 0  # time the state x, P refers to
+T_BORN = 1
+T_UPDATE = 2  # time of the last assigned measurement
+SCORE = 3  # log-likelihood ratio, target vs clutter
+SCORE_MAX = 4  # the best score since confirmation
+N_FLOATS = 5
+
+# Rows of `ints`.
+ID = 0  # never reused within a tracker's life
+STATUS = 1  # TENTATIVE or CONFIRMED
+HITS = 2  # measurements assigned
+MISSES = 3  # scans without a measurement
+SENSOR_MASK = 4  # bit s set when sensor s fed the track
+N_INTS = 5
 
 
 @dataclass(frozen=True)
@@ -51,27 +72,16 @@ class TrackTable:
     def _allocate(self, capacity: int) -> None:
         self.x = np.zeros((4, capacity))
         self.P = np.zeros((4, 4, capacity))
-        self.ids = np.zeros(capacity, np.int64)
-        self.status = np.zeros(capacity, np.int8)
-        self.t_state = np.zeros(capacity)  # time the state x, P refers to
-        self.t_born = np.zeros(capacity)
-        self.t_update = np.zeros(capacity)
-        self.hits = np.zeros(capacity, np.int64)
-        self.misses = np.zeros(capacity, np.int64)
-        self.score = np.zeros(capacity)
-        self.score_max = np.zeros(capacity)
-        self.sensor_mask = np.zeros(capacity, np.int64)
+        self.floats = np.zeros((N_FLOATS, capacity))
+        self.ints = np.zeros((N_INTS, capacity), np.int64)
 
     @property
     def capacity(self) -> int:
-        return self.ids.shape[0]
+        return self.x.shape[1]
 
     def columns(self):
-        return (
-            self.x, self.P, self.ids, self.status, self.t_state, self.t_born,
-            self.t_update, self.hits, self.misses, self.score, self.score_max,
-            self.sensor_mask,
-        )  # fmt: skip
+        """The table's arrays in the order the kernels take them: x, P, floats, ints."""
+        return self.x, self.P, self.floats, self.ints
 
     def reserve(self, extra: int) -> None:
         """Make room for `extra` more tracks."""
@@ -83,10 +93,6 @@ class TrackTable:
         for new, values in zip(self.columns(), old, strict=True):
             new[..., : self.n] = values[..., : self.n]
 
-    def compact(self, keep: np.ndarray) -> None:
-        """Drop tracks whose keep flag (over the first n) is False."""
-        self.n = compact_columns(keep, *self.columns(), self.n)
-
     def snapshot(self, sensor_names: tuple[str, ...], now: float) -> Tracks:
         ids, x, P, confirmed, hits, misses, age, last_update, score, sensor_mask = _copy_out(
             *self.columns(), self.n, now
@@ -96,8 +102,7 @@ class TrackTable:
 
 
 @njit(cache=True)
-def _copy_out(x, P, ids, status, t_state, t_born, t_update, hits, misses, score, score_max,
-              sensor_mask, n, now):  # fmt: skip
+def _copy_out(x, P, floats, ints, n, now):
     """The first n tracks as new arrays in the public (track-major) layout."""
     x_out = np.empty((n, 4))
     P_out = np.empty((n, 4, 4))
@@ -107,15 +112,15 @@ def _copy_out(x, P, ids, status, t_state, t_born, t_update, hits, misses, score,
             for b in range(4):
                 P_out[i, a, b] = P[a, b, i]
     return (
-        ids[:n].copy(), x_out, P_out, status[:n] == CONFIRMED, hits[:n].copy(),
-        misses[:n].copy(), now - t_born[:n], t_update[:n].copy(), score[:n].copy(),
-        sensor_mask[:n].copy(),
+        ints[ID, :n].copy(), x_out, P_out, ints[STATUS, :n] == CONFIRMED,
+        ints[HITS, :n].copy(), ints[MISSES, :n].copy(), now - floats[T_BORN, :n],
+        floats[T_UPDATE, :n].copy(), floats[SCORE, :n].copy(), ints[SENSOR_MASK, :n].copy(),
     )  # fmt: skip
 
 
 @njit(cache=True)
-def compact_columns(keep, x, P, ids, status, t_state, t_born, t_update, hits, misses, score,
-             score_max, sensor_mask, n):  # fmt: skip
+def compact_columns(keep, x, P, floats, ints, n):
+    """Squeeze out the tracks whose keep flag is False; return how many are left."""
     m = 0
     for i in range(n):
         if not keep[i]:
@@ -125,15 +130,9 @@ def compact_columns(keep, x, P, ids, status, t_state, t_born, t_update, hits, mi
                 x[a, m] = x[a, i]
                 for b in range(4):
                     P[a, b, m] = P[a, b, i]
-            ids[m] = ids[i]
-            status[m] = status[i]
-            t_state[m] = t_state[i]
-            t_born[m] = t_born[i]
-            t_update[m] = t_update[i]
-            hits[m] = hits[i]
-            misses[m] = misses[i]
-            score[m] = score[i]
-            score_max[m] = score_max[i]
-            sensor_mask[m] = sensor_mask[i]
+            for row in range(N_FLOATS):
+                floats[row, m] = floats[row, i]
+            for row in range(N_INTS):
+                ints[row, m] = ints[row, i]
         m += 1
     return m

@@ -25,49 +25,14 @@ import numpy as np
 from numba import njit
 from scipy.stats import chi2
 
+from edge.config import TrackerConfig
 from edge.tracking import jpda, kalman, lifecycle
 from edge.tracking.assign import associate, gnn_apply, gnn_propose, solve_ambiguous
-from edge.tracking.table import CONFIRMED, TENTATIVE, Tracks, TrackTable
+from edge.tracking.table import CONFIRMED, STATUS, T_STATE, TENTATIVE, Tracks, TrackTable
 
 log = logging.getLogger(__name__)
 
 MAX_SENSORS = 63  # one bit each in a track's int64 sensor mask
-
-
-@dataclass(frozen=True)
-class TrackerConfig:
-    """Tracker parameters. Defaults suit people and vehicles seen from a drone."""
-
-    process_noise: float = 0.05  # q, white-acceleration PSD, m²/s³
-    detection_probability: float = 0.9  # pd
-    clutter_density: float = 1e-6  # λ, false detections per m² per scan
-    birth_density: float | None = None  # new targets per m²; None: same as clutter
-    initial_velocity_std: float = 5.0  # m/s per axis, prior of a new track
-    gate_probability: float = 0.9999  # chi-square gate, 2 degrees of freedom
-    confirm_score: float = 6.0  # log-likelihood ratio that confirms a track
-    tentative_delete_score: float = -3.0  # below this a tentative track dies
-    confirmed_delete_drop: float = 7.0  # drop below the best score that kills a confirmed track
-    max_coast_time: float = 10.0  # s without a measurement before deletion
-    max_position_std: float = 100.0  # m; a track this uncertain is no use
-    association: str = "jpda"  # for confirmed tracks: "jpda" or "gnn"
-    max_jpda_events: int = 20_000  # larger clusters fall back to GNN
-
-    def __post_init__(self):
-        checks = {
-            "process_noise": self.process_noise > 0,
-            "detection_probability": 0 < self.detection_probability < 1,
-            "clutter_density": self.clutter_density > 0,
-            "birth_density": self.birth_density is None or self.birth_density > 0,
-            "initial_velocity_std": self.initial_velocity_std > 0,
-            "gate_probability": 0 < self.gate_probability < 1,
-            "max_coast_time": self.max_coast_time > 0,
-            "max_position_std": self.max_position_std > 0,
-            "association": self.association in ("jpda", "gnn"),
-            "max_jpda_events": self.max_jpda_events >= 1,
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"TrackerConfig: out of range: {', '.join(bad)}")
 
 
 @dataclass
@@ -137,7 +102,11 @@ class Tracker:
         self._log_pd_over_clutter = float(np.log(c.detection_probability / c.clutter_density))
         self._miss_llr = float(np.log1p(-c.detection_probability))
         birth_density = c.clutter_density if c.birth_density is None else c.birth_density
-        self._birth_score = float(np.log(birth_density / c.clutter_density))
+        self._life_rules = lifecycle.LifeRules(
+            c.confirm_score, c.tentative_delete_score, c.confirmed_delete_drop,
+            c.max_coast_time_s, c.max_position_std**2, c.initial_velocity_std**2,
+            float(np.log(birth_density / c.clutter_density)),
+        )  # fmt: skip
 
     @property
     def time(self) -> float:
@@ -169,9 +138,8 @@ class Tracker:
         table = self._table
         table.reserve(z.shape[0])  # room for a newborn track per measurement
         usable, non_finite, bad_covariance, confirmed, tentative = _begin_scan(
-            table.x, table.P, table.t_state, table.status, table.n, t,
-            self.config.process_noise, z, R,
-        )  # fmt: skip
+            *table.columns(), table.n, t, self.config.process_noise, z, R
+        )
         self._count_scan(sensor, z.shape[0], non_finite, bad_covariance)
         self._clock = t
         self._scan(t, z, R, usable, confirmed, tentative, sensor_bit)
@@ -209,13 +177,10 @@ class Tracker:
         self._gnn_stage(tentative, usable[free[usable]], z, R, assigned, llr, free)
 
         newborn = usable[free[usable]]
-        c = self.config
         table.n, confirmed_now, deleted = lifecycle.close_scan(
             *table.columns(), n, assigned, llr, newborn, z, R, t, sensor_bit, self._next_id,
-            c.confirm_score, c.tentative_delete_score, c.confirmed_delete_drop,
-            c.max_coast_time, c.max_position_std**2, c.initial_velocity_std**2,
-            self._birth_score,
-        )  # fmt: skip
+            self._life_rules,
+        )
         self._next_id += newborn.shape[0]
         self.counters.tracks_born += newborn.shape[0]
         self.counters.tracks_confirmed += confirmed_now
@@ -267,7 +232,7 @@ class Tracker:
 
 
 @njit(cache=True)
-def _begin_scan(x, P, t_state, status, n, t, q, z, R):
+def _begin_scan(x, P, floats, ints, n, t, q, z, R):
     """Predict every track to t and sort out what this scan can use.
 
     Returns (usable measurements, non-finite count, bad covariance count,
@@ -275,12 +240,12 @@ def _begin_scan(x, P, t_state, status, n, t, q, z, R):
     """
     dt = np.empty(n)
     for i in range(n):
-        dt[i] = t - t_state[i]
-        t_state[i] = t
+        dt[i] = t - floats[T_STATE, i]
+        floats[T_STATE, i] = t
     kalman.predict(x, P, dt, q, n)
     usable, non_finite, bad_covariance = _usable_measurements(z, R)
-    confirmed = np.flatnonzero(status[:n] == CONFIRMED)
-    tentative = np.flatnonzero(status[:n] == TENTATIVE)
+    confirmed = np.flatnonzero(ints[STATUS, :n] == CONFIRMED)
+    tentative = np.flatnonzero(ints[STATUS, :n] == TENTATIVE)
     return usable, non_finite, bad_covariance, confirmed, tentative
 
 

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import threading
+from importlib.metadata import version
 
 import numpy as np
 import paho.mqtt.client as mqtt
@@ -117,3 +118,4 @@ url = "udpin:127.0.0.1:{mavlink_port}"
     assert len(moving) >= 5 and np.ptp(moving) < 0.3
     status = next(m for m in hq.messages if isinstance(m, NodeStatus) and m.drones)
     assert status.drones[0].sysid == 3 and status.drones[0].connected
+    assert status.software_version == version("dunewatch")  # the installed package's

@@ -18,7 +18,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from hq.broker import BrokerProcess, free_tcp_port, username, write_broker_config
 from sim_hw.live import LiveCamera, LiveScenario
 from sim_hw.scenario import load_config
-from stack.deployment import node_config_text
+from stack.config_files import write_config
+from stack.deployment import node_config
 from stack.process import Service, free_udp_port
 from tests.conftest import PROJECT_ROOT
 from tests.tcp_relay import TcpRelay
@@ -77,10 +78,10 @@ def test_link_cut_and_kill_9_lose_no_batch_and_the_tracks_follow_the_truth(tmp_p
     mavlink_port = free_udp_port()
     camera = LiveCamera(sysid=1, port=free_tcp_port(), mode="thermal", width=640, height=360,
                         fps=10.0, lighting="night")  # fmt: skip
-    config = tmp_path / "node.toml"
-    config.write_text(node_config_text(SITE, POST, relay.port, tmp_path / "outbox.db",
-                                       [f"udpin:127.0.0.1:{mavlink_port}"], [camera],
-                                       status_period_s=2.0))  # fmt: skip
+    config = write_config(tmp_path / "node.toml",
+                          node_config(SITE, POST, relay.port, tmp_path / "outbox.db",
+                                      [f"udpin:127.0.0.1:{mavlink_port}"], [camera],
+                                      status_period_s=2.0), "the node under test")  # fmt: skip
     hq = Hq(broker_port, passwords["hq"])
     password = passwords[username(SITE, POST.name)]
     first = second = None

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from importlib.metadata import version
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -160,6 +161,7 @@ def test_a_killed_node_leaves_its_last_will(broker, tmp_path):
     assert listener.wait_for(lambda m: any(b'"offline"' in p for _, p, _ in m), timeout=10)
     status, _ = listener.statuses()[-1]
     assert isinstance(status, NodeStatus) and status.state == "offline"
+    assert status.software_version == version("dunewatch")  # the installed package's
     listener.close()
 
 

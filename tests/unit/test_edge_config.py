@@ -5,7 +5,8 @@ import tomllib
 import pytest
 from pydantic import ValidationError
 
-from edge.config import EdgeConfig, load_config
+from edge.config import EdgeConfig, TrackerConfig, load_config
+from edge.run import build_node
 from tests.conftest import PROJECT_ROOT
 from wire.secrets import SecretRef, secret
 
@@ -43,6 +44,10 @@ def test_metrics_are_off_unless_a_port_is_set():
     (lambda c: c["metrics"].update(port=70000), "less than or equal to 65535"),
     (lambda c: c["metrics"].update(port=0), "greater than or equal to 1"),
     (lambda c: c["metrics"].update(addr="0.0.0.0"), "addr"),
+    (lambda c: c["tracking"].update(procss_noise=0.1), "procss_noise"),
+    (lambda c: c["tracking"].update(association="pda"), "'jpda' or 'gnn'"),
+    (lambda c: c["tracking"].update(detection_probability=1.0), "less than 1"),
+    (lambda c: c["tracking"].update(max_coast_time=5.0), "max_coast_time\n"),
 ])  # fmt: skip
 def test_a_bad_config_is_refused_with_the_reason(spoil, reason):
     with open(SHIPPED, "rb") as f:
@@ -64,3 +69,39 @@ def test_secrets_come_from_the_environment_or_a_file(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="cannot read secret file"):
         secret(SecretRef(file=tmp_path / "absent"))
     assert secret(None) is None
+
+
+# A value other than the default for each of the tracker's parameters.
+TRACKER_SETTINGS = {
+    "process_noise": 0.2, "detection_probability": 0.8, "clutter_density": 3e-5,
+    "birth_density": 1e-7, "initial_velocity_std": 2.0, "gate_probability": 0.99,
+    "association": "gnn", "max_jpda_events": 500, "confirm_score": 8.0,
+    "tentative_delete_score": -5.0, "confirmed_delete_drop": 9.0, "max_coast_time_s": 4.0,
+    "max_position_std": 50.0,
+}  # fmt: skip
+
+
+def test_every_tracker_parameter_reaches_the_nodes_tracker_from_the_toml(tmp_path, monkeypatch):
+    assert set(TRACKER_SETTINGS) == set(TrackerConfig.model_fields), "a parameter left out"
+    assert all(TrackerConfig.model_fields[k].default != v for k, v in TRACKER_SETTINGS.items())
+    with open(SHIPPED, "rb") as f:
+        raw = tomllib.load(f)
+    raw["tracking"] = {"publish_rate_hz": 4.0, **TRACKER_SETTINGS}
+    # What build_node would otherwise reach for outside the test: /var/lib, a key file,
+    # camera streams.
+    raw["uplink"]["outbox"] = str(tmp_path / "outbox.db")
+    raw["mavlink"], raw["cameras"] = [], []
+    monkeypatch.setenv("DUNEWATCH_MQTT_PASSWORD", "pw")
+    node = build_node(EdgeConfig.model_validate(raw))
+    try:
+        for name, value in TRACKER_SETTINGS.items():
+            assert getattr(node.tracker.config, name) == value, name
+        assert node.settings.publish_period_s == 0.25
+    finally:
+        node.uplink.outbox.close()
+
+
+def test_the_tracker_and_the_node_share_one_set_of_defaults():
+    section = EdgeConfig.model_validate({"site": "s", "node": "n",
+                                         "post": {"lat": 0, "lon": 0, "alt": 0}}).tracking
+    assert section.model_dump(exclude={"publish_rate_hz"}) == TrackerConfig().model_dump()

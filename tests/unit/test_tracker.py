@@ -87,13 +87,14 @@ def test_targets_in_dense_clutter_are_tracked_without_false_tracks():
 
 def test_coasting_then_deletion_and_ids_never_reused():
     rng = np.random.default_rng(3)
-    config = TrackerConfig(process_noise=0.05, max_coast_time=5.0)
+    config = TrackerConfig(process_noise=0.05, detection_probability=0.9,
+                           confirmed_delete_drop=7.0, max_coast_time_s=5.0)
     tracker = Tracker(config)
     for k in range(10):
         tracks = tracker.update(float(k), *measure(rng, np.array([[50.0 + 2 * k, 0.0]])))
     first_id = tracks.ids[tracks.confirmed][0]
     # The target hides: the track coasts on its prediction for as many misses
-    # as its score allows (three at pd = 0.9 with the default drop).
+    # as its score allows (three at pd = 0.9 with a drop of 7).
     for k in range(10, 13):
         tracks = tracker.update(float(k), np.empty((0, 2)), np.empty((0, 2, 2)))
         assert first_id in tracks.ids

@@ -99,5 +99,7 @@ def test_one_hundred_thousand_measurements_in_one_scan(tracker):
 def test_config_out_of_range_is_refused():
     with pytest.raises(ValueError, match="detection_probability"):
         TrackerConfig(detection_probability=1.0)
-    with pytest.raises(ValueError, match="process_noise, clutter_density"):
+    both = (r"(?s)process_noise\n  Input should be greater than 0"
+            r".*clutter_density\n  Input should be greater than 0")
+    with pytest.raises(ValueError, match=both):
         TrackerConfig(process_noise=0.0, clutter_density=-1.0)
