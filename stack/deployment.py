@@ -23,7 +23,6 @@ import numpy as np
 from edge.config import CameraSection, EdgeConfig, MavlinkLink, PostConfig, UplinkSection
 from hq.broker import BrokerProcess, free_tcp_port, username, write_broker_config
 from hq.config import AlertSection, BrokerSection, HqConfig, PlaceSection
-from hq.config import load_config as load_hq_config
 from sim_hw.live import LiveCamera, LiveScenario
 from sim_hw.scenario import ScenarioConfig, load_config
 from stack.config_files import write_config

@@ -112,7 +112,7 @@ class SqlStore:
                             status: TrackStatus | None = None) -> FusedTracks:  # fmt: skip
         sql, params = reads.current_tracks_query(bbox, status=status)
         with self._read() as db:
-            return reads.fused_table(db.execute(sql, params).fetchall())
+            return reads.fused_table(db.execute(sql, params))
 
     def fused_track(self, global_id: int) -> FusedTrack | None:
         with self._read() as db:
@@ -133,7 +133,7 @@ class SqlStore:
         with self._snapshot() as db:
             changed, value, following = self._changes_window(db, cursor)
             sql, params = reads.current_tracks_query(where=[(changed, (value,))])
-            tracks = reads.fused_table(db.execute(sql, params).fetchall())
+            tracks = reads.fused_table(db.execute(sql, params))
             alerts = reads.alerts_where(db, (changed, value), limit=2**62)
         return StoreChanges(following, tracks, alerts)
 
