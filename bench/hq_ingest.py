@@ -173,7 +173,7 @@ def main(argv: list[str]) -> int:
         fusion.ingest(decode(payload), time.time())
     fusion_only = time.perf_counter() - began
     with tempfile.TemporaryDirectory() as workdir:
-        runs = [run_store(store, Path(workdir), messages, updates, fusion_only, args)
+        runs = [run_store(store, Path(workdir), updates, fusion_only, args)
                 for store in args.store or ["sqlite"]]  # fmt: skip
     for run in runs[1:]:
         run["per_writer_ratio_to_first"] = run["updates_per_s"] / runs[0]["updates_per_s"]
@@ -188,9 +188,11 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def run_store(store: str, workdir: Path, messages: list[tuple], updates: int,
-              fusion_only: float, args) -> dict:  # fmt: skip
-    """Throughput and latency of ingest into fresh stores of one backend."""
+def run_store(store: str, workdir: Path, updates: int, fusion_only: float, args) -> dict:
+    """Throughput and latency of ingest into fresh stores of one backend. The messages are
+    made afresh, so that each backend's are as new when offered (fusion reads their age)."""
+    messages = payloads(args.nodes, args.tracks, args.cycles, time.time(),
+                        np.random.default_rng(1))  # fmt: skip
     with scratch(store, workdir, "saturated") as db:
         saturated = ingest_run(db, messages, args.max_group)
         points, fused_tracks, size = database_size(saturated, db)
