@@ -1,4 +1,5 @@
-"""Edge node benchmark: `python -m bench edge_node [--json] [--mode eo|thermal] [--seconds S]`.
+"""Edge node benchmark: `python -m bench edge_node [--json] [--mode eo|thermal] [--seconds S]
+[--fps F] [--thermal-detector hot_spots|learned]`.
 
 Runs the node as it runs at a post (`python -m edge run`) on the small
 scenario played live: its drone's telemetry replayed over UDP at the wall
@@ -120,7 +121,8 @@ def paho_reference(port: int, password: str, payloads: list[bytes], hq: Subscrib
     return percentiles_ms(np.array(arrived[:len(sent)]) - np.array(sent[:len(arrived)]))
 
 
-def run(mode: str, seconds: float) -> dict:
+def run(mode: str, seconds: float, fps: float = 25.0,
+        thermal_detector: str = "hot_spots") -> dict:  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         broker_port = free_tcp_port()
@@ -130,11 +132,12 @@ def run(mode: str, seconds: float) -> dict:
         broker = BrokerProcess(folder / "broker" / "mosquitto.conf", broker_port).start()
         mavlink_port = free_udp_port()
         camera = LiveCamera(sysid=1, port=free_tcp_port(), mode=mode, width=1280, height=720,
-                            fps=25.0, lighting="night" if mode == "thermal" else "day")
+                            fps=fps, lighting="night" if mode == "thermal" else "day")
         hq = Subscriber(broker_port, passwords["hq"], topics.tracks(SITE, POST.name))
         config = write_config(folder / "node.toml",
                               node_config(SITE, POST, broker_port, folder / "outbox.db",
-                                          [f"udpin:127.0.0.1:{mavlink_port}"], [camera]),
+                                          [f"udpin:127.0.0.1:{mavlink_port}"], [camera],
+                                          thermal_detector=thermal_detector),
                               "the node under load, written by bench/edge_node.py")
         node = Service("node", ["edge", "run", "--config", str(config)],
                        {"NODE_MQTT_PASSWORD": passwords[ACCOUNT]})
@@ -164,6 +167,7 @@ def run(mode: str, seconds: float) -> dict:
         raise RuntimeError(f"simulator parts failed: {failed}")
     return {
         "mode": mode, "resolution": "1280x720", "fps": camera.fps, "seconds": seconds,
+        "thermal_detector": thermal_detector if mode == "thermal" else None,
         "batches": len(measured), "batches_with_tracks": len(with_tracks),
         "frame_to_subscriber": percentiles_ms(frame_latency),
         "sent_to_subscriber": percentiles_ms(sent_latency),
@@ -193,9 +197,12 @@ def main(argv: list[str]) -> int:
     results.add_json_option(parser, "edge_node")
     parser.add_argument("--mode", choices=["eo", "thermal", "both"], default="both")
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--fps", type=float, default=25.0, help="the camera's frame rate")
+    parser.add_argument("--thermal-detector", choices=["hot_spots", "learned"],
+                        default="hot_spots", help="the node's thermal detector")
     args = parser.parse_args(argv)
     modes = ["eo", "thermal"] if args.mode == "both" else [args.mode]
-    cameras = [run(mode, args.seconds) for mode in modes]
+    cameras = [run(mode, args.seconds, args.fps, args.thermal_detector) for mode in modes]
     report = {**results.header("edge_node", argv), "cameras": cameras}
     results.publish(table(cameras), report, "edge_node" if args.json else None)
     return 0

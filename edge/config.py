@@ -49,6 +49,11 @@ class CameraSection(_Strict):
     name: Name
     source: str  # anything OpenCV opens: a file, rtsp://, http:// MJPEG, /dev/video0
     mode: Literal["eo", "thermal"] = "eo"
+    # A thermal camera's detector: the learned network (edge/detection/models; far better
+    # on real imagery, see its model card) or the hot-spot detector. Hot spots stay the
+    # default while the network misses many of the simulator's people (3 px across, at
+    # any angle), on which the replay suite's figures rest.
+    thermal_detector: Literal["learned", "hot_spots"] = "hot_spots"
     hfov_deg: float = Field(gt=0, lt=180)
     width: int = Field(gt=0)
     height: int = Field(gt=0)

@@ -196,16 +196,18 @@ class EdgeNode:
         self.counters.measurements += int(ok.sum())
         self._tracks = self.tracker.update(t, ground.z[ok], ground.R[ok], sensor=camera.name)
         self._state.last_scan = t
-        self._vote_classes(t, ground.z[ok], ground.R[ok],
-                           [d.target_class for d, keep in zip(detections, ok, strict=True)
-                            if keep])  # fmt: skip
+        located = [d for d, keep in zip(detections, ok, strict=True) if keep]
+        self._vote_classes(t, ground.z[ok], ground.R[ok], located)
         return True
 
-    def _vote_classes(self, t: float, z: np.ndarray, R: np.ndarray, labels: list[str]) -> None:
-        """Book the scan's detections into their tracks' classes (`ClassVotes`)."""
+    def _vote_classes(self, t: float, z: np.ndarray, R: np.ndarray,
+                      detections: list[Detection]) -> None:  # fmt: skip
+        """Book the scan's detections (their classes, and class probabilities where the
+        detector gives them) into their tracks' classes (`ClassVotes`)."""
         if self._tracks is None:
             return
-        self._votes.vote(t, self._tracks, z, R, labels)
+        self._votes.vote(t, self._tracks, z, R, [d.target_class for d in detections],
+                         [d.class_probabilities for d in detections])  # fmt: skip
         self._state.classes = self._votes.classes()
 
     # --- publishing ------------------------------------------------------------------------

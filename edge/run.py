@@ -91,14 +91,19 @@ class ThermalScan:
         return self.detector.detect(image, pose)
 
 
-def build_detector(mode: str, camera: Camera, frame: EnuFrame, georeferencer: Georeferencer):
-    if mode == "eo":
+def build_detector(section: CameraSection, camera: Camera, frame: EnuFrame,
+                   georeferencer: Georeferencer):  # fmt: skip
+    if section.mode == "eo":
         from edge.detection.eo_motion import MotionDetector
 
         return MotionDetector(camera, frame)
-    from edge.detection.thermal import ThermalDetector
+    if section.thermal_detector == "hot_spots":
+        from edge.detection.thermal import ThermalDetector
 
-    return ThermalScan(ThermalDetector(georeferencer))
+        return ThermalScan(ThermalDetector(georeferencer))
+    from edge.detection.thermal_learned import LearnedThermalDetector
+
+    return ThermalScan(LearnedThermalDetector(georeferencer))
 
 
 def build_cameras(config: EdgeConfig, drivers: list[MavlinkDriver]) -> list[CameraPipeline]:
@@ -110,7 +115,7 @@ def build_cameras(config: EdgeConfig, drivers: list[MavlinkDriver]) -> list[Came
     for section in config.cameras:
         camera = Camera.from_hfov(math.radians(section.hfov_deg), section.width, section.height)
         georeferencer = Georeferencer(camera, frame)
-        detector = build_detector(section.mode, camera, frame, georeferencer)
+        detector = build_detector(section, camera, frame, georeferencer)
         source = CameraDriver(CameraConfig(section.source, latency=section.latency_s,
                                            frame_size=(section.width, section.height)))  # fmt: skip
         pose_at = (drone_pose(drivers, section.drone_sysid) if section.drone_sysid is not None

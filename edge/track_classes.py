@@ -3,7 +3,9 @@
 A single frame's guess is noisy (a blob's size depends on blur, pose and
 neighbours), so a track takes the class most of its detections had, recent
 ones counting more; "unknown" detections cast no vote, so they never
-overwrite a known class.
+overwrite a known class. A detection that comes with class probabilities (the
+learned thermal detector's, calibrated) splits its one vote among the classes
+by them: a sure person counts as a whole person, a toss-up as half of each.
 
 Size alone cannot tell a running vehicle whose hot engine alone stands out
 from an animal, so speed decides: a track seen to move faster than anything
@@ -44,8 +46,10 @@ class ClassVotes:
     witnesses: dict[int, deque[_Witness]] = field(default_factory=dict)
     driving: set[int] = field(default_factory=set)  # tracks seen to move faster than on foot
 
-    def vote(self, t: float, tracks, z: np.ndarray, R: np.ndarray, labels: list[str]) -> None:
-        """Book the scan at time t: detections z (N, 2), R (N, 2, 2), classes `labels`.
+    def vote(self, t: float, tracks, z: np.ndarray, R: np.ndarray, labels: list[str],
+             probabilities: list[dict[str, float] | None] | None = None) -> None:
+        """Book the scan at time t: detections z (N, 2), R (N, 2, 2), classes `labels`,
+        and per detection its class probabilities where the detector gives them.
 
         The tracker does not say which detection fed which track, so each
         detection witnesses the track it is nearest (Mahalanobis), if within
@@ -63,8 +67,11 @@ class ClassVotes:
                 continue
             track_id = int(tracks.ids[k])
             self._witness(track_id, _Witness(t, z[j].copy(), R[j].copy()))
-            if label != "unknown":
-                self._add(track_id, t, label)
+            shares = None if probabilities is None else probabilities[j]
+            if shares:
+                self._add(track_id, t, shares)
+            elif label != "unknown":
+                self._add(track_id, t, {label: 1.0})
 
     def classes(self) -> dict[int, str]:
         """Track id -> its class, for the tracks with a known-class detection or seen driving."""
@@ -78,12 +85,14 @@ class ClassVotes:
             self.voted_at.pop(track_id, None)
             self.driving.discard(track_id)
 
-    def _add(self, track_id: int, t: float, label: str) -> None:
+    def _add(self, track_id: int, t: float, shares: dict[str, float]) -> None:
+        """One vote, split among classes by `shares` (summing to 1)."""
         tally = self.tallies.setdefault(track_id, {})
         decay = 0.5 ** ((t - self.voted_at.get(track_id, t)) / self.half_life_s)
         for name in tally:
             tally[name] *= decay
-        tally[label] = tally.get(label, 0.0) + 1.0
+        for name, share in shares.items():
+            tally[name] = tally.get(name, 0.0) + share
         self.voted_at[track_id] = t
 
     def _witness(self, track_id: int, witness: _Witness) -> None:

@@ -210,21 +210,25 @@ class Deployment:
 
 def node_config(site: str, post, broker_port: int, outbox: Path, mavlink_urls: list[str],
                 cameras: list[LiveCamera], status_period_s: float = 5.0,
-                password_env: str = "NODE_MQTT_PASSWORD") -> EdgeConfig:  # fmt: skip
+                password_env: str = "NODE_MQTT_PASSWORD",
+                thermal_detector: str = "hot_spots") -> EdgeConfig:  # fmt: skip
     """An edge node's config for `post` (lat, lon, alt) at `site`, reaching the broker on
-    loopback with its own account and reading the simulator's links and cameras."""
+    loopback with its own account and reading the simulator's links and cameras; its
+    thermal cameras run `thermal_detector` (edge.config.CameraSection)."""
     uplink = UplinkSection(port=broker_port, username=username(site, post.name),
                            password=SecretRef(env=password_env), outbox=outbox,
                            status_period_s=status_period_s)  # fmt: skip
     return EdgeConfig(site=site, node=post.name,
                         post=PostConfig(lat=post.lat, lon=post.lon, alt=post.alt),
                         uplink=uplink, mavlink=[MavlinkLink(url=url) for url in mavlink_urls],
-                        cameras=[_camera_section(c) for c in cameras])  # fmt: skip
+                        cameras=[_camera_section(c, thermal_detector)
+                                 for c in cameras])  # fmt: skip
 
 
-def _camera_section(camera: LiveCamera) -> CameraSection:
+def _camera_section(camera: LiveCamera, thermal_detector: str = "hot_spots") -> CameraSection:
     view = dict(name=camera.name, source=camera.url, mode=camera.mode, hfov_deg=camera.hfov_deg,
-                width=camera.width, height=camera.height, latency_s=0.0)  # fmt: skip
+                width=camera.width, height=camera.height, latency_s=0.0,
+                thermal_detector=thermal_detector)  # fmt: skip
     if camera.mast is None:
         return CameraSection(**view, drone_sysid=camera.sysid)
     lat, lon, height, pan, tilt = camera.mast

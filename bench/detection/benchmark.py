@@ -7,7 +7,12 @@ Two parts, each skipped with a note when its input is missing:
   recall against false alarms per image as the strength threshold is swept,
   beside the single-frame white top-hat baseline run on the same images in the
   same run; the curves also for the halves the detector was and was not tuned
-  on. Time per image is reported as a ratio to the baseline's.
+  on. Then the learned detector (`thermal_learned_eval`) on the same images,
+  with and without the pose, its calibrated score swept. Time per image is
+  reported as a ratio to the baseline's, OpenCV and ONNX Runtime on one thread.
+- rendered thermal: `bench.detection.rendered_thermal_eval`, both thermal
+  detectors on the scenario's rendered thermal frames, scored against its
+  truth in the image.
 - rendered EO: `bench.detection.rendered_eval`, the motion detector and the
   tracker on the scenario's drone camera as `sim_hw.camera` renders it, scored
   against the scenario's ground truth (fps at 1280x720 on one OpenCV thread).
@@ -22,7 +27,12 @@ import argparse
 from pathlib import Path
 
 from bench import results
-from bench.detection import rendered_eval, thermal_eval
+from bench.detection import (
+    rendered_eval,
+    rendered_thermal_eval,
+    thermal_eval,
+    thermal_learned_eval,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HIT_UAV = PROJECT_ROOT.parent / "shared" / "data" / "thermal" / "hit-uav-val"
@@ -59,7 +69,11 @@ def bench_thermal(args: argparse.Namespace) -> dict:
         return {"skipped": f"no thermal images at {args.thermal_images} "
                            f"with boxes {args.thermal_annotations}"}  # fmt: skip
     limit = QUICK_IMAGES if args.quick else None
-    return thermal_eval.evaluate(args.thermal_images, args.thermal_annotations, limit=limit)
+    with rendered_eval.one_opencv_thread():  # every detector timed on one core
+        result = thermal_eval.evaluate(args.thermal_images, args.thermal_annotations, limit=limit)
+        result["learned"] = thermal_learned_eval.evaluate(args.thermal_images,
+                                                          args.thermal_annotations, limit=limit)
+    return result
 
 
 def bench_rendered(args: argparse.Namespace) -> dict:
@@ -68,6 +82,15 @@ def bench_rendered(args: argparse.Namespace) -> dict:
         return {"skipped": f"no scenario at {args.scenario}"}
     result = rendered_eval.evaluate(str(args.scenario), args.quick)
     return {"result": result, "report": rendered_eval.format_report(result)}
+
+
+def bench_rendered_thermal(args: argparse.Namespace) -> dict:
+    if not args.scenario.is_file():
+        return {"skipped": f"no scenario at {args.scenario}"}
+    with rendered_eval.one_opencv_thread():
+        result = rendered_thermal_eval.evaluate(str(args.scenario),
+                                                step_s=10.0 if args.quick else 2.0)  # fmt: skip
+    return {"result": result, "report": rendered_thermal_eval.format_report(result)}
 
 
 def format_thermal(thermal: dict) -> str:
@@ -91,6 +114,42 @@ def format_thermal(thermal: dict) -> str:
         f" (ours / baseline = {ours['ms_per_image'] / baseline['ms_per_image']:.2f}); "
         f"persons found at the default threshold called 'person': "
         f"{ours['person_class_accuracy']:.3f}",
+        "",
+        _learned_table(thermal["learned"], ours, baseline),
+    ]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _learned_table(learned: dict, hot_spots: dict, baseline: dict) -> str:
+    """Person and vehicle recall within each false-alarm budget: the learned detector with
+    and without the pose beside the hot-spot detector; then times and the default row."""
+    hot_curve = hot_spots["curves"]["all"]
+
+    def hot(key, budget):
+        rows = [r for r in hot_curve if r["false_alarms_per_image"] <= float(budget)]
+        return max((r[key] for r in rows), default=0.0)
+
+    with_pose, without = learned["with_pose"], learned["without_pose"]
+    lines = [f"learned detector ({learned['model']}), calibrated score swept",
+             f"{'':<34} {'learned':>8} {'no pose':>8} {'hot spots':>10}"]
+    for key, name in (("person_recall", "person"), ("vehicle_recall", "vehicle")):
+        for budget in ("1", "2", "5"):
+            lines.append(f"{f'{name} recall at <= {budget} FA/image':<34} "
+                         f"{with_pose['summary'][key][budget]:>8.3f} "
+                         f"{without['summary'][key][budget]:>8.3f} {hot(key, budget):>10.3f}")
+    row = with_pose["at_default_threshold"]
+    accuracy = with_pose["class_accuracy"]
+    ms = with_pose["ms_per_image"]
+    lines += [
+        f"at the default threshold {learned['default_threshold']:.3f}: person recall "
+        f"{row['person_recall']:.3f}, vehicle recall {row['vehicle_recall']:.3f}, "
+        f"{row['false_alarms_per_image']:.2f} FA/image; class named right: person "
+        f"{accuracy['person']:.3f}, vehicle {accuracy['vehicle']:.3f}",
+        f"ms per image, wall: learned {ms:.1f} (no pose {without['ms_per_image']:.1f}), hot "
+        f"spots {hot_spots['ms_per_image']:.1f}, baseline {baseline['ms_per_image']:.1f} "
+        f"(learned / baseline = {ms / baseline['ms_per_image']:.2f})",
+        f"ms per image, CPU of the thread: learned {with_pose['cpu_ms_per_image']:.1f}, hot "
+        f"spots {hot_spots['cpu_ms_per_image']:.1f}, baseline {baseline['cpu_ms_per_image']:.1f}",
     ]  # fmt: skip
     return "\n".join(lines)
 
@@ -138,9 +197,14 @@ def main(argv: list[str]) -> int:
         **results.header("detection", argv, "numpy", "opencv"),
         "quick": args.quick,
         "thermal": bench_thermal(args),
+        "rendered_thermal": bench_rendered_thermal(args),
         "rendered_eo": bench_rendered(args),
     }
-    table = format_thermal(report["thermal"]) + "\n\n" + format_rendered(report["rendered_eo"])
+    rendered_thermal = report["rendered_thermal"]
+    thermal_table = rendered_thermal.get("report") or (f"rendered thermal: skipped "
+                                                      f"({rendered_thermal['skipped']})")
+    table = "\n\n".join([format_thermal(report["thermal"]), thermal_table,
+                          format_rendered(report["rendered_eo"])])
     json_name = "detection-quick" if args.quick else "detection"
     results.publish(table, report, json_name if args.json else None)
     return 0

@@ -128,7 +128,7 @@ def evaluate_config(config, start_s: float = 0.0, duration_s: float | None = Non
     last_seen: dict[str, tuple[float, np.ndarray]] = {}  # target id -> (time, ground_enu)
     detect_s = 0.0
     first_time = previous_time = None
-    with _one_opencv_thread():
+    with one_opencv_thread():
         frames = render_drone_camera(config, drone.sysid, spec, start_s=start_s,
                                      duration_s=duration_s, seed=0)  # fmt: skip
         for rendered in frames:
@@ -157,7 +157,7 @@ def evaluate_config(config, start_s: float = 0.0, duration_s: float | None = Non
 
 
 @contextmanager
-def _one_opencv_thread():
+def one_opencv_thread():
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:

@@ -1,7 +1,7 @@
 """Detection of people and vehicles in camera frames: what a detector hands on.
 
-Each detector (`eo_motion`, `thermal`) turns one frame into `Detection`s in
-pixels; `ground_measurements` turns them, through the camera's pose and
+Each detector (`eo_motion`, `thermal`, `thermal_learned`) turns one frame into
+`Detection`s in pixels; `ground_measurements` turns them, through the camera's pose and
 `edge.georef`, into what the tracker's `update(t, z, R)` takes.
 """
 
@@ -23,6 +23,9 @@ class Detection:
     pixel_covariance: np.ndarray  # (2, 2) px² of the centroid
     target_class: str  # one of CLASSES
     score: float  # 0..1, higher is surer
+    # A learned detector's class probabilities (class -> p, summing to 1), for the
+    # tracker's class estimate; None where the detector only names a class.
+    class_probabilities: dict[str, float] | None = None
 
     def __post_init__(self):
         if self.target_class not in CLASSES:

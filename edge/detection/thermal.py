@@ -306,7 +306,7 @@ def normalised_image(frame) -> tuple[np.ndarray, float]:
         raise FrameRejected("empty")
     if frame.dtype.kind not in "uif":
         raise FrameRejected("bad_dtype", str(frame.dtype))
-    frame = _grey(frame)
+    frame = grey_of(frame)
     if min(frame.shape) < MIN_SIDE_PX:
         raise FrameRejected("too_small", str(frame.shape))
     image = frame.astype(np.float32)
@@ -321,7 +321,7 @@ def normalised_image(frame) -> tuple[np.ndarray, float]:
     return np.maximum((image - low) * gain, 0.0), (gain if integer else 1.0)
 
 
-def _grey(frame: np.ndarray) -> np.ndarray:
+def grey_of(frame: np.ndarray) -> np.ndarray:
     """A 2-D frame; colour-mapped 8-bit video (three or four channels) becomes grey."""
     if frame.ndim == 3 and frame.shape[2] == 1:
         return frame[:, :, 0]

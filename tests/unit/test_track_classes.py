@@ -48,6 +48,28 @@ def test_unknown_never_overwrites_a_known_class():
     assert classes == {1: "animal"}
 
 
+def test_class_probabilities_split_each_vote():
+    # One sure vehicle detection and two toss-ups that lean person: by hard labels the
+    # person would win two to one; by probabilities the vehicle has 1.85 votes to 1.15.
+    votes, track = ClassVotes(), tracks((0.0, 0.0, 0.0, 0.0))
+    sure_vehicle = {"person": 0.05, "vehicle": 0.95, "animal": 0.0}
+    toss_up = {"person": 0.55, "vehicle": 0.45, "animal": 0.0}
+    z = np.zeros((1, 2))
+    for t, (label, shares) in enumerate([("vehicle", sure_vehicle), ("person", toss_up),
+                                         ("person", toss_up)]):
+        votes.vote(0.001 * t, track, z, R, [label], [shares])  # no time to fade
+    assert votes.classes() == {1: "vehicle"}
+    assert votes.tallies[1]["person"] == pytest.approx(1.15, abs=0.01)
+
+
+def test_a_detection_without_probabilities_votes_its_label():
+    votes, track = ClassVotes(), tracks((0.0, 0.0, 0.0, 0.0))
+    z = np.zeros((2, 2))
+    votes.vote(0.0, track, z, np.repeat(R, 2, axis=0), ["animal", "person"],
+               [None, {"person": 0.3, "vehicle": 0.1, "animal": 0.6}])
+    assert votes.tallies[1] == pytest.approx({"animal": 1.6, "person": 0.3, "vehicle": 0.1})
+
+
 def test_old_votes_fade_so_that_a_class_can_change():
     votes, track = ClassVotes(), tracks((0.0, 0.0, 0.0, 0.0))
     for k in range(5):
