@@ -65,9 +65,9 @@ def serve(workdir: Path, port: int, n: int, publish_hz: float) -> None:
 
     config = HqConfig.model_validate({
         "origin": [22.84, 14.13, 620.0], "border": [[23.52, 11.99], [22.79, 14.22]],
-        "home": [22.84, 14.13], "database": str(workdir / "hq.db"),
+        "home": [22.84, 14.13], "store": str(workdir / "hq.db"),
         "api": {"port": port, "auth_failures": 1_000_000}})  # fmt: skip
-    store = SqliteStore(config.database)
+    store = SqliteStore(config.store)
     feed = LiveFeed(**config.api.stream.model_dump())
     app = create_app(store, config, feed)
 
@@ -169,7 +169,8 @@ def run(args) -> dict:
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         workdir = Path(tmp)
         fill(workdir / "hq.db", args.tracks)
-        token, _ = TokenStore(workdir / "hq-api.db").create("bench", "viewer")
+        with SqliteStore(workdir / "hq.db") as store:
+            token, _ = TokenStore(store).create("bench", "viewer")
         in_box = sum(1 for _ in sqlite3.connect(workdir / "hq.db").execute(
             "SELECT 1 FROM fused_tracks WHERE lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?",
             [22.82, 22.86, 14.11, 14.15]))  # fmt: skip

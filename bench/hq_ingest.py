@@ -1,12 +1,15 @@
-"""HQ ingest benchmark: `python -m bench hq [--json] [--nodes N] [--tracks N] [--cycles N]
-[--rate R]`.
+"""HQ ingest benchmark: `python -m bench hq [--json] [--store sqlite|postgresql://...]...
+[--nodes N] [--tracks N] [--cycles N] [--rate R]`.
 
 The whole ingest path in one process, as `IngestClient` drives it: messages
 are queued as they arrive and a `GroupWriter` thread takes everything
 waiting (up to `--max-group` messages), validates, de-duplicates, fuses and
-runs the alert detectors on each, commits the group in ONE SQLite
-transaction (WAL, synchronous=FULL) and then reports each message done,
-where IngestClient would acknowledge it. N nodes each publish batches of
+runs the alert detectors on each, commits the group in ONE store
+transaction (SQLite: WAL, synchronous=FULL; PostgreSQL: the server's
+synchronous_commit, `on` by default) and then reports each message done,
+where IngestClient would acknowledge it. One writer; each `--store` in turn
+on the same messages (a PostgreSQL URL names the server: the run makes its
+own databases there), and each backend as a ratio to the first. N nodes each publish batches of
 `--tracks` tracks per cycle; a third of each node's objects are also seen by
 its neighbour, so fusion merges. The MQTT hop itself is measured by
 `python -m bench uplink`.
@@ -32,13 +35,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import psycopg
 
 from bench import results
+from bench.scratch_store import add_store_option, backend_name, label, scratch
 from hq.alerts import AlertConfig, CrossingDetector, DistressDetector, NodeHealthDetector
 from hq.fusion import Fusion, FusionConfig, warm_kernels
 from hq.ingest import Ingest, Received
 from hq.ingest_client import GroupWriter
-from hq.store.sqlite import SqliteStore
+from hq.store import open_store
 from wire import topics
 from wire.geo import EnuFrame
 from wire.messages import Track, TrackBatch, decode, encode
@@ -87,11 +92,11 @@ def payloads(n_nodes: int, n_tracks: int, cycles: int, start: float, rng) -> lis
     return messages
 
 
-def make_ingest(db: Path) -> Ingest:
+def make_ingest(store: str) -> Ingest:
     frame = EnuFrame(*ORIGIN)
     alerts = AlertConfig(border=((23.52, 11.99), (22.79, 14.22), (23.00, 15.00)),
                          home=ORIGIN[:2])  # fmt: skip
-    return Ingest(SqliteStore(db), Fusion(FusionConfig(origin=ORIGIN)),
+    return Ingest(open_store(store), Fusion(FusionConfig(origin=ORIGIN)),
                   CrossingDetector(alerts, frame), DistressDetector(alerts, frame),
                   NodeHealthDetector(alerts))  # fmt: skip
 
@@ -104,7 +109,7 @@ class Run:
     ingest: Ingest
 
 
-def ingest_run(db: Path, messages: list[tuple], max_group: int,
+def ingest_run(db: str, messages: list[tuple], max_group: int,
                interval_s: float = 0.0) -> Run:  # fmt: skip
     """Offer `messages` to a GroupWriter, one every `interval_s` (0: all at once), and wait
     until each is committed; latency is receipt (queueing) to commit."""
@@ -135,17 +140,20 @@ def _sleep_until(deadline: float) -> None:
         time.sleep(pause)
 
 
-def database_size(run: Run, db: Path) -> tuple[int, int, int]:
-    """(history points, fused tracks, file bytes), the file measured after close, when
-    SQLite has checkpointed the WAL into it."""
+def database_size(run: Run, db: str) -> tuple[int, int, int]:
+    """(history points, fused tracks, bytes): a SQLite file measured after close, when
+    SQLite has checkpointed the WAL into it; a PostgreSQL database as the server sizes it."""
     stats = run.ingest.store.stats()
     run.ingest.store.close()
-    return stats.rows["track_points"], stats.rows["fused_tracks"], db.stat().st_size
+    if backend_name(db) == "postgresql":
+        return stats.rows["track_points"], stats.rows["fused_tracks"], stats.file_bytes
+    return stats.rows["track_points"], stats.rows["fused_tracks"], Path(db).stat().st_size
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench hq", description=__doc__)
     results.add_json_option(parser, "hq")
+    add_store_option(parser, "the store ingest writes to")
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--tracks", type=int, default=100)
     parser.add_argument("--cycles", type=int, default=60)
@@ -158,27 +166,44 @@ def main(argv: list[str]) -> int:
     start = time.time()
     messages = payloads(args.nodes, args.tracks, args.cycles, start, np.random.default_rng(1))
     updates = args.nodes * args.tracks * args.cycles
+    # Reference: validation and fusion alone, the same batches.
+    fusion = Fusion(FusionConfig(origin=ORIGIN))
+    began = time.perf_counter()
+    for _, payload in messages:
+        fusion.ingest(decode(payload), time.time())
+    fusion_only = time.perf_counter() - began
     with tempfile.TemporaryDirectory() as workdir:
-        db = Path(workdir) / "saturated.db"
-        saturated = ingest_run(db, messages, args.max_group)
-        points, fused_tracks, size = database_size(saturated, db)
-        rate = args.rate or 0.5 * updates / saturated.elapsed_s
-        paced = ingest_run(Path(workdir) / "paced.db", messages, args.max_group,
-                           interval_s=args.tracks / rate)  # fmt: skip
-        paced.ingest.store.close()
-        # Reference: validation and fusion alone, the same batches.
-        fusion = Fusion(FusionConfig(origin=ORIGIN))
-        began = time.perf_counter()
-        for _, payload in messages:
-            fusion.ingest(decode(payload), time.time())
-        fusion_only = time.perf_counter() - began
+        runs = [run_store(store, Path(workdir), updates, fusion_only, args)
+                for store in args.store or ["sqlite"]]  # fmt: skip
+    for run in runs[1:]:
+        run["per_writer_ratio_to_first"] = run["updates_per_s"] / runs[0]["updates_per_s"]
     report = {
-        **results.header("hq", argv, "numpy", "numba", "sqlite"),
+        **results.header("hq", argv, "numpy", "numba", "sqlite", psycopg=psycopg.__version__),
         "nodes": args.nodes, "tracks_per_batch": args.tracks, "cycles": args.cycles,
         "max_group": args.max_group, "track_updates": updates,
+        "fusion_only_updates_per_s": updates / fusion_only,
+        **runs[0], "stores": runs,
+    }  # fmt: skip
+    results.publish(format_report(report), report, "hq" if args.json else None)
+    return 0
+
+
+def run_store(store: str, workdir: Path, updates: int, fusion_only: float, args) -> dict:
+    """Throughput and latency of ingest into fresh stores of one backend. The messages are
+    made afresh, so that each backend's are as new when offered (fusion reads their age)."""
+    messages = payloads(args.nodes, args.tracks, args.cycles, time.time(),
+                        np.random.default_rng(1))  # fmt: skip
+    with scratch(store, workdir, "saturated") as db:
+        saturated = ingest_run(db, messages, args.max_group)
+        points, fused_tracks, size = database_size(saturated, db)
+    rate = args.rate or 0.5 * updates / saturated.elapsed_s
+    with scratch(store, workdir, "paced") as db:
+        paced = ingest_run(db, messages, args.max_group, interval_s=args.tracks / rate)
+        paced.ingest.store.close()
+    return {
+        "store": label(store), "backend": backend_name(store),
         "updates_per_s": updates / saturated.elapsed_s,
         "batches_per_transaction": len(messages) / saturated.groups,
-        "fusion_only_updates_per_s": updates / fusion_only,
         "ratio_to_fusion_only": fusion_only / saturated.elapsed_s,
         "offered_updates_per_s": rate,
         "paced_updates_per_s": updates / paced.elapsed_s,
@@ -190,25 +215,29 @@ def main(argv: list[str]) -> int:
         "bytes_per_million_points": size / points * 1e6 if points else None,
         "fused_tracks": fused_tracks,
     }  # fmt: skip
-    results.publish(format_report(report), report, "hq" if args.json else None)
-    return 0
 
 
 def format_report(r: dict) -> str:
-    return "\n".join([
+    lines = [
         f"{r['nodes']} posts x {r['tracks_per_batch']} tracks per batch x {r['cycles']} cycles "
         f"= {r['track_updates']:,} track updates; {r['fused_tracks']} fused tracks",
-        f"  ingest (validate, de-dup, fuse, alerts, group commit, SQLite synchronous=FULL), "
-        f"all offered at once: {r['updates_per_s']:,.0f} track updates/s "
-        f"({r['batches_per_transaction']:.1f} batches per transaction)",
-        f"  validation and fusion alone (reference): {r['fusion_only_updates_per_s']:,.0f}/s "
-        f"(the whole path runs at {r['ratio_to_fusion_only']:.2f}x of it)",
-        f"  offered {r['offered_updates_per_s']:,.0f} updates/s at a steady pace: kept up at "
-        f"{r['paced_updates_per_s']:,.0f}/s, {r['paced_batches_per_transaction']:.1f} batches "
-        f"per transaction; receipt to committed fused track p50 {r['latency_p50_ms']:.1f} ms, "
-        f"p99 {r['latency_p99_ms']:.1f} ms (all at once: p99 {r['saturated_latency_p99_ms']:.0f}"
-        " ms, mostly queueing)",
-        f"  database: {r['database_bytes'] / 1e6:.1f} MB for {r['history_points']:,} history "
-        f"points = {r['bytes_per_million_points'] / 1e6:.0f} MB per million points "
-        f"(with current tracks and node tracks)",
-    ])  # fmt: skip
+        f"  validation and fusion alone (reference): {r['fusion_only_updates_per_s']:,.0f}/s",
+    ]
+    for s in r["stores"]:
+        ratio = s.get("per_writer_ratio_to_first")
+        lines += [
+            f"  {s['store']}, one writer (validate, de-dup, fuse, alerts, group commit), all "
+            f"offered at once: {s['updates_per_s']:,.0f} track updates/s "
+            f"({s['batches_per_transaction']:.1f} batches per transaction; "
+            f"{s['ratio_to_fusion_only']:.2f}x fusion alone"
+            + (f"; {ratio:.2f}x {r['stores'][0]['store']}" if ratio else "") + ")",
+            f"    offered {s['offered_updates_per_s']:,.0f} updates/s at a steady pace: kept up "
+            f"at {s['paced_updates_per_s']:,.0f}/s, {s['paced_batches_per_transaction']:.1f} "
+            f"batches per transaction; receipt to committed fused track p50 "
+            f"{s['latency_p50_ms']:.1f} ms, p99 {s['latency_p99_ms']:.1f} ms (all at once: p99 "
+            f"{s['saturated_latency_p99_ms']:.0f} ms, mostly queueing)",
+            f"    database: {s['database_bytes'] / 1e6:.1f} MB for {s['history_points']:,} "
+            f"history points = {s['bytes_per_million_points'] / 1e6:.0f} MB per million points "
+            f"(with current tracks and node tracks)",
+        ]  # fmt: skip
+    return "\n".join(lines)

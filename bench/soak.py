@@ -203,7 +203,7 @@ def run(args: argparse.Namespace) -> dict:
         try:
             config = write_hq_config(work / "hq", layout, broker_port, api_port)
             database = work / "hq" / "hq.db"
-            token = create_token(work / "hq" / "hq-api.db")
+            token = create_token(database)
             began = time.monotonic()
             hq = HqProcess(config, passwords["hq"], work / "hq.log").start()
             print("waiting for HQ (a cold Numba cache takes a while) ...", file=sys.stderr)

@@ -35,10 +35,10 @@ def write_hq_config(folder: Path, layout: Layout, broker_port: int, api_port: in
         lat, lon, _ = frame.to_geodetic(layout.post_east(post), 0.0, 0.0)
         places.append(PlaceSection(name=f"post {post + 1}", lat=lat, lon=lon, radius_m=1500.0))
     config = HqConfig(
-        origin=ORIGIN, border=border, home=ORIGIN[:2], database=folder / "hq.db", places=places,
+        origin=ORIGIN, border=border, home=ORIGIN[:2], store=str(folder / "hq.db"), places=places,
         broker=BrokerSection(host="127.0.0.1", port=broker_port, username="hq",
                              password=SecretRef(env="DUNEWATCH_HQ_MQTT_PASSWORD")),
-        api=ApiSection(host="127.0.0.1", port=api_port, database=folder / "hq-api.db"),
+        api=ApiSection(host="127.0.0.1", port=api_port),
     )  # fmt: skip
     return write_config(folder / "hq.toml", config, "HQ for the soak, written by bench/soak.py")
 

@@ -1,9 +1,9 @@
 """Command line of HQ: `python -m hq <command> ...`.
 
     python -m hq broker-config --node SITE/NODE ... --out DIR   hq.broker.main(argv)
-    python -m hq audit-verify --db PATH [--anchor HASH]         hq.audit_cli.main(argv)
+    python -m hq audit-verify --store STORE [--anchor HASH]     hq.audit_cli.main(argv)
     python -m hq run --config configs/hq.toml                   hq.run.main(argv)
-    python -m hq token create|list|revoke --db PATH ...         hq.api.token_cli.main(argv)
+    python -m hq token create|list|revoke --store STORE ...     hq.api.token_cli.main(argv)
 
 Benchmarks of HQ: `python -m bench hq|hq_fusion|hq_store|hq_api|hq_page|soak`.
 """

@@ -1,6 +1,7 @@
-"""`python -m hq audit-verify --db PATH [--anchor HASH] [--json]`: check the audit log's chain.
+"""`python -m hq audit-verify --store STORE [--anchor HASH] [--json]`: check the audit log's chain.
 
-Opens the database read-only (a check must not change what it checks), walks
+STORE is hq.toml's `store`: a SQLite file or a postgresql:// URL (`--db` is its older
+name). Opens the database read-only (a check must not change what it checks), walks
 the hash chain and prints either the head (note its hash somewhere else: a
 later `--anchor` with it detects rows cut off the end) or the first row that
 breaks the chain. Exit status: 0 intact, 1 broken, 2 no such database.
@@ -12,10 +13,9 @@ import argparse
 import dataclasses
 import json
 import sys
-from pathlib import Path
 
 from hq.audit import AuditVerification
-from hq.store.sqlite import SqliteStore
+from hq.store import open_store
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,13 +24,14 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--db", required=True, type=Path, help="the HQ store's SQLite file")
+    parser.add_argument("--store", "--db", dest="store", required=True,
+                        help="HQ's store: a SQLite file or a postgresql:// URL")
     parser.add_argument("--anchor", help="a head hash noted earlier; it must still be in the chain")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     try:
-        store = SqliteStore(args.db, read_only=True)
-    except FileNotFoundError as error:
+        store = open_store(args.store, read_only=True)
+    except (OSError, RuntimeError) as error:
         print(f"audit-verify: {error}", file=sys.stderr)
         return 2
     with store:

@@ -1,7 +1,8 @@
 """HQ's configuration: `configs/hq.toml`, loaded into typed models.
 
 The broker password is named (an environment variable or a file), never
-written in the TOML.
+written in the TOML. `store` is where HQ keeps everything: a SQLite file (a
+path or sqlite:// URL, the default) or a postgresql:// URL (hq/store/__init__.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hq.alerts.config import AlertConfig, Place, Zone
 from hq.fusion.config import FusionParameters
+from hq.store.interface import Store
+from hq.store.records import Place as PlaceRecord
 from hq.tak.config import TakConfig
 from wire.secrets import SecretRef
 
@@ -68,7 +71,6 @@ class ApiSection(_Strict):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port (tests)
-    database: Path  # tokens, zones, operator labels; default: hq-api.db beside the store
     cors_origins: list[str] = []  # none: browsers refuse cross-origin calls
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     max_page: int = Field(default=10_000, ge=1, le=10_000)  # rows one request may ask for
@@ -83,7 +85,9 @@ class HqConfig(_Strict):
     home: LatLon  # a point on the side of the border HQ guards
     zones: list[ZoneSection] = []
     places: list[PlaceSection] = []  # posts and settlements: help within their radius
-    database: Path = Path("/var/lib/dunewatch/hq.db")
+    # A SQLite file (path or sqlite:// URL) or a postgresql:// URL; `database` is its older
+    # name (a SQLite path), still read.
+    store: str = "/var/lib/dunewatch/hq.db"
     history_days: int = Field(default=30, ge=1)
     dead_letter_days: int = Field(default=30, ge=1)
     broker: BrokerSection = BrokerSection()
@@ -94,11 +98,20 @@ class HqConfig(_Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _api_database_beside_the_store(cls, raw):
-        if isinstance(raw, dict) and isinstance(raw.get("api"), dict):
-            store = Path(raw.get("database", cls.model_fields["database"].default))
-            raw = {**raw, "api": {"database": store.with_name("hq-api.db"), **raw["api"]}}
+    def _database_is_the_store(cls, raw):
+        if isinstance(raw, dict) and "database" in raw:
+            if "store" in raw:
+                raise ValueError("give `store` only (`database` is its older name)")
+            raw = {**{k: v for k, v in raw.items() if k != "database"},
+                   "store": str(raw["database"])}  # fmt: skip
         return raw
+
+    def seed_geography(self, store: Store, now: float) -> None:
+        """The border, zones and places of this file, into a store that has none yet (after
+        that the store is the truth: what admins change through the API stays)."""
+        store.seed_geography(self.border, {z.name: z.polygon for z in self.zones},
+                             [PlaceRecord(p.name, p.lat, p.lon, p.radius_m, "config", now)
+                              for p in self.places], now)  # fmt: skip
 
     def alert_config(self) -> AlertConfig:
         return AlertConfig(

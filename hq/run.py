@@ -21,16 +21,15 @@ from collections.abc import Callable
 import uvicorn
 
 from hq.alerts import CrossingDetector, DistressDetector, NodeHealthDetector
-from hq.api.annotations import Annotations
 from hq.api.app import create_app
 from hq.api.live import LiveFeed
 from hq.config import HqConfig, load_config
 from hq.fusion import Fusion, FusionConfig, warm_kernels
 from hq.ingest import Ingest
 from hq.ingest_client import IngestClient
+from hq.store import is_postgresql, open_store, redacted, sqlite_path
 from hq.store.interface import Store
 from hq.store.records import IngestBatch
-from hq.store.sqlite import SqliteStore
 from hq.tak import StoreSource, TakStreamer
 from wire.geo import EnuFrame
 
@@ -57,11 +56,10 @@ def main(argv: list[str]) -> int:
     try:
         config = load_config(args.config)
         password = None if config.broker.password is None else config.broker.password.read()
-        config.database.parent.mkdir(parents=True, exist_ok=True)
-        if config.api is not None:
-            config.api.database.parent.mkdir(parents=True, exist_ok=True)
-        store = SqliteStore(config.database)
-    except (OSError, ValueError) as error:
+        if not is_postgresql(config.store):
+            sqlite_path(config.store).parent.mkdir(parents=True, exist_ok=True)
+        store = open_store(config.store)
+    except (OSError, ValueError, RuntimeError) as error:
         print(f"python -m hq run: {error}")
         return 1
     feed = None if config.api is None else LiveFeed(**config.api.stream.model_dump())
@@ -74,7 +72,8 @@ def main(argv: list[str]) -> int:
                           client_id=broker.client_id).start()  # fmt: skip
     warm_kernels()
     tak = None if config.tak is None else TakStreamer(config.tak, tak_source(config, store)).start()
-    log.info("HQ running database=%s broker=%s:%d", config.database, broker.host, broker.port)
+    log.info("HQ running store=%s broker=%s:%d", redacted(config.store), broker.host,
+             broker.port)  # fmt: skip
     try:
         if feed is None:
             _wait_for_a_stop_signal()
@@ -100,10 +99,8 @@ def main(argv: list[str]) -> int:
 
 
 def tak_source(config: HqConfig, store: Store) -> StoreSource:
-    """TAK's view of the store, with the labels operators set through the API (if it runs)."""
-    if config.api is None:
-        return StoreSource(store)
-    return StoreSource(store, labels=Annotations(config.api.database).labels)
+    """TAK's view of the store, with the labels operators set through the API."""
+    return StoreSource(store, labels=store.track_labels)
 
 
 def _wait_for_a_stop_signal() -> None:

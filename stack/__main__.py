@@ -52,11 +52,11 @@ def summary(store: SqliteStore, epoch: float, started: float) -> str:
     return "\n".join(lines)
 
 
-def create_token(api_database: Path) -> str:
+def create_token(store: Path | str) -> str:
     """An operator token for the demo, made with the same admin command a directorate uses."""
     result = subprocess.run(
         [sys.executable, "-m", "hq", "token", "create", "--name", "demo-operator",
-         "--role", "operator", "--db", str(api_database)],
+         "--role", "operator", "--store", str(store)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     return result.stdout.splitlines()[0].strip()  # the token alone, then a line about it
@@ -89,7 +89,7 @@ def demo(argv: list[str]) -> int:
     started = time.time()
     try:
         deployment.start()
-        token = create_token(deployment.api_database)
+        token = create_token(deployment.database)
         print(f"\noperator page: http://127.0.0.1:{api_port}/\nlogin token:   {token}\n"
               f"logs:          {folder}/*.log\n", flush=True)  # fmt: skip
         store = SqliteStore(deployment.database)

@@ -23,7 +23,6 @@ import numpy as np
 from edge.config import CameraSection, EdgeConfig, MavlinkLink, PostConfig, UplinkSection
 from hq.broker import BrokerProcess, free_tcp_port, username, write_broker_config
 from hq.config import AlertSection, BrokerSection, HqConfig, PlaceSection
-from hq.config import load_config as load_hq_config
 from sim_hw.live import LiveCamera, LiveScenario
 from sim_hw.scenario import ScenarioConfig, load_config
 from stack.config_files import write_config
@@ -137,11 +136,6 @@ class Deployment:
         self.stop()
 
     @property
-    def api_database(self) -> Path:
-        """Where HQ's API keeps tokens and operators' labels, as HQ's config places it."""
-        return load_hq_config(self.folder / "hq" / "hq.toml").api.database
-
-    @property
     def truth_path(self) -> Path:
         return self.folder / "sim" / "truth.jsonl"
 
@@ -184,11 +178,10 @@ class Deployment:
                                radius_m=options.place_radius_m) for p in scenario.posts]
         broker = BrokerSection(host="127.0.0.1", port=self.broker_port, username="hq",
                                password=SecretRef(env="DUNEWATCH_HQ_MQTT_PASSWORD"))
-        # The API's database goes beside the store, where HQ's config puts it unless told.
         api = None if options.api_port is None else {"host": "127.0.0.1", "port": options.api_port}
         alerts = AlertSection(distress_dwell_s=options.distress_dwell_s)
         config = HqConfig(origin=(origin.lat, origin.lon, origin.alt), border=scenario.border,
-                          home=(origin.lat, origin.lon), database=self.database, places=places,
+                          home=(origin.lat, origin.lon), store=str(self.database), places=places,
                           broker=broker, alerts=alerts, api=api)  # fmt: skip
         return write_config(self.folder / "hq" / "hq.toml", config,
                             f"HQ for scenario {scenario.name}, written by stack.deployment")

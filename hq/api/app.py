@@ -20,7 +20,6 @@ from pydantic.json_schema import models_json_schema
 from starlette.concurrency import run_in_threadpool
 
 from hq.api import models
-from hq.api.annotations import Annotations
 from hq.api.auth import AuthError, FailureLimiter, authenticate
 from hq.api.deps import ApiContext, auth_failure_counter
 from hq.api.live import LiveFeed
@@ -52,18 +51,14 @@ def create_app(store: Store, settings: HqConfig, live_feed: LiveFeed, *,
                flow_statistics: FlowStatistics | None = None,
                ingest_counters: Callable[[], Mapping[str, int]] | None = None,
                ) -> FastAPI:  # fmt: skip
-    """The API over `store` (its database file must be readable at `settings.database`).
+    """The API over `store`: tokens, zones, labels and the alert workflow are in it too.
 
     `flow_statistics` and `ingest_counters` come from ingest when it runs in this process.
     """
     api = settings.api
-    tokens = TokenStore(api.database)
-    annotations = Annotations(api.database)
-    annotations.seed(list(settings.border), {z.name: list(z.polygon) for z in settings.zones},
-                     time.time())  # fmt: skip
+    settings.seed_geography(store, time.time())
     context = ApiContext(
-        store=store, settings=settings, feed=live_feed,
-        tokens=tokens, annotations=annotations,
+        store=store, settings=settings, feed=live_feed, tokens=TokenStore(store),
         limiter=FailureLimiter(api.auth_failures, api.auth_failure_window_s),
         metrics=ApiMetrics(live_feed, ingest_counters), flow=flow_statistics,
     )  # fmt: skip
@@ -71,9 +66,9 @@ def create_app(store: Store, settings: HqConfig, live_feed: LiveFeed, *,
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         tracks_now = await run_in_threadpool(store.current_tracks)
-        labels = await run_in_threadpool(annotations.labels)
+        labels = await run_in_threadpool(store.track_labels)
         open_alerts = await run_in_threadpool(alerts.alerts, context, None, None, 1000)
-        resolved = await run_in_threadpool(annotations.resolved_ids)
+        resolved = await run_in_threadpool(store.alert_ids, "resolved")
         live_feed.seed(tracks_now, labels, open_alerts, resolved)
         ticking = asyncio.create_task(live_feed.run(), name="live-feed")
         try:

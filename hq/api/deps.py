@@ -14,7 +14,6 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import HTTPBearer
 
-from hq.api.annotations import Annotations
 from hq.api.auth import AuthError, FailureLimiter, Principal, authenticate
 from hq.api.live import LiveFeed
 from hq.api.metrics import ApiMetrics
@@ -34,7 +33,6 @@ class ApiContext:
     settings: HqConfig
     feed: LiveFeed
     tokens: TokenStore
-    annotations: Annotations
     limiter: FailureLimiter
     metrics: ApiMetrics
     flow: FlowStatistics | None

@@ -32,9 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hq.api.annotations import TrackLabel
 from hq.api.models import AlertOut, track_out
-from hq.store.records import BBox, FusedTrack, IngestBatch
+from hq.store.records import BBox, FusedTrack, IngestBatch, TrackLabel
 from wire.messages import Alert, TargetClass, TrackStatus
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,17 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hq.affiliation import Affiliation
-from hq.api.annotations import Area, Resolution, TrackLabel
 from hq.api.tokens import Role
 from hq.audit import AuditEntry
-from hq.store.records import AlertRecord, FusedTrack, HistoryPoint, NodeRecord, NodeTrack
+from hq.store.records import (
+    AlertRecord,
+    Area,
+    FusedTrack,
+    HistoryPoint,
+    NodeRecord,
+    NodeTrack,
+    TrackLabel,
+)
 from wire.geo import compass_course
 from wire.messages import DroneLink, Latitude, Longitude, TargetClass, Track, TrackStatus
 
@@ -159,6 +166,9 @@ class AlertOut(_Out):
     state: AlertStateOut
     acknowledged_by: str | None = None
     acknowledged_at: float | None = None
+    assigned_to: str | None = Field(default=None, description="who is to deal with it")
+    assigned_by: str | None = None
+    assigned_at: float | None = None
     resolved_by: str | None = None
     resolved_at: float | None = None
     resolution_note: str | None = None
@@ -170,6 +180,10 @@ class AlertList(_Out):
 
 class ResolveIn(_In):
     note: str = Field(default="", max_length=2000)
+
+
+class AssignIn(_In):
+    assignee: str = Field(min_length=1, max_length=64, description="who is to deal with it")
 
 
 # -- zones and the border --------------------------------------------------------------------
@@ -319,17 +333,16 @@ def history_point_out(p: HistoryPoint) -> HistoryPointOut:
                            position_covariance=[[p.var_e, p.cov_en], [p.cov_en, p.var_n]])
 
 
-def alert_out(record: AlertRecord, resolution: Resolution | None = None) -> AlertOut:
+def alert_out(record: AlertRecord) -> AlertOut:
     a = record.alert
     return AlertOut(
         alert_id=a.alert_id, alert_type=a.alert_type, severity=a.severity, site=a.site,
         node=a.node, time=a.time, first_time=record.first_time, message=a.message, lat=a.lat,
-        lon=a.lon, track_ids=list(a.track_ids), active=a.active,
-        state="resolved" if resolution else record.state,
+        lon=a.lon, track_ids=list(a.track_ids), active=a.active, state=record.state,
         acknowledged_by=record.acknowledged_by, acknowledged_at=record.acknowledged_at,
-        resolved_by=resolution.resolved_by if resolution else None,
-        resolved_at=resolution.resolved_at if resolution else None,
-        resolution_note=resolution.note if resolution else None,
+        assigned_to=record.assigned_to, assigned_by=record.assigned_by,
+        assigned_at=record.assigned_at, resolved_by=record.resolved_by,
+        resolved_at=record.resolved_at, resolution_note=record.resolution_note,
     )  # fmt: skip
 
 

@@ -17,7 +17,8 @@ import numpy as np
 
 from wire.messages import Alert, NodeStatus, TargetClass, Track, TrackStatus
 
-AlertState = Literal["open", "acknowledged"]
+AlertState = Literal["open", "acknowledged", "resolved"]
+LatLon = tuple[float, float]
 
 
 def node_key(site: str, node: str) -> str:
@@ -122,8 +123,11 @@ def _cell(value):
 
 def _cells(column) -> list:
     if isinstance(column, np.ndarray):
-        return column.tolist() if column.ndim == 1 else list(map(tuple, column.reshape(
-            len(column), -1).tolist()))  # fmt: skip
+        if column.ndim == 1:
+            return column.tolist()
+        # The row width spelled out: reshape(0, -1) cannot infer it for an empty column.
+        width = int(np.prod(column.shape[1:]))
+        return list(map(tuple, column.reshape(len(column), width).tolist()))
     return list(column)
 
 
@@ -291,11 +295,81 @@ class NodeRecord:
 
 @dataclass(frozen=True)
 class AlertRecord:
+    """An alert as ingest last wrote it, and what operators did with it."""
+
     alert: Alert  # the newest version of the alert
     state: AlertState
     first_time: float
     acknowledged_by: str | None = None
     acknowledged_at: float | None = None
+    assigned_to: str | None = None  # who is to deal with it
+    assigned_by: str | None = None
+    assigned_at: float | None = None
+    resolved_by: str | None = None
+    resolved_at: float | None = None
+    resolution_note: str | None = None
+
+
+# -- what people decided: operator state, kept beside what sensors and fusion said ----------
+
+
+@dataclass(frozen=True)
+class Area:
+    """A zone (a polygon) or the border line (a polyline), WGS84 degrees."""
+
+    name: str
+    points: tuple[LatLon, ...]  # (lat, lon)
+    updated_by: str
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Place:
+    """A post or a settlement: help is near within its radius (no distress alert there)."""
+
+    name: str
+    lat: float
+    lon: float
+    radius_m: float
+    updated_by: str
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class TrackLabel:
+    """What an operator set on a fused track."""
+
+    global_id: int
+    affiliation: str | None  # None: unknown, the default for every detected object
+    target_class: str | None  # None: the class fusion gives
+    updated_by: str
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """An API bearer token's record; its secret is kept only as a sha256 beside it."""
+
+    token_id: str
+    name: str  # who acts: the name written to the audit log
+    role: str  # viewer, operator or admin
+    created_at: float
+    expires_at: float | None = None
+    revoked_at: float | None = None
+
+    def active(self, now: float) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+
+@dataclass(frozen=True, eq=False)
+class StoreChanges:
+    """What changed after a cursor: the current state of every fused track and alert written
+    since, and the cursor to ask from next time. A row may come again in the next answer
+    (a follower keeps the newest by time), never be missed."""
+
+    cursor: int
+    tracks: FusedTracks
+    alerts: list[AlertRecord]
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ class StoreSource:
                  statuses: Sequence[TrackStatus] = (TrackStatus.CONFIRMED, TrackStatus.COASTING),
                  alert_limit: int = 500,
                  labels: Callable[[], Mapping[int, OperatorLabel]] | None = None):  # fmt: skip
-        """`labels`: operators' labels (the API's annotations); None: there are none."""
+        """`labels`: operators' labels (the store's track_labels); None: there are none."""
         self.store = store
         self.statuses = tuple(statuses)
         self.alert_limit = alert_limit

@@ -12,6 +12,7 @@ import pytest
 
 from hq.api.tokens import TokenStore
 from hq.broker import free_tcp_port
+from hq.store.sqlite import SqliteStore
 from stack.process import wait_http_ready
 from tests.integration.test_hq_ingest import (  # noqa: F401 (deployment is a fixture)
     batch,
@@ -37,7 +38,8 @@ port = {api_port}
 tick_s = 0.1
 heartbeat_s = 0.5
 """)
-    token, _ = TokenStore(tmp_path / "hq-api.db").create("watch", "viewer")
+    with SqliteStore(tmp_path / "hq.db") as store:  # HQ's store, before HQ starts
+        token, _ = TokenStore(store).create("watch", "viewer")
     hq = start_hq(config, passwords)
     yield hq, f"http://127.0.0.1:{api_port}", token, port, passwords
     hq.kill()

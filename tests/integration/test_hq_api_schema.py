@@ -34,9 +34,9 @@ EXAMPLES = settings(max_examples=25, deadline=None, derandomize=True,
 def served(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("schema")
     config = api_settings(tmp, auth_failures=100_000)
-    store = SqliteStore(config.database)
+    store = SqliteStore(config.store)
     fill(store, time.time())
-    tokens = make_tokens(config.api.database)
+    tokens = make_tokens(store)
     app = create_app(store, config, LiveFeed(tick_s=0.05))
     with TestClient(app):  # runs the lifespan: the live feed is seeded and ticking
         yield app, tokens

@@ -24,10 +24,10 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def server(tmp_path):
     config = settings(tmp_path, cors_origins=["http://ops.example"])
-    store = SqliteStore(config.database)
+    store = SqliteStore(config.store)
     now = time.time()
     fill(store, now)
-    tokens = make_tokens(config.api.database)
+    tokens = make_tokens(store)
     feed = LiveFeed(tick_s=0.05, heartbeat_s=0.5)
     app = create_app(store, config, feed)
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",

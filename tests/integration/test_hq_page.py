@@ -191,7 +191,7 @@ heartbeat_s = 2.0
 """)
     created = subprocess.run(
         [sys.executable, "-m", "hq", "token", "create", "--name", OPERATOR, "--role", "operator",
-         "--db", str(workdir / "hq-api.db")],
+         "--store", str(workdir / "hq.db")],
         capture_output=True, text=True, check=True, env=os.environ)  # fmt: skip
     token = created.stdout.split()[0]
     hq = start_hq(config, passwords)

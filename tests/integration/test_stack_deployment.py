@@ -37,11 +37,11 @@ def test_the_hq_config_a_deployment_writes_loads_as_it_meant(tmp_path):
     config = load_hq_config(deployment._write_hq_config())
     posts = deployment.scenario.posts
     assert config.origin == (posts[0].lat, posts[0].lon, posts[0].alt)
-    assert config.border == deployment.scenario.border and config.database == deployment.database
+    assert config.border == deployment.scenario.border
+    assert config.store == str(deployment.database)
     assert [(p.name, p.radius_m) for p in config.places] == [(f"{p.name} post", 250.0)
                                                              for p in posts]  # fmt: skip
     assert (config.broker.port, config.broker.password.env) == (deployment.broker_port,
                                                                 "DUNEWATCH_HQ_MQTT_PASSWORD")
     assert config.alerts.distress_dwell_s == 99.0
-    assert (config.api.port, config.api.database) == (8123, tmp_path / "hq" / "hq-api.db")
-    assert deployment.api_database == config.api.database
+    assert config.api.port == 8123  # its tokens are in the store

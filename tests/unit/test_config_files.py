@@ -62,13 +62,13 @@ def awkward_edge_config(tmp_path: Path) -> EdgeConfig:
 def awkward_hq_config(tmp_path: Path) -> HqConfig:
     return HqConfig(
         origin=(22.84, 14.13, 620.0), border=[(23.52, 11.99), (22.79, 14.22), (23.0, 15.0)],
-        home=(22.84, 14.13), database=tmp_path / 'h"q\\.db',
+        home=(22.84, 14.13), store=str(tmp_path / 'h"q\\.db'),
         zones=[ZoneSection(name=AWKWARD, polygon=[(22.8, 14.1), (22.9, 14.1), (22.9, 14.2)])],
         places=[PlaceSection(name=f"well {AWKWARD}", lat=22.8, lon=14.2, radius_m=500.0)],
         broker=BrokerSection(host="10.0.0.1", username="h\"q", client_id=AWKWARD,
                              password=SecretRef(env="DUNEWATCH_HQ_MQTT_PASSWORD")),
         alerts=AlertSection(distress_dwell_s=90.0, battery_low=0.3),
-        api=ApiSection(port=0, database=tmp_path / "api.db", cors_origins=[AWKWARD, "https://x"],
+        api=ApiSection(port=0, cors_origins=[AWKWARD, "https://x"],
                        stream=StreamSection(tick_s=0.25)),
         tak=TakConfig(host="tak.example", port=8087, period_s=2.0),
     )  # fmt: skip

@@ -10,10 +10,9 @@ import threading
 
 import pytest
 
-from hq.api.annotations import TrackLabel
 from hq.api.live import LiveFeed, StreamFilter
 from hq.api.models import AlertOut, DeltaData, SnapshotData
-from hq.store.records import BBox, IngestBatch
+from hq.store.records import BBox, IngestBatch, TrackLabel
 from tests.unit.test_hq_api_support import an_alert, fused
 
 pytestmark = pytest.mark.unit

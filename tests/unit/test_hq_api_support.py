@@ -15,6 +15,7 @@ from hq.api.app import create_app
 from hq.api.live import LiveFeed
 from hq.api.tokens import TokenStore
 from hq.config import HqConfig
+from hq.store.interface import Store
 from hq.store.records import FusedTrack, HistoryPoint, IngestBatch, NodeTrack
 from hq.store.sqlite import SqliteStore
 from tests.conftest import PROJECT_ROOT
@@ -52,13 +53,13 @@ def an_alert(alert_id: str, t: float, lat: float | None = 22.9, lon: float | Non
 def settings(tmp_path: Path, **api) -> HqConfig:
     with open(PROJECT_ROOT / "configs" / "hq.toml", "rb") as f:
         raw = tomllib.load(f)
-    raw["database"] = str(tmp_path / "hq.db")
+    raw["store"] = str(tmp_path / "hq.db")
     raw["zones"] = [{"name": "wadi", "polygon": ZONE}]
-    raw["api"] = {**raw.get("api", {}), "database": str(tmp_path / "api.db"), **api}
+    raw["api"] = {**raw.get("api", {}), **api}
     return HqConfig.model_validate(raw)
 
 
-def fill(store: SqliteStore, now: float) -> None:
+def fill(store: Store, now: float) -> None:
     """A post's status, three fused tracks with their node tracks, an hour of history of
     track 1 (one point a second), and two alerts; each batch through commit_ingest."""
     status = NodeStatus(site="tummo", node="post-1", state="online", time=now - 5,
@@ -92,22 +93,19 @@ class Api:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
 
-def make_tokens(path: Path) -> dict[str, str]:
-    store = TokenStore(path)
-    try:
-        return {role: store.create(f"{role}-user", role)[0]
-                for role in ("viewer", "operator", "admin")}  # fmt: skip
-    finally:
-        store.close()
+def make_tokens(store: Store) -> dict[str, str]:
+    tokens = TokenStore(store)
+    return {role: tokens.create(f"{role}-user", role)[0]
+            for role in ("viewer", "operator", "admin")}  # fmt: skip
 
 
 def running_api(tmp_path: Path) -> Iterator[Api]:
     """The app over a filled store with a token per role; a fixture's body (`yield from`)."""
     config = settings(tmp_path, auth_failures=1000)
-    store = SqliteStore(config.database)
+    store = SqliteStore(config.store)
     now = time.time()
     fill(store, now)
-    tokens = make_tokens(config.api.database)
+    tokens = make_tokens(store)
     feed = LiveFeed(tick_s=0.05)
     with TestClient(create_app(store, config, feed)) as client:
         yield Api(client, store, feed, config, tokens, now)

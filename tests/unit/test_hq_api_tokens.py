@@ -22,7 +22,7 @@ pytestmark = pytest.mark.unit
 
 
 def test_a_token_verifies_until_it_expires_or_is_revoked(tmp_path):
-    store = TokenStore(tmp_path / "api.db")
+    store = TokenStore(SqliteStore(tmp_path / "hq.db"))
     token, record = store.create("ops-1", "operator", expires_at=2000.0, now=1000.0)
     assert store.verify(token, now=1999.0).role == Role.OPERATOR
     with pytest.raises(TokenRejected, match="expired"):
@@ -35,7 +35,7 @@ def test_a_token_verifies_until_it_expires_or_is_revoked(tmp_path):
 
 
 def test_names_are_unique_among_active_tokens_and_bad_requests_are_refused(tmp_path):
-    store = TokenStore(tmp_path / "api.db")
+    store = TokenStore(SqliteStore(tmp_path / "hq.db"))
     store.create("alice", "admin")
     with pytest.raises(ValueError, match="exists"):
         store.create("alice", "viewer")
@@ -53,7 +53,7 @@ def test_roles_are_ordered():
 
 
 def test_the_admin_command_prints_the_token_once_and_lists_and_revokes(tmp_path):
-    db = tmp_path / "api.db"
+    db = tmp_path / "hq.db"
 
     def hq(*args):
         return subprocess.run([sys.executable, "-m", "hq", "token", *args, "--db", str(db)],
@@ -62,7 +62,7 @@ def test_the_admin_command_prints_the_token_once_and_lists_and_revokes(tmp_path)
     created = hq("create", "--name", "night-shift", "--role", "operator", "--expires-days", "7")
     assert created.returncode == 0, created.stderr
     token = created.stdout.strip()
-    assert TokenStore(db).verify(token).name == "night-shift"
+    assert TokenStore(SqliteStore(db)).verify(token).name == "night-shift"
     listing = hq("list")
     assert "night-shift" in listing.stdout and "active" in listing.stdout
     assert token.split("_", 2)[2] not in listing.stdout + db.read_bytes().decode("latin-1")
@@ -73,8 +73,8 @@ def test_the_admin_command_prints_the_token_once_and_lists_and_revokes(tmp_path)
 
 def test_an_expired_token_is_refused_by_the_api(tmp_path):
     config = settings(tmp_path)
-    store = SqliteStore(config.database)
-    tokens = TokenStore(config.api.database)
+    store = SqliteStore(config.store)
+    tokens = TokenStore(store)
     token, _ = tokens.create("brief", "viewer", expires_at=time.time() + 0.5)
     with TestClient(create_app(store, config, LiveFeed())) as client:
         headers = {"Authorization": f"Bearer {token}"}
@@ -87,8 +87,8 @@ def test_an_expired_token_is_refused_by_the_api(tmp_path):
 def test_repeated_failures_from_one_address_get_429_with_retry_after_even_with_a_good_token(
         tmp_path):  # fmt: skip
     config = settings(tmp_path, auth_failures=3, auth_failure_window_s=60)
-    store = SqliteStore(config.database)
-    good, _ = TokenStore(config.api.database).create("ok", "viewer")
+    store = SqliteStore(config.store)
+    good, _ = TokenStore(store).create("ok", "viewer")
     with TestClient(create_app(store, config, LiveFeed())) as client:
         forged = {"Authorization": "Bearer dw_00000000_guess"}
         codes = [client.get("/api/v1/tracks", headers=forged).status_code for _ in range(4)]

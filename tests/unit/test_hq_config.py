@@ -42,18 +42,25 @@ def test_a_bad_config_is_refused_with_the_reason(spoil, reason):
         HqConfig.model_validate(raw)
 
 
-def test_the_shipped_config_serves_the_api_with_its_tokens_beside_the_store():
-    api = load_config(SHIPPED).api
+def test_the_shipped_config_serves_the_api_and_keeps_everything_in_one_store():
+    config = load_config(SHIPPED)
+    api = config.api
     assert (api.host, api.port, api.cors_origins) == ("127.0.0.1", 8080, [])
-    assert api.database.name == "hq-api.db" and api.stream.tick_s == 0.5
+    assert api.stream.tick_s == 0.5 and "database" not in type(api).model_fields
+    assert config.store == "/var/lib/dunewatch/hq.db"
 
 
-def test_the_api_database_defaults_to_beside_the_store_and_no_api_section_means_no_api():
+def test_the_store_is_a_path_or_a_url_database_is_its_older_name_and_no_api_means_no_api():
     with open(SHIPPED, "rb") as f:
         raw = tomllib.load(f)
-    raw["database"] = "/srv/hq/hq.db"
-    raw["api"].pop("database")
-    assert str(HqConfig.model_validate(raw).api.database) == "/srv/hq/hq-api.db"
+    raw["store"] = "postgresql://hq@db-1:5432/dunewatch"
+    assert HqConfig.model_validate(raw).store == "postgresql://hq@db-1:5432/dunewatch"
+    older = {k: v for k, v in raw.items() if k != "store"} | {"database": "/srv/hq/hq.db"}
+    assert HqConfig.model_validate(older).store == "/srv/hq/hq.db"
+    with pytest.raises(ValidationError, match="store"):
+        HqConfig.model_validate(raw | {"database": "/srv/hq/hq.db"})
+    with pytest.raises(ValidationError, match="database"):  # the API's own file is gone
+        HqConfig.model_validate(raw | {"api": {"database": "/srv/hq/hq-api.db"}})
     del raw["api"]
     assert HqConfig.model_validate(raw).api is None  # ingest only
 

@@ -267,7 +267,7 @@ def test_the_store_source_keeps_an_active_distress_behind_many_newer_alerts(tmp_
 
 def test_the_streamer_sends_what_operators_set_on_a_track():
     # The API's labels, as `hq run` hands them over: an affiliation and a class.
-    from hq.api.annotations import TrackLabel
+    from hq.store.records import TrackLabel
 
     labels = {7: TrackLabel(7, "hostile", "vehicle", "operator-1", NOW - 5.0),
               8: TrackLabel(8, None, "animal", "operator-1", NOW - 5.0)}  # fmt: skip

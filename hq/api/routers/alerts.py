@@ -1,5 +1,6 @@
-"""Alerts: list and read them; operators acknowledge and resolve them (audited, with who
-and when, and pushed to every live stream)."""
+"""Alerts: list and read them; operators acknowledge, assign and resolve them (each change
+written by the store with its audit row in one transaction, and pushed to every live
+stream)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
 
-from hq.api.annotations import Resolution
 from hq.api.deps import ApiContext, Context, Operator, OperatorJson, Viewer
-from hq.api.models import AlertList, AlertOut, AlertStateOut, ResolveIn, alert_out
+from hq.api.models import AlertList, AlertOut, AlertStateOut, AssignIn, ResolveIn, alert_out
 from hq.api.routers import AUTH_ERRORS, BODY_ERRORS, PageParam, TimeParam, check_page, errors
 
 router = APIRouter(prefix="/alerts", tags=["alerts"], responses=errors(*AUTH_ERRORS))
@@ -27,20 +27,7 @@ def list_alerts(who: Viewer, ctx: Context,
 
 def alerts(ctx: ApiContext, state: str | None, since: float | None,
            limit: int) -> list[AlertOut]:  # fmt: skip
-    """Alerts with their state, where "resolved" (kept by the API) overrides the store's."""
-    resolved = ctx.annotations.resolved_ids()
-    if state == "resolved":
-        records = ctx.store.alerts_by_id(sorted(resolved), since=since, limit=limit)
-    else:
-        # Resolved alerts are still "open" or "acknowledged" in the store: where they are
-        # filtered out, ask for enough more.
-        extra = len(resolved) if state is not None else 0
-        records = ctx.store.alerts(state=state, since=since, limit=limit + extra)
-        if state is not None:
-            records = [r for r in records if r.alert.alert_id not in resolved][:limit]
-        records = records[:limit]
-    resolutions = ctx.annotations.resolutions([r.alert.alert_id for r in records])
-    return [alert_out(r, resolutions.get(r.alert.alert_id)) for r in records]
+    return [alert_out(r) for r in ctx.store.alerts(state=state, since=since, limit=limit)]
 
 
 @router.get("/{alert_id}", response_model=AlertOut, responses=errors(404), summary="One alert")
@@ -59,20 +46,23 @@ def acknowledge(alert_id: AlertId, who: Operator, ctx: Context) -> AlertOut:
     return _changed(ctx, alert_id)
 
 
+@router.post("/{alert_id}/assign", response_model=AlertOut,
+             responses=errors(404, 409, *BODY_ERRORS),
+             summary="Give an alert to someone, acknowledging it if open (operators; audited)")
+def assign(alert_id: AlertId, body: AssignIn, who: OperatorJson, ctx: Context) -> AlertOut:
+    _alert(ctx, alert_id)
+    if not ctx.store.assign_alert(alert_id, body.assignee, who.name, time.time()):
+        raise HTTPException(409, f"alert {alert_id} is resolved")
+    return _changed(ctx, alert_id)
+
+
 @router.post("/{alert_id}/resolve", response_model=AlertOut,
              responses=errors(404, 409, *BODY_ERRORS),
              summary="Resolve an alert, acknowledging it first if open (operators; audited)")
 def resolve(alert_id: AlertId, body: ResolveIn, who: OperatorJson, ctx: Context) -> AlertOut:
     current = _alert(ctx, alert_id)
-    if current.state == "resolved":
+    if not ctx.store.resolve_alert(alert_id, body.note, who.name, time.time()):
         raise HTTPException(409, f"alert {alert_id} was resolved by {current.resolved_by}")
-    now = time.time()
-    if current.state == "open":
-        ctx.store.acknowledge_alert(alert_id, who.name, now)
-    if not ctx.annotations.resolve(Resolution(alert_id, who.name, now, body.note)):
-        raise HTTPException(409, f"alert {alert_id} was resolved meanwhile")
-    ctx.store.append_audit(who.name, "alert.resolve", {"alert_id": alert_id, "note": body.note},
-                           now)  # fmt: skip
     return _changed(ctx, alert_id)
 
 
@@ -80,7 +70,7 @@ def _alert(ctx: ApiContext, alert_id: str) -> AlertOut:
     found = ctx.store.alerts_by_id([alert_id], limit=1)
     if not found:
         raise HTTPException(404, f"no alert {alert_id!r}")
-    return alert_out(found[0], ctx.annotations.resolutions([alert_id]).get(alert_id))
+    return alert_out(found[0])
 
 
 def _changed(ctx: ApiContext, alert_id: str) -> AlertOut:

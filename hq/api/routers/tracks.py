@@ -1,24 +1,23 @@
 """Fused tracks: the current picture (filtered and paged), one track with its sources, and
 an operator's change of a track's class or affiliation (audited).
 
-The list is written straight from the stored rows to JSON (`track_list_json`), not
-through a TrackOut per track: at 10,000 tracks, making the models cost more than the
-query itself. Its bytes are those of TrackList's own serialiser, which the tests check.
+The list is written straight from the store's columns (`Store.current_track_table`) to
+JSON (`track_list_json`), not through a TrackOut per track: at 10,000 tracks, making
+the models cost more than the query itself. Its bytes are those of TrackList's own
+serialiser, which the tests check.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from bisect import bisect_right
-from collections.abc import Mapping, Sequence
-from operator import itemgetter
+from collections.abc import Mapping
 from typing import Annotated, Any
 
+import numpy as np
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 
-from hq.api.annotations import TrackLabel
 from hq.api.deps import Context, OperatorJson, Viewer
 from hq.api.models import (
     Affiliation,
@@ -40,10 +39,9 @@ from hq.api.routers import (
     check_page,
     errors,
 )
-from hq.store.interface import load_json
-from hq.store.records import BBox
+from hq.store.records import BBox, FusedTracks, TrackLabel
 from wire.geo import compass_course
-from wire.messages import TargetClass, TrackStatus
+from wire.messages import TrackStatus
 
 router = APIRouter(prefix="/tracks", tags=["tracks"], responses=errors(*AUTH_ERRORS))
 GlobalId = Annotated[int, Path(ge=0, le=MAX_ID)]
@@ -51,7 +49,7 @@ GlobalId = Annotated[int, Path(ge=0, le=MAX_ID)]
 
 def current_tracks(ctx, bbox: BBox | None, classes, status) -> list[TrackOut]:
     """Current tracks with operators' labels applied; the class filter sees the labelled class."""
-    labels = ctx.annotations.labels()
+    labels = ctx.store.track_labels()
     tracks = [track_out(t, labels.get(t.global_id))
               for t in ctx.store.current_tracks(bbox=bbox, status=status)]  # fmt: skip
     return [t for t in tracks if t.target_class in classes] if classes else tracks
@@ -66,19 +64,21 @@ def list_tracks(
     limit: PageParam = 1000,
 ) -> Response:  # fmt: skip
     check_page(limit, ctx.settings.api.max_page)
-    labels = ctx.annotations.labels()
-    rows = ctx.store.current_track_rows(bbox, status)
+    labels = ctx.store.track_labels()
+    table = ctx.store.current_track_table(bbox, status)
     if target_class:
         wanted = {str(c) for c in target_class}
-        rows = [row for row in rows if labelled_class(row, labels) in wanted]
-    # Rows come by global id, so the page starts right after `after`.
-    start = 0 if after is None else bisect_right(rows, after, key=itemgetter(0))
-    page = rows[start:start + limit]
-    more = len(page) == limit and page[-1][0] != rows[-1][0]
+        classes = labelled_classes(table, labels)
+        table = table.take(np.flatnonzero([c in wanted for c in classes]))
+    # Tracks come by global id, so the page starts right after `after`.
+    start = 0 if after is None else int(np.searchsorted(table.global_id, after, side="right"))
+    whole = start == 0 and limit >= len(table)
+    page = table if whole else table.take(np.arange(start, min(start + limit, len(table))))
+    more = len(page) == limit and start + limit < len(table)
     # Not returned as a TrackList: FastAPI would validate it again, which at 10,000 tracks
     # costs more than the query (tests check the bytes against the schema).
-    return Response(track_list_json(page, labels, total=len(rows),
-                                    next_after=page[-1][0] if more else None),
+    return Response(track_list_json(page, labels, total=len(table),
+                                    next_after=int(page.global_id[-1]) if more else None),
                     media_type="application/json")  # fmt: skip
 
 
@@ -89,31 +89,20 @@ def get_track(global_id: GlobalId, who: Viewer, ctx: Context) -> TrackDetailOut:
     if track is None:
         raise HTTPException(404, f"no track {global_id}")
     sources = ctx.store.node_tracks_of(global_id)
-    return track_detail_out(track, ctx.annotations.label(global_id), sources)
+    return track_detail_out(track, ctx.store.track_label(global_id), sources)
 
 
 @router.patch("/{global_id}", response_model=TrackOut, responses=errors(404, *BODY_ERRORS),
               summary="Set a track's class or affiliation (operators; audited)")  # fmt: skip
 def label_track(global_id: GlobalId, change: TrackLabelIn, who: OperatorJson,
                 ctx: Context) -> TrackOut:  # fmt: skip
+    # The store writes the label and its audit row in one transaction.
+    label = ctx.store.label_track(global_id, change.affiliation and str(change.affiliation),
+                                  change.target_class and str(change.target_class), who.name,
+                                  time.time())  # fmt: skip
     track = ctx.store.fused_track(global_id)
-    if track is None:
+    if label is None or track is None:
         raise HTTPException(404, f"no track {global_id}")
-    before = ctx.annotations.label(global_id)
-    now = time.time()
-    label = TrackLabel(
-        global_id,
-        affiliation=change.affiliation or (before.affiliation if before else None),
-        target_class=change.target_class or (before.target_class if before else None),
-        updated_by=who.name, updated_at=now,
-    )  # fmt: skip
-    ctx.annotations.set_label(label)
-    ctx.store.append_audit(who.name, "track.label", {
-        "global_id": global_id, "affiliation": label.affiliation,
-        "target_class": label.target_class, "fused_class": str(track.target_class),
-        "previous": None if before is None else {"affiliation": before.affiliation,
-                                                 "target_class": before.target_class},
-    }, now)  # fmt: skip
     ctx.feed.publish_label(label)
     return track_out(track, label)
 
@@ -121,9 +110,9 @@ def label_track(global_id: GlobalId, change: TrackLabelIn, who: OperatorJson,
 # -- the track list as JSON ------------------------------------------------------------------
 
 
-def track_list_json(rows: Sequence[tuple], labels: Mapping[int, TrackLabel], total: int,
+def track_list_json(tracks: FusedTracks, labels: Mapping[int, TrackLabel], total: int,
                     next_after: int | None) -> bytes:  # fmt: skip
-    """TrackList's JSON for stored rows (Store.current_track_rows): byte for byte what
+    """TrackList's JSON for stored tracks (Store.current_track_table): byte for byte what
     its serialiser writes for the same tracks made into models by `track_out`.
 
     orjson writes floats as pydantic does (shortest round trip; null for NaN and the
@@ -134,39 +123,41 @@ def track_list_json(rows: Sequence[tuple], labels: Mapping[int, TrackLabel], tot
     survive into the oldest GC generation and set off full collections of the process's
     heap: measured, up to three times the time of a 10,000-track page.
     """
-    tracks = b",".join([orjson.dumps(_track_fields(row, labels.get(row[0]))) for row in rows])
-    return orjson.dumps({"total": total, "tracks": orjson.Fragment(b"[" + tracks + b"]"),
+    # The matrices as flat lists of floats (one list each, not one per track: see above).
+    state, covariance = tracks.state.ravel().tolist(), tracks.covariance.ravel().tolist()
+    columns = zip(tracks.global_id.tolist(), tracks.time.tolist(), tracks.lat.tolist(),
+                  tracks.lon.tolist(), tracks.alt.tolist(), range(0, len(state), 4),
+                  range(0, len(covariance), 16), tracks.target_class, tracks.status,
+                  tracks.quality.tolist(), tracks.sources, strict=True)  # fmt: skip
+    written = b",".join([orjson.dumps(_track_fields(row, state, covariance, labels.get(row[0])))
+                         for row in columns])  # fmt: skip
+    return orjson.dumps({"total": total, "tracks": orjson.Fragment(b"[" + written + b"]"),
                          "next_after": next_after})  # fmt: skip
 
 
-def labelled_class(row: tuple, labels: Mapping[int, TrackLabel]) -> str:
-    """A stored row's class as the list filters it: the operator's if set, else fusion's."""
-    label = labels.get(row[0])
-    return label.target_class if label and label.target_class else row[10]
+def labelled_classes(tracks: FusedTracks, labels: Mapping[int, TrackLabel]) -> list[str]:
+    """Each track's class as the list filters it: the operator's if set, else fusion's."""
+    return [label.target_class if (label := labels.get(gid)) and label.target_class
+            else str(cls)
+            for gid, cls in zip(tracks.global_id.tolist(), tracks.target_class, strict=True)]
 
 
-def _track_fields(row: tuple, label: TrackLabel | None) -> dict[str, Any]:
-    gid, t, lat, lon, alt, e, n, ve, vn, cov, cls, status, quality, sources = row
-    c = load_json(cov)  # 4x4 row-major over [e, n, ve, vn]
-    fused_class = _CLASSES[cls]
+def _track_fields(row: tuple, state: list[float], covariance: list[float],
+                  label: TrackLabel | None) -> dict[str, Any]:  # fmt: skip
+    gid, t, lat, lon, alt, s, k, fused_class, status, quality, sources = row
+    e, n, ve, vn = state[s:s + 4]
+    c = covariance[k:k + 16]
     return {
         "global_id": gid, "time": t, "lat": lat, "lon": lon, "alt": alt,
         "position_enu": (e, n), "velocity_enu": (ve, vn), "speed": math.hypot(ve, vn),
         "course": compass_course(ve, vn),
         "position_covariance": ((c[0], c[1]), (c[4], c[5])),
         "velocity_covariance": ((c[10], c[11]), (c[14], c[15])),
-        "target_class": TargetClass(label.target_class) if label and label.target_class
-        else fused_class,
+        "target_class": label.target_class if label and label.target_class else fused_class,
         "fused_class": fused_class,
         "affiliation": Affiliation(label.affiliation) if label and label.affiliation
         else Affiliation.UNKNOWN,
-        "status": _STATUSES[status], "quality": quality, "sources": load_json(sources),
+        "status": status, "quality": quality, "sources": sources,
         # Few tracks carry a label: its own model writes it, validated as on the model path.
         "label": None if label is None else orjson.Fragment(label_out(label).model_dump_json()),
     }  # fmt: skip
-
-
-# Enum members by value: as strict as TargetClass(value) (an unknown value is refused) and
-# ten times cheaper, which shows at 10,000 rows a request.
-_CLASSES = {c.value: c for c in TargetClass}
-_STATUSES = {s.value: s for s in TrackStatus}

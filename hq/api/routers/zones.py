@@ -1,8 +1,9 @@
 """Zones and the border line: everyone reads them; admins create and change them (audited).
 
-Kept in the API's database, seeded from configs/hq.toml. The running alert
-detectors keep the zones they started with: a change here shows on the
-operators' maps at once and reaches alerting at HQ's next start.
+Kept in the Store, seeded from configs/hq.toml on the first start; each change is
+written with its audit row in one transaction. The running alert detectors keep
+the zones they started with: a change here shows on the operators' maps at once
+and reaches alerting at HQ's next start.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ ZoneName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-
 
 @router.get("/zones", response_model=ZoneList, summary="Every zone")
 def list_zones(who: Viewer, ctx: Context) -> ZoneList:
-    return ZoneList(zones=[area_out(z) for z in ctx.annotations.zones()])
+    return ZoneList(zones=[area_out(z) for z in ctx.store.zones()])
 
 
 @router.get("/zones/{name}", response_model=AreaOut, responses=errors(404), summary="One zone")
 def get_zone(name: ZoneName, who: Viewer, ctx: Context) -> AreaOut:
-    zone = ctx.annotations.zone(name)
+    zone = ctx.store.zone(name)
     if zone is None:
         raise HTTPException(404, f"no zone {name!r}")
     return area_out(zone)
@@ -38,10 +39,9 @@ def get_zone(name: ZoneName, who: Viewer, ctx: Context) -> AreaOut:
 def create_zone(zone: ZoneCreate, who: AdminJson, ctx: Context) -> AreaOut:
     now = time.time()
     points = [(p.lat, p.lon) for p in zone.points]
-    area = ctx.annotations.put_zone(zone.name, points, who.name, now, create=True)
+    area = ctx.store.put_zone(zone.name, points, who.name, now, create=True)
     if area is None:
         raise HTTPException(409, f"a zone or line named {zone.name!r} exists")
-    ctx.store.append_audit(who.name, "zone.create", {"name": zone.name, "points": points}, now)
     return area_out(area)
 
 
@@ -50,16 +50,15 @@ def create_zone(zone: ZoneCreate, who: AdminJson, ctx: Context) -> AreaOut:
 def update_zone(name: ZoneName, zone: ZoneIn, who: AdminJson, ctx: Context) -> AreaOut:
     now = time.time()
     points = [(p.lat, p.lon) for p in zone.points]
-    area = ctx.annotations.put_zone(name, points, who.name, now, create=False)
+    area = ctx.store.put_zone(name, points, who.name, now, create=False)
     if area is None:
         raise HTTPException(404, f"no zone {name!r}")
-    ctx.store.append_audit(who.name, "zone.update", {"name": name, "points": points}, now)
     return area_out(area)
 
 
 @router.get("/border", response_model=AreaOut, responses=errors(404), summary="The border line")
 def get_border(who: Viewer, ctx: Context) -> AreaOut:
-    border = ctx.annotations.border()
+    border = ctx.store.border()
     if border is None:
         raise HTTPException(404, "no border line is configured")
     return area_out(border)
@@ -70,6 +69,5 @@ def get_border(who: Viewer, ctx: Context) -> AreaOut:
 def update_border(border: BorderIn, who: AdminJson, ctx: Context) -> AreaOut:
     now = time.time()
     points = [(p.lat, p.lon) for p in border.points]
-    ctx.store.append_audit(who.name, "border.update", {"points": points}, now)
-    return area_out(ctx.annotations.put_border(points, who.name, now))
+    return area_out(ctx.store.put_border(points, who.name, now))
 

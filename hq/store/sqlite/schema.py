@@ -1,8 +1,8 @@
-"""The SQLite store's file: its schema, and the writer connection's settings.
+"""The SQLite store's file: its migrations, and the writer connection's settings.
 
-Tables are made through sqlite-utils; what it cannot say (WITHOUT ROWID tables,
-triggers) is plain SQL below. `user_version` holds the schema version, so that
-a file from newer code is refused rather than misread.
+`PRAGMA user_version` holds the schema version (hq/store/sql/migrations.py).
+Migration 1 is the first schema, made through sqlite-utils; later ones are
+plain SQL.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from pathlib import Path
 
 import sqlite_utils
 
-from hq.store.interface import SCHEMA_VERSION
-from hq.store.sqlite.write import FUSED_COLUMNS
+from hq.store.sql.migrations import Migration, pending
+from hq.store.sql.reads import FUSED_COLUMNS
 
 TABLES = ("nodes", "ingest_positions", "seen_batches", "node_tracks", "fused_tracks",
-          "track_points", "alerts", "dead_letters", "audit_log")  # fmt: skip
+          "track_points", "alerts", "dead_letters", "audit_log", "api_tokens", "areas",
+          "places", "track_labels")  # fmt: skip
 
 # What sqlite-utils' create() cannot say: WITHOUT ROWID tables and triggers.
 _SQLITE_EXTRAS = """
@@ -47,6 +48,40 @@ WHEN old.time > CAST(strftime('%s', 'now') AS REAL) - 183 * 86400 BEGIN
 END;
 """
 
+MIGRATIONS = (
+    Migration(1, "tracks, history, nodes, alerts, dead letters, the audit log", ()),
+    Migration(2, "operator state (tokens, areas, places, labels, alert workflow) and the "
+                 "change cursor", (
+        # One row: the change cursor, bumped by every transaction that changes a track or
+        # an alert (writers take turns in SQLite, so its order is the commits' order).
+        "CREATE TABLE store_clock (id INTEGER PRIMARY KEY CHECK (id = 1), "
+        "change_seq INTEGER NOT NULL)",
+        "INSERT INTO store_clock VALUES (1, 0)",
+        "ALTER TABLE fused_tracks ADD COLUMN changed INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX fused_tracks_changed ON fused_tracks (changed)",
+        "ALTER TABLE alerts ADD COLUMN changed INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX alerts_changed ON alerts (changed)",
+        *(f"ALTER TABLE alerts ADD COLUMN {column}" for column in (
+            "assigned_to TEXT", "assigned_by TEXT", "assigned_at REAL", "resolved_by TEXT",
+            "resolved_at REAL", "resolution_note TEXT")),
+        "CREATE TABLE api_tokens (token_id TEXT PRIMARY KEY, name TEXT NOT NULL, "
+        "role TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL, revoked_at REAL, "
+        "secret_sha256 TEXT NOT NULL)",
+        "CREATE INDEX api_tokens_name ON api_tokens (name)",
+        "CREATE TABLE areas (name TEXT PRIMARY KEY, "
+        "kind TEXT NOT NULL CHECK (kind IN ('zone', 'border')), "
+        "points TEXT NOT NULL, updated_by TEXT NOT NULL, updated_at REAL NOT NULL)",
+        "CREATE TABLE places (name TEXT PRIMARY KEY, lat REAL NOT NULL, lon REAL NOT NULL, "
+        "radius_m REAL NOT NULL, updated_by TEXT NOT NULL, updated_at REAL NOT NULL)",
+        "CREATE TABLE track_labels (global_id INTEGER PRIMARY KEY, affiliation TEXT, "
+        "target_class TEXT, updated_by TEXT NOT NULL, updated_at REAL NOT NULL)",
+        # History in a box and a window: the box is tested inside the index, so only the
+        # points in it are read from the table (retention's time cut uses it as before).
+        "DROP INDEX track_points_time",
+        "CREATE INDEX track_points_time_place ON track_points (time, lat, lon)",
+    )),  # fmt: skip
+)
+
 
 def open_writer(path: Path, synchronous: str) -> sqlite_utils.Database:
     if synchronous not in ("FULL", "NORMAL"):
@@ -62,10 +97,33 @@ def open_writer(path: Path, synchronous: str) -> sqlite_utils.Database:
     return db
 
 
-def create_schema(db: sqlite_utils.Database) -> None:
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise RuntimeError(f"{db.conn} has schema {version}; this code knows {SCHEMA_VERSION}")
+def schema_version(conn: sqlite3.Connection) -> int:
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    """Apply the migrations this file lacks, each in its own transaction."""
+    conn = db.conn
+    for migration in pending(schema_version(conn), MIGRATIONS, str(db.conn)):
+        if migration.version == 1:
+            # sqlite-utils and executescript commit as they go; every statement of the
+            # first schema is IF NOT EXISTS, so an interrupted run is simply run again.
+            _first_schema(db)
+            conn.execute("PRAGMA user_version = 1")
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if schema_version(conn) < migration.version:  # another process may have run it
+                for statement in migration.statements:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {migration.version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _first_schema(db: sqlite_utils.Database) -> None:
     node_fk = [("node_key", "nodes", "node_key")]
     db["nodes"].create({"node_key": str, "site": str, "node": str, "state": str,
                         "status_time": float, "status": str},  # status: NodeStatus JSON
@@ -104,4 +162,3 @@ def create_schema(db: sqlite_utils.Database) -> None:
                            not_null={"time", "actor", "action", "details", "prev_hash", "hash"},
                            if_not_exists=True)  # fmt: skip
     db.conn.executescript(_SQLITE_EXTRAS)
-    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
