@@ -401,6 +401,28 @@ class Georeferencer:
         self._count(status)
         return GroundMeasurements(np.ascontiguousarray(enu[:, :2]), R, enu, status)
 
+    def footprint(self, pose: Pose) -> list[tuple[float, float] | None]:
+        """(lon, lat) deg where the rays through the image's four corners meet the ground,
+        top-left, top-right, bottom-right, bottom-left; None for a corner whose ray meets no
+        ground (at or above the horizon). The same camera model and ground as `locate`,
+        without the covariance: a corner only shows what the camera covers."""
+        if not self._pose_usable(pose):
+            return [None] * 4
+        width, height = self.camera.width, self.camera.height
+        rays = self.camera.rays(np.array([0.0, width, width, 0.0]),
+                                np.array([0.0, 0.0, height, height]))  # fmt: skip
+        positions, rotations = pose_scenarios(pose, self.budget)
+        corners = []
+        for ray in rays:
+            x, y, z = _trace(positions, rotations, 0, np.ascontiguousarray(ray),
+                             self.ground_alt, True)  # fmt: skip
+            if math.isnan(x):
+                corners.append(None)
+                continue
+            lat, lon, _ = ecef_to_geodetic_point(x, y, z)
+            corners.append((lon, lat))
+        return corners
+
     def to_geodetic(self, measurements: GroundMeasurements) -> np.ndarray:
         """(N, 3) lat, lon deg and height m of the ground points."""
         return enu_to_geodetic_batch(self.frame.origin, np.ascontiguousarray(measurements.enu))

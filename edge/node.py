@@ -36,7 +36,7 @@ from edge.tracking import Tracker
 from edge.uplink import Uplink
 from wire import topics
 from wire.geo import EnuFrame
-from wire.messages import DroneLink, NodeStatus, VehicleTelemetry, encode
+from wire.messages import CameraFootprint, DroneLink, NodeStatus, VehicleTelemetry, encode
 from wire.version import SOFTWARE_VERSION
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ class CameraPipeline:
     detector: Detector
     pose_at: Callable[[float], CameraPose]  # raises LookupError when there is none
     georeferencer: Georeferencer
+    drone_sysid: int | None = None  # on this drone's gimbal: its footprint goes in its telemetry
 
 
 @dataclass
@@ -235,14 +236,15 @@ class EdgeNode:
     def publish_telemetry(self, now: float) -> None:
         for driver in self.drivers:
             for vehicle in driver.receiver.vehicle_status(now):
-                message = self._telemetry_of(driver, vehicle)
+                message = self._telemetry_of(driver, vehicle, now)
                 if message is not None:
                     topic = topics.telemetry(self.settings.site, self.settings.node)
                     self.uplink.send(topic, encode(message))
                     self.counters.telemetry += 1
 
-    def _telemetry_of(self, driver: MavlinkDriver, vehicle) -> VehicleTelemetry | None:
-        """The drone where it last reported itself, or None before its first position."""
+    def _telemetry_of(self, driver: MavlinkDriver, vehicle, now: float) -> VehicleTelemetry | None:
+        """The drone where it last reported itself, with its cameras' footprints, battery and
+        link, or None before its first position."""
         if vehicle.last_position_t is None:
             return None
         sysid = vehicle.sysid
@@ -252,10 +254,29 @@ class EdgeNode:
             return None
         vn, ve, vd = (float(v) for v in pose.velocity_ned)
         yaw = float(pose.attitude.as_euler("ZYX")[0])
+        link = _drone_link(vehicle, now)
         return VehicleTelemetry(site=self.settings.site, node=self.settings.node, sysid=sysid,
                                 time=pose.t, lat=pose.lat, lon=pose.lon, alt=pose.alt,
                                 velocity_enu=(ve, vn, -vd),
-                                heading_deg=math.degrees(yaw) % 360.0)  # fmt: skip
+                                heading_deg=math.degrees(yaw) % 360.0,
+                                footprints=self._footprints(sysid, pose.t),
+                                battery_remaining=link.battery_remaining,
+                                link_connected=link.connected,
+                                packet_loss=link.packet_loss)  # fmt: skip
+
+    def _footprints(self, sysid: int, t: float) -> list[CameraFootprint]:
+        """What each camera on drone `sysid` covers at t, by the pose its detections use."""
+        footprints = []
+        for camera in self.cameras:
+            if camera.drone_sysid != sysid:
+                continue
+            try:
+                pose = camera.pose_at(t)
+            except LookupError:  # no gimbal attitude yet: nothing to say where it looks
+                continue
+            corners = camera.georeferencer.footprint(pose)
+            footprints.append(CameraFootprint(camera=camera.name, corners=corners))
+        return footprints
 
     def status(self, state: str, now: float) -> NodeStatus:
         drones = []

@@ -141,7 +141,8 @@ def build_cameras(config: EdgeConfig, drivers: list[MavlinkDriver]) -> list[Came
                                            frame_size=(section.width, section.height)))  # fmt: skip
         pose_at = (drone_pose(drivers, section.drone_sysid) if section.drone_sysid is not None
                    else mast_pose(section, config.post.alt))  # fmt: skip
-        pipelines.append(CameraPipeline(section.name, source, detector, pose_at, georeferencer))
+        pipelines.append(CameraPipeline(section.name, source, detector, pose_at, georeferencer,
+                                        drone_sysid=section.drone_sysid))  # fmt: skip
     return pipelines
 
 

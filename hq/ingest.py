@@ -114,7 +114,6 @@ class Ingest:
         self.flow = flow or FlowStatistics()
         self.on_commit = on_commit
         self.counters = IngestCounters()
-        self.telemetry: dict[tuple[str, int], VehicleTelemetry] = {}  # latest per drone
         self._lock = threading.Lock()  # groups and ticks take turns
 
     def handle(self, topic: str, payload: bytes, received: float) -> Outcome:
@@ -166,10 +165,9 @@ class Ingest:
             events = self.health.status(parsed, message.received)
             group.write(IngestBatch(message.received, statuses=[parsed],
                                     alerts=self._wire_alerts(events)))  # fmt: skip
-        elif isinstance(parsed, VehicleTelemetry):
-            self.telemetry[(node_key(parsed.site, parsed.node), parsed.sysid)] = parsed
+        elif isinstance(parsed, VehicleTelemetry):  # our own drone: stored, then on the picture
             self.counters.telemetry += 1
-            group.done("stored")
+            group.write(IngestBatch(message.received, telemetry=[parsed]))
         else:
             group.write(IngestBatch(message.received, alerts=[parsed]))
 

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 SCHEMA_MAJOR = 1
 
 Latitude = Annotated[float, Field(ge=-90.0, le=90.0)]
@@ -140,6 +140,22 @@ class NodeStatus(_Message):
     lon: Longitude | None = None
 
 
+# A ground corner as GeoJSON orders it: longitude first.
+LonLat = tuple[Longitude, Latitude]
+
+
+class CameraFootprint(BaseModel):
+    """What one camera sees on the ground now: where the rays through the image's four
+    corners meet it (the same camera model as the node's detections), in the order
+    top-left, top-right, bottom-right, bottom-left of the image. None for a corner whose
+    ray meets no ground (at or above the horizon)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    camera: Name
+    corners: Annotated[list[LonLat | None], Field(min_length=4, max_length=4)]
+
+
 class VehicleTelemetry(_Message):
     """The node's own drones, shown at HQ as friendly tracks."""
 
@@ -153,7 +169,12 @@ class VehicleTelemetry(_Message):
     alt: float
     velocity_enu: tuple[float, float, float]
     heading_deg: float
-    footprint: list[tuple[Latitude, Longitude]] = []  # the camera's ground corners
+    footprint: list[tuple[Latitude, Longitude]] = []  # 1.0, never filled: see `footprints`
+    # Since 1.2 (a 1.1 sender leaves them out: no footprint, battery or link known).
+    footprints: list[CameraFootprint] = Field(default=[], max_length=16)  # one per camera
+    battery_remaining: float | None = Field(default=None, ge=0.0, le=1.0)
+    link_connected: bool | None = None  # the node hears the drone's heartbeat
+    packet_loss: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
 class Alert(_Message):

@@ -43,7 +43,7 @@ from hq.store.records import (
     StoreStats,
     TrackLabel,
 )
-from wire.messages import TargetClass, TrackStatus
+from wire.messages import TargetClass, TrackStatus, VehicleTelemetry
 
 DAY = 86_400.0
 AUDIT_MIN_DAYS = 183  # the audit log is kept at least six months
@@ -91,6 +91,14 @@ class Store(Protocol):
         """The node tracks that fusion put in this global track."""
 
     def nodes(self) -> list[NodeRecord]: ...
+
+    def drones(self) -> list[VehicleTelemetry]:
+        """Our own drones: each one's newest telemetry, by node then system id."""
+
+    def drone_history(self, node_key: str, sysid: int, t0: float, t1: float,
+                      max_points: int | None = None) -> list[VehicleTelemetry]:  # fmt: skip
+        """One drone's telemetry with t0 <= time <= t1 in time order; at most `max_points`,
+        keeping the first and the last, when given (as `track_history`)."""
 
     def alerts(self, state: AlertState | None = None, since: float | None = None,
                limit: int = 100, alert_type: str | None = None) -> list[AlertRecord]:
@@ -167,7 +175,8 @@ class Store(Protocol):
 
     def purge(self, now: float, history_days: float, dead_letter_days: float,
               audit_days: float | None = None) -> PurgeResult:  # fmt: skip
-        """Delete what is older than its retention; refuses audit_days < AUDIT_MIN_DAYS."""
+        """Delete what is older than its retention (our drones' telemetry goes with the track
+        history); refuses audit_days < AUDIT_MIN_DAYS."""
 
     def stats(self) -> StoreStats: ...
 

@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from wire.messages import Alert, NodeStatus, TargetClass, Track, TrackStatus
+from wire.messages import Alert, NodeStatus, TargetClass, Track, TrackStatus, VehicleTelemetry
 
 AlertState = Literal["open", "acknowledged", "resolved"]
 LatLon = tuple[float, float]
@@ -278,6 +278,7 @@ class IngestBatch:
     history: Sequence[HistoryPoint] = ()
     alerts: Sequence[Alert] = ()
     dead_letters: Sequence[DeadLetter] = ()
+    telemetry: Sequence[VehicleTelemetry] = ()  # our own drones
 
     def __post_init__(self):
         if (self.node_key is None) != (self.seq is None):
@@ -381,6 +382,8 @@ class PurgeResult:
     dead_letters: int
     audit_rows: int
     audit_cut_seq: int | None = None
+    drone_points: int = 0  # our drones' telemetry history
+    drones: int = 0  # drones not heard from within the retention
 
 
 @dataclass(frozen=True)

@@ -423,3 +423,45 @@ def test_measurements_are_what_the_tracker_takes(georef):
     assert tracker.counters.rejected_non_finite == 3
     assert tracker.counters.rejected_covariance == 0
     assert len(tracker.tracks().ids) == 2
+
+
+# ---------------------------------------------------------------- the camera's footprint
+
+
+@pytest.mark.parametrize("gimbal_frame", ["earth", "vehicle", "body"])
+def test_the_footprint_corners_are_where_the_corner_rays_meet_the_ground(gimbal_frame):
+    rng = np.random.default_rng(18)
+    ground_alt = POST.alt - 20.0
+    georef = Georeferencer(Camera.from_hfov(HFOV, WIDTH, HEIGHT), POST, ground_alt)
+    corners_u, corners_v = np.array([0.0, WIDTH, WIDTH, 0.0]), np.array([0.0, 0.0, HEIGHT, HEIGHT])
+    to_geodetic = TO_ECEF.transform
+    for _ in range(5):
+        pose = random_pose(rng, gimbal_frame)
+        footprint = georef.footprint(pose)
+        expected = brute_force_ground(pose, pinhole_rays(corners_u, corners_v), ground_alt)
+        lon, lat, _ = to_geodetic(*expected.T, direction="INVERSE")
+        assert len(footprint) == 4 and None not in footprint
+        got = np.array(footprint)
+        # 1e-9 deg is 0.1 mm on the ground
+        assert np.max(np.abs(got - np.column_stack([lon, lat]))) < 1e-9
+        # Top-left, top-right, bottom-right, bottom-left go round the image one way: the
+        # ground quadrilateral is traced the same way round (a camera does not mirror).
+        east, north, _ = POST.from_geodetic(got[:, 1], got[:, 0], np.full(4, ground_alt))
+        area = 0.5 * np.sum(east * np.roll(north, -1) - np.roll(east, -1) * north)
+        assert area < 0  # clockwise seen from above, as the image's corners are on screen
+
+
+def test_a_footprint_corner_above_the_horizon_is_none():
+    georef = Georeferencer(Camera.from_hfov(HFOV, WIDTH, HEIGHT), POST)
+    # Looking 10 degrees below the horizon with a 34-degree vertical view: the top edge is sky.
+    pose = Pose(POST.lat, POST.lon, POST.alt + 200.0, 0.0, 0.0, 0.3, 0.0, math.radians(-10.0),
+                0.0, "earth")  # fmt: skip
+    footprint = georef.footprint(pose)
+    assert footprint[0] is None and footprint[1] is None
+    expected = brute_force_ground(pose, pinhole_rays(np.array([WIDTH, 0.0]),
+                                                     np.array([HEIGHT, HEIGHT])), POST.alt)
+    lon, lat, _ = TO_ECEF.transform(*expected.T, direction="INVERSE")
+    assert np.array(footprint[2:]) == pytest.approx(np.column_stack([lon, lat]), abs=1e-9)
+    # A drone on the ground sees no footprint at all.
+    grounded = Pose(POST.lat, POST.lon, POST.alt - 1.0, 0, 0, 0, 0, -math.pi / 2, 0, "earth")
+    assert georef.footprint(grounded) == [None] * 4

@@ -10,6 +10,7 @@ from wire import topics
 from wire.messages import (
     SCHEMA_VERSION,
     Alert,
+    CameraFootprint,
     NodeStatus,
     Track,
     TrackBatch,
@@ -60,6 +61,42 @@ def test_a_1_0_track_still_reads_and_the_1_1_fields_take_their_defaults():
             track.last_measured) == (None, {}, 1, None)  # fmt: skip
 
 
+def a_telemetry(**changes) -> VehicleTelemetry:
+    fields = dict(site="tummo", node="west-1", sysid=2, time=1767225600.0, lat=22.85,
+                  lon=14.14, alt=900.0, velocity_enu=(3.0, 4.0, 0.0), heading_deg=37.0,
+                  battery_remaining=0.6, link_connected=True, packet_loss=0.05,
+                  footprints=[CameraFootprint(camera="d2-thermal", corners=[
+                      (14.13, 22.86), (14.15, 22.86), None, (14.13, 22.84)])])  # fmt: skip
+    fields.update(changes)
+    return VehicleTelemetry(**fields)
+
+
+def test_telemetry_with_footprints_survives_the_wire_and_a_1_1_one_still_reads():
+    telemetry = a_telemetry()
+    assert decode(encode(telemetry)) == telemetry
+    assert telemetry.footprints[0].corners[2] is None  # a corner above the horizon
+    payload = json.loads(encode(telemetry))
+    payload["schema_version"] = "1.1"
+    for name in ("footprints", "battery_remaining", "link_connected", "packet_loss"):
+        del payload[name]
+    old = decode(json.dumps(payload))
+    assert (old.footprints, old.battery_remaining, old.link_connected,
+            old.packet_loss) == ([], None, None, None)  # fmt: skip
+
+
+@pytest.mark.parametrize("corners, why", [
+    ([(14.1, 22.8)] * 3, "at least 4"),
+    ([(14.1, 22.8)] * 5, "at most 4"),
+    ([(14.1, 95.0), (14.1, 22.8), (14.1, 22.8), (14.1, 22.8)], "less than or equal to 90"),
+    ([(190.0, 22.8), (14.1, 22.8), (14.1, 22.8), (14.1, 22.8)], "less than or equal to 180"),
+])  # fmt: skip
+def test_a_footprint_has_four_corners_on_the_globe(corners, why):
+    payload = json.loads(encode(a_telemetry()))
+    payload["footprints"][0]["corners"] = corners
+    with pytest.raises(ValueError, match=why):
+        decode(json.dumps(payload))
+
+
 def test_class_probabilities_must_sum_to_one():
     believed = a_track(class_probabilities={"person": 0.7, "animal": 0.25, "unknown": 0.05})
     assert believed.class_probabilities["person"] == 0.7
@@ -86,7 +123,7 @@ def test_a_group_counts_at_least_one_object():
 ])  # fmt: skip
 def test_every_kind_round_trips_and_says_its_version(message):
     payload = encode(message)
-    assert json.loads(payload)["schema_version"] == SCHEMA_VERSION == "1.1"
+    assert json.loads(payload)["schema_version"] == SCHEMA_VERSION == "1.2"
     assert decode(payload) == message
     assert decode(payload, type(message)) == message
 

@@ -17,7 +17,7 @@ from hq.store.sql.migrations import Migration, pending
 
 TABLES = ("nodes", "ingest_positions", "seen_batches", "node_tracks", "fused_tracks",
           "track_points", "alerts", "dead_letters", "audit_log", "api_tokens", "areas",
-          "places", "track_labels")  # fmt: skip
+          "places", "track_labels", "drones", "drone_points")  # fmt: skip
 
 
 def lock_key(name: str) -> int:
@@ -111,6 +111,15 @@ MIGRATIONS = (
         f"radius_m {_F} NOT NULL, updated_by text NOT NULL, updated_at {_F} NOT NULL)",
         "CREATE TABLE track_labels (global_id bigint PRIMARY KEY, affiliation text, "
         f"target_class text, updated_by text NOT NULL, updated_at {_F} NOT NULL)",
+    )),  # fmt: skip
+    Migration(2, "our own drones: the newest telemetry of each, and its history", (
+        "CREATE TABLE drones (node_key text NOT NULL, sysid integer NOT NULL, "
+        + _numbers("time", "lat", "lon") + ", telemetry text NOT NULL, "
+        "PRIMARY KEY (node_key, sysid))",
+        "CREATE TABLE drone_points (node_key text NOT NULL, sysid integer NOT NULL, "
+        + _numbers("time", "lat", "lon", "alt") + ", telemetry text NOT NULL, "
+        "PRIMARY KEY (node_key, sysid, time))",
+        "CREATE INDEX drone_points_time ON drone_points (time)",
     )),  # fmt: skip
 )
 

@@ -42,9 +42,9 @@ from hq.store.records import (
     StoreChanges,
     TrackLabel,
 )
-from hq.store.sql import audit, operator, reads
+from hq.store.sql import audit, drones, operator, reads
 from hq.store.sql.db import Db
-from wire.messages import TargetClass, TrackStatus
+from wire.messages import TargetClass, TrackStatus, VehicleTelemetry
 
 # Retention of everything tied to track history. Seen batches go with it: an edge's outbox
 # is bounded (hours to a day of batches), far shorter than any history retention.
@@ -53,6 +53,7 @@ _HISTORY_PURGES = {
     "fused_tracks": "DELETE FROM fused_tracks WHERE time < ?",
     "node_tracks": "DELETE FROM node_tracks WHERE time < ?",
     "seen_batches": "DELETE FROM seen_batches WHERE received < ?",
+    **drones.PURGES,
 }
 
 
@@ -89,7 +90,10 @@ class SqlStore:
 
     def commit_ingest_many(self, batches: Sequence[IngestBatch]) -> list[bool]:
         with self._transaction() as db:
-            return self._write_ingest(db, batches)
+            fresh = self._write_ingest(db, batches)
+            drones.write_telemetry(db, [m for b, new in zip(batches, fresh, strict=True)
+                                        if new for m in b.telemetry])  # fmt: skip
+            return fresh
 
     def already_seen(self, node_key: str, seq: int) -> bool:
         # A cheap early answer for ingest; commit_ingest checks again inside its transaction.
@@ -136,6 +140,17 @@ class SqlStore:
             tracks = reads.fused_table(db.execute(sql, params))
             alerts = reads.alerts_where(db, (changed, value), limit=2**62)
         return StoreChanges(following, tracks, alerts)
+
+    # -- our own drones -------------------------------------------------------------------
+
+    def drones(self) -> list[VehicleTelemetry]:
+        with self._read() as db:
+            return drones.drones(db)
+
+    def drone_history(self, node_key: str, sysid: int, t0: float, t1: float,
+                      max_points: int | None = None) -> list[VehicleTelemetry]:  # fmt: skip
+        with self._read() as db:
+            return drones.drone_history(db, node_key, sysid, t0, t1, max_points)
 
     # -- nodes, alerts, dead letters ------------------------------------------------------
 

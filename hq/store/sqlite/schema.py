@@ -17,7 +17,7 @@ from hq.store.sql.reads import FUSED_COLUMNS
 
 TABLES = ("nodes", "ingest_positions", "seen_batches", "node_tracks", "fused_tracks",
           "track_points", "alerts", "dead_letters", "audit_log", "api_tokens", "areas",
-          "places", "track_labels")  # fmt: skip
+          "places", "track_labels", "drones", "drone_points")  # fmt: skip
 
 # What sqlite-utils' create() cannot say: WITHOUT ROWID tables and triggers.
 _SQLITE_EXTRAS = """
@@ -79,6 +79,16 @@ MIGRATIONS = (
         # points in it are read from the table (retention's time cut uses it as before).
         "DROP INDEX track_points_time",
         "CREATE INDEX track_points_time_place ON track_points (time, lat, lon)",
+    )),  # fmt: skip
+    Migration(3, "our own drones: the newest telemetry of each, and its history", (
+        "CREATE TABLE drones (node_key TEXT NOT NULL, sysid INTEGER NOT NULL, "
+        "time REAL NOT NULL, lat REAL NOT NULL, lon REAL NOT NULL, telemetry TEXT NOT NULL, "
+        "PRIMARY KEY (node_key, sysid))",
+        # One drone's history over a window is one range of the key, as a track's is.
+        "CREATE TABLE drone_points (node_key TEXT NOT NULL, sysid INTEGER NOT NULL, "
+        "time REAL NOT NULL, lat REAL NOT NULL, lon REAL NOT NULL, alt REAL NOT NULL, "
+        "telemetry TEXT NOT NULL, PRIMARY KEY (node_key, sysid, time)) WITHOUT ROWID",
+        "CREATE INDEX drone_points_time ON drone_points (time)",
     )),  # fmt: skip
 )
 
