@@ -28,6 +28,7 @@ from hq.api.middleware import BodyLimit
 from hq.api.routers import (
     alerts,
     audit,
+    drones,
     exports,
     flow,
     health,
@@ -69,7 +70,8 @@ def create_app(store: Store, settings: HqConfig, live_feed: LiveFeed, *,
         labels = await run_in_threadpool(store.track_labels)
         open_alerts = await run_in_threadpool(alerts.alerts, context, None, None, 1000)
         resolved = await run_in_threadpool(store.alert_ids, "resolved")
-        live_feed.seed(tracks_now, labels, open_alerts, resolved)
+        drones_now = await run_in_threadpool(store.drones)
+        live_feed.seed(tracks_now, labels, open_alerts, resolved, drones_now)
         ticking = asyncio.create_task(live_feed.run(), name="live-feed")
         try:
             yield
@@ -83,7 +85,8 @@ def create_app(store: Store, settings: HqConfig, live_feed: LiveFeed, *,
                   description="Fused tracks, alerts, nodes, zones and exports of dunewatch HQ. "
                               "Every endpoint but /healthz and /readyz needs a bearer token.")
     app.state.context = context
-    for module in (tracks, history, nodes, alerts, zones, flow, audit, exports, stream, session):
+    for module in (tracks, history, nodes, drones, alerts, zones, flow, audit, exports, stream,
+                   session):  # fmt: skip
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
     app.add_exception_handler(RequestValidationError, _validation_error)

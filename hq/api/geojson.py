@@ -1,4 +1,4 @@
-"""GeoJSON (RFC 7946) exports: current tracks, one track's history, alerts.
+"""GeoJSON (RFC 7946) exports: current tracks, one track's history, alerts, our drones.
 
 RFC 7946 positions are [longitude, latitude(, height in metres above the WGS84
 ellipsoid)]: longitude FIRST, unlike every other position in this API. The
@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hq.api.models import AlertOut, TrackOut
+from hq.api.models import AlertOut, DroneOut, FootprintOut, TrackOut
 from hq.store.records import HistoryPoint
 from wire.messages import Latitude, Longitude
 
@@ -74,6 +74,41 @@ class AlertCollection(_Geo):
     features: list[AlertFeature]
 
 
+class Polygon(_Geo):
+    type: Literal["Polygon"] = "Polygon"
+    coordinates: list[Annotated[list[Position], Field(min_length=4)]] = Field(
+        description="one ring, closed (the first position again at the end), anticlockwise")
+
+
+class DroneFeature(_Geo):
+    type: Literal["Feature"] = "Feature"
+    id: str = Field(description="the drone's id, 'site/node/system_id'")
+    geometry: Point
+    properties: DroneOut
+
+
+class FootprintProperties(_Geo):
+    kind: Literal["camera_footprint"] = "camera_footprint"
+    drone_id: str
+    label: str = Field(description="the drone's label")
+    camera: str
+    time: float = Field(description="UTC s of the drone's pose")
+
+
+class FootprintFeature(_Geo):
+    type: Literal["Feature"] = "Feature"
+    id: str = Field(description="'site/node/system_id/camera'")
+    geometry: Polygon
+    properties: FootprintProperties
+
+
+class DroneCollection(_Geo):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[DroneFeature | FootprintFeature] = Field(
+        description="each drone as a Point, then each camera footprint on the ground as a "
+                    "Polygon (left out while a corner of it looks above the horizon)")
+
+
 def tracks_geojson(tracks: list[TrackOut]) -> TrackCollection:
     return TrackCollection(features=[
         TrackFeature(id=t.global_id, geometry=Point(coordinates=(t.lon, t.lat, t.alt)),
@@ -97,3 +132,31 @@ def alerts_geojson(alerts: list[AlertOut]) -> AlertCollection:
                      geometry=None if a.lat is None or a.lon is None
                      else Point(coordinates=(a.lon, a.lat)))
         for a in alerts])  # fmt: skip
+
+
+def drones_geojson(drones: list[DroneOut]) -> DroneCollection:
+    features: list[DroneFeature | FootprintFeature] = [
+        DroneFeature(id=d.drone_id, geometry=Point(coordinates=(d.lon, d.lat, d.alt)),
+                     properties=d) for d in drones]  # fmt: skip
+    for d in drones:
+        for footprint in d.footprints:
+            ring = _footprint_ring(footprint)
+            if ring is not None:
+                features.append(FootprintFeature(
+                    id=f"{d.drone_id}/{footprint.camera}", geometry=Polygon(coordinates=[ring]),
+                    properties=FootprintProperties(drone_id=d.drone_id, label=d.label,
+                                                   camera=footprint.camera, time=d.time),
+                ))  # fmt: skip
+    return DroneCollection(features=features)
+
+
+def _footprint_ring(footprint: FootprintOut) -> list[tuple[float, float]] | None:
+    """The corners as a closed anticlockwise ring (RFC 7946's exterior rings), or None.
+
+    The image's corners go top-left, top-right, bottom-right, bottom-left: clockwise on
+    the ground seen from above, as on the screen. Reversed, they go anticlockwise.
+    """
+    if any(c is None for c in footprint.corners):
+        return None
+    ring = [(c.lon, c.lat) for c in reversed(footprint.corners)]
+    return [*ring, ring[0]]

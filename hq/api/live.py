@@ -13,7 +13,9 @@ Filters (bounding box, classes) are applied when an event is rendered for a
 client, with numpy over the event's positions, and each rendering is cached
 per filter: fifty clients with the same view cost one rendering. A track that
 moves out of a client's box is `ended` for that client, one that moves in is
-`created`, so a client's picture always equals the filtered live picture.
+`created`, so a client's picture always equals the filtered live picture. Our own drones
+(a few per post) go to every client unfiltered: the newest telemetry of each drone that
+changed in the tick, in `drones` of the delta and of the snapshot.
 
 Event ids are `<epoch>-<seq>`; the epoch changes with every process, so an id
 from before a restart (or from too far back for the ring) gets a snapshot.
@@ -32,9 +34,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hq.api.models import AlertOut, track_out
+from hq.api.models import AlertOut, drone_out, track_out
 from hq.store.records import BBox, FusedTrack, IngestBatch, TrackLabel
-from wire.messages import Alert, TargetClass, TrackStatus
+from wire.messages import Alert, TargetClass, TrackStatus, VehicleTelemetry
 
 log = logging.getLogger(__name__)
 CLASS_CODES = {c: i for i, c in enumerate(TargetClass)}
@@ -77,11 +79,13 @@ class _Event:
     ended_at: np.ndarray  # (3, m): where the ended tracks were last
     gids: np.ndarray
     alerts: list[bytes]
+    drones: list[bytes] = field(default_factory=list)  # DroneOut of each drone that reported
     frames: dict[StreamFilter, bytes | None] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
-        return sum(map(len, self.json)) + sum(map(len, self.alerts)) + 64 * len(self.ended)
+        return (sum(map(len, self.json)) + sum(map(len, self.alerts)) + sum(map(len, self.drones))
+                + 64 * len(self.ended))  # fmt: skip
 
 
 @dataclass(eq=False)
@@ -115,6 +119,7 @@ class LiveFeed:
         self._pending_tracks: dict[int, FusedTrack] = {}
         self._pending_alerts: dict[str, Alert | AlertOut] = {}
         self._pending_labels: dict[int, TrackLabel] = {}
+        self._pending_drones: dict[tuple[str, str, int], VehicleTelemetry] = {}
         # Owned by the event loop. The lock matters only where several loops share one feed
         # (each test client runs its own); in a server it is never contended.
         self._state = threading.RLock()
@@ -123,6 +128,7 @@ class LiveFeed:
         self._current: dict[int, _Live] = {}
         self._labels: dict[int, TrackLabel] = {}
         self._alerts: dict[str, AlertOut] = {}
+        self._drones: dict[tuple[str, str, int], tuple[float, bytes]] = {}  # time, DroneOut
         # Alerts operators resolved: ingest's later updates of them (a refresh, a "cleared")
         # must not bring them back as open.
         self._resolved: set[str] = set()
@@ -144,6 +150,11 @@ class LiveFeed:
                     self._pending_tracks[track.global_id] = track
             for alert in batch.alerts:
                 self._pending_alerts[alert.alert_id] = alert
+            for telemetry in batch.telemetry:
+                key = (telemetry.site, telemetry.node, telemetry.sysid)
+                held = self._pending_drones.get(key)
+                if held is None or telemetry.time >= held.time:
+                    self._pending_drones[key] = telemetry
             self.counters.published_batches += 1
 
     def publish_alert(self, alert: AlertOut) -> None:
@@ -166,11 +177,13 @@ class LiveFeed:
     # -- the event loop -----------------------------------------------------------------------
 
     def seed(self, tracks: Iterable[FusedTrack], labels: dict[int, TrackLabel],
-             alerts: Iterable[AlertOut], resolved: Iterable[str] = ()) -> None:  # fmt: skip
+             alerts: Iterable[AlertOut], resolved: Iterable[str] = (),
+             drones: Iterable[VehicleTelemetry] = ()) -> None:  # fmt: skip
         """The picture at start (from the store), before the first tick; `resolved`: the
-        ids of every alert operators resolved."""
+        ids of every alert operators resolved; `drones`: each drone's newest telemetry."""
         with self._state:
             self._seed(tracks, labels, alerts, resolved)
+            self._update_drones({(d.site, d.node, d.sysid): d for d in drones})
 
     def _seed(self, tracks, labels, alerts, resolved) -> None:
         self._labels = dict(labels)
@@ -211,11 +224,12 @@ class LiveFeed:
             tracks, self._pending_tracks = self._pending_tracks, {}
             alerts, self._pending_alerts = self._pending_alerts, {}
             labels, self._pending_labels = self._pending_labels, {}
+            drones, self._pending_drones = self._pending_drones, {}
         for gid, label in labels.items():  # a new label re-sends its track
             self._labels[gid] = label
             if gid in self._current and gid not in tracks:
                 tracks[gid] = self._current[gid].track
-        event = self._event(tracks, alerts)
+        event = self._event(tracks, alerts, self._update_drones(drones))
         if event is None:
             return
         self._ring.append(event)
@@ -285,7 +299,9 @@ class LiveFeed:
             self._snapshot_arrays = ([x.json for x in lives], at, alerts)
         json, at, alerts = self._snapshot_arrays
         keep = np.flatnonzero(stream_filter.match(*at))
-        data = b'{"tracks":[%s],"alerts":[%s]}' % (b",".join(json[i] for i in keep), alerts)
+        drones = b",".join(out for _, out in self._drones.values())
+        data = b'{"tracks":[%s],"alerts":[%s],"drones":[%s]}' % (
+            b",".join(json[i] for i in keep), alerts, drones)  # fmt: skip
         self.counters.frames_sent += 1
         return self._frame("snapshot", self._seq, data)
 
@@ -296,7 +312,8 @@ class LiveFeed:
         return _Live(track, out.__pydantic_serializer__.to_json(out), track.lat, track.lon,
                      CLASS_CODES[out.target_class])  # fmt: skip
 
-    def _event(self, tracks: dict[int, FusedTrack], alerts: dict) -> _Event | None:
+    def _event(self, tracks: dict[int, FusedTrack], alerts: dict,
+               drones: list[bytes] = ()) -> _Event | None:  # fmt: skip
         json, gids, created, now, before = [], [], [], [], []
         ended, ended_at = [], []
         for gid, track in tracks.items():
@@ -320,13 +337,26 @@ class LiveFeed:
             ended.append(gid)
             ended_at.append((old.lat, old.lon, old.cls))
         alert_json = [a.model_dump_json().encode() for a in self._update_alerts(alerts)]
-        if not (json or ended or alert_json):
+        if not (json or ended or alert_json or drones):
             return None
         self._seq += 1
         self._snapshot_arrays = None
         return _Event(self._seq, json, np.array(created, dtype=bool), _columns(now),
                       _columns(before), np.array(ended, dtype=np.int64), _columns(ended_at),
-                      np.array(gids, dtype=np.int64), alert_json)  # fmt: skip
+                      np.array(gids, dtype=np.int64), alert_json, list(drones))  # fmt: skip
+
+    def _update_drones(self, pending: dict) -> list[bytes]:
+        """Each drone's newer telemetry as its DroneOut JSON (an older message from a post's
+        backlog changes nothing); the JSON of those that changed."""
+        changed = []
+        for key, telemetry in sorted(pending.items()):
+            held = self._drones.get(key)
+            if held is not None and telemetry.time < held[0]:
+                continue
+            out = drone_out(telemetry)
+            self._drones[key] = (telemetry.time, out.__pydantic_serializer__.to_json(out))
+            changed.append(self._drones[key][1])
+        return changed
 
     def _stale(self) -> list[int]:
         """Tracks not updated for stale_s of data time (fusion may end a track silently)."""
@@ -370,11 +400,12 @@ class LiveFeed:
         gone = np.concatenate([event.gids[before & ~now],
                                event.ended[f.match(*event.ended_at)]])  # fmt: skip
         frame = None
-        if len(created) or len(updated) or len(gone) or event.alerts:
-            data = b'{"created":[%s],"updated":[%s],"ended":[%s],"alerts":[%s]}' % (
+        if len(created) or len(updated) or len(gone) or event.alerts or event.drones:
+            data = b'{"created":[%s],"updated":[%s],"ended":[%s],"alerts":[%s],"drones":[%s]}' % (
                 b",".join(event.json[i] for i in created),
                 b",".join(event.json[i] for i in updated),
-                b",".join(b"%d" % g for g in gone.tolist()), b",".join(event.alerts))
+                b",".join(b"%d" % g for g in gone.tolist()), b",".join(event.alerts),
+                b",".join(event.drones))  # fmt: skip
             frame = self._frame("delta", event.seq, data)
         event.frames[f] = frame
         return frame

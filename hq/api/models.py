@@ -26,7 +26,15 @@ from hq.store.records import (
     TrackLabel,
 )
 from wire.geo import compass_course
-from wire.messages import DroneLink, Latitude, Longitude, TargetClass, Track, TrackStatus
+from wire.messages import (
+    DroneLink,
+    Latitude,
+    Longitude,
+    TargetClass,
+    Track,
+    TrackStatus,
+    VehicleTelemetry,
+)
 
 Matrix2 = Annotated[list[Annotated[list[float], Field(min_length=2, max_length=2)]],
                     Field(min_length=2, max_length=2)]  # fmt: skip
@@ -223,6 +231,51 @@ class BorderIn(_In):
                                       description="the border polyline, in order")
 
 
+# -- our own drones --------------------------------------------------------------------------
+
+
+class FootprintOut(_Out):
+    camera: str = Field(description="the camera's name in its post's configuration")
+    corners: list[LatLonPoint | None] = Field(
+        min_length=4, max_length=4,
+        description="where the image's top-left, top-right, bottom-right and bottom-left "
+                    "corners meet the ground; null where a corner looks above the horizon")
+
+
+class DroneOut(_Out):
+    drone_id: str = Field(description="'site/node/system_id': unique across posts")
+    site: str
+    node: str
+    system_id: int = Field(description="the drone's MAVLink system id at its post")
+    label: str = Field(description="'SITE/NODE drone SYSID', as the page and TAK name it")
+    time: float = Field(description="UTC s of the position")
+    lat: Latitude
+    lon: Longitude
+    alt: float = Field(description="m above the WGS84 ellipsoid")
+    heading: float = Field(ge=0, lt=360, description="degrees clockwise from true north")
+    ground_speed: float = Field(ge=0, description="m/s over ground")
+    course: float = Field(ge=0, lt=360, description="degrees of the ground velocity")
+    climb_rate: float = Field(description="m/s up")
+    battery_remaining: float | None = Field(description="0..1; null when not reported")
+    link: Literal["ok", "lost", "unknown"] = Field(
+        description="whether the post hears the drone; unknown from an older post")
+    packet_loss: float | None = Field(description="0..1 of the post's MAVLink link")
+    footprints: list[FootprintOut] = Field(description="what each camera covers now")
+
+
+class DroneList(_Out):
+    drones: list[DroneOut]
+
+
+class DroneHistoryOut(_Out):
+    drone_id: str
+    t0: float
+    t1: float
+    max_points: int
+    points: list[DroneOut] = Field(description="in time order; every k-th and the last when "
+                                               "decimated")  # fmt: skip
+
+
 # -- flow, audit, session --------------------------------------------------------------------
 
 
@@ -276,6 +329,7 @@ class SnapshotData(_Out):
 
     tracks: list[TrackOut]
     alerts: list[AlertOut]
+    drones: list[DroneOut] = Field(description="our own drones, each as it last reported")
 
 
 class DeltaData(_Out):
@@ -285,6 +339,8 @@ class DeltaData(_Out):
     updated: list[TrackOut]
     ended: list[int] = Field(description="global ids that ended or left the filter")
     alerts: list[AlertOut] = Field(description="new or changed alerts (never filtered)")
+    drones: list[DroneOut] = Field(
+        description="our own drones that reported in this tick (never filtered)")
 
 
 class HeartbeatData(_Out):
@@ -360,6 +416,32 @@ def node_out(record: NodeRecord, now: float, silence_s: float) -> NodeOut:
         outbox_depth=status.outbox_depth if status else None, last_seq=record.last_seq,
         last_batch_received=record.last_batch_received, batches=record.batches,
         drones=list(status.drones) if status else [],
+    )  # fmt: skip
+
+
+def drone_label(site: str, node: str, system_id: int) -> str:
+    return f"{site}/{node} drone {system_id}"
+
+
+def _bearing(degrees: float) -> float:
+    """`degrees` in [0, 360) (a bare `% 360` turns a tiny negative into 360.0)."""
+    bearing = degrees % 360.0
+    return 0.0 if bearing >= 360.0 else bearing
+
+
+def drone_out(telemetry: VehicleTelemetry) -> DroneOut:
+    m = telemetry
+    ve, vn, vu = m.velocity_enu
+    return DroneOut(
+        drone_id=f"{m.site}/{m.node}/{m.sysid}", site=m.site, node=m.node, system_id=m.sysid,
+        label=drone_label(m.site, m.node, m.sysid), time=m.time, lat=m.lat, lon=m.lon,
+        alt=m.alt, heading=_bearing(m.heading_deg), ground_speed=math.hypot(ve, vn),
+        course=compass_course(ve, vn), climb_rate=vu, battery_remaining=m.battery_remaining,
+        link="unknown" if m.link_connected is None else "ok" if m.link_connected else "lost",
+        packet_loss=m.packet_loss,
+        footprints=[FootprintOut(camera=f.camera, corners=[
+            None if c is None else LatLonPoint(lat=c[1], lon=c[0]) for c in f.corners])
+            for f in m.footprints],
     )  # fmt: skip
 
 

@@ -23,6 +23,8 @@ class TakConfig(BaseModel):
     backoff_min_s: float = Field(default=1.0, gt=0)
     backoff_max_s: float = Field(default=60.0, gt=0)
     altitude_sigma_m: float | None = Field(default=None, ge=0)  # le; None: unknown
+    # A drone not heard from for this long is taken off TAK's map (its link or HQ's is down).
+    drone_silence_s: float = Field(default=30.0, gt=0)
     uid_prefix: str = Field(default="dunewatch", min_length=1, max_length=32,
                             pattern=r"^[A-Za-z0-9_.-]+$")  # fmt: skip
 

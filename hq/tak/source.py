@@ -7,7 +7,7 @@ from typing import Protocol
 
 from hq.store.interface import Store
 from hq.store.records import FusedTrack
-from wire.messages import Alert, TrackStatus
+from wire.messages import Alert, TrackStatus, VehicleTelemetry
 
 
 class TakSource(Protocol):
@@ -19,6 +19,9 @@ class TakSource(Protocol):
 
     def labels(self) -> Mapping[int, OperatorLabel]:
         """What operators set on tracks, by global id."""
+
+    def drones(self) -> Sequence[VehicleTelemetry]:
+        """Our own drones, each one's newest telemetry."""
 
 
 class OperatorLabel(Protocol):
@@ -55,3 +58,6 @@ class StoreSource:
 
     def labels(self) -> Mapping[int, OperatorLabel]:
         return {} if self._labels is None else self._labels()
+
+    def drones(self) -> list[VehicleTelemetry]:
+        return self.store.drones()

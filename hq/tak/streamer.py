@@ -9,7 +9,8 @@ CoT is a stream of states, not of changes: every period sends the whole
 picture again, and each event goes stale a few periods later. So nothing is
 queued while the link is down; a period that cannot be sent is dropped and
 the next one repairs the picture. Tracks that end or leave the source are
-sent once more with stale = now, so TAK drops them without waiting.
+sent once more with stale = now, so TAK drops them without waiting. Our own
+drones go as friendly UAVs with their cameras' footprints (friendly.py).
 
 It never blocks HQ (it has its own thread and its own read connection to the
 store), bounds its work per period (`max_events`), and a record that cannot
@@ -27,8 +28,9 @@ from dataclasses import dataclass, replace
 from hq.store.records import FusedTrack
 from hq.tak.config import TakConfig
 from hq.tak.cot import alert_event, removal, to_bytes, track_event
+from hq.tak.friendly import drone_event, drone_uid, footprint_event
 from hq.tak.source import OperatorLabel, TakSource
-from wire.messages import Alert, TrackStatus
+from wire.messages import Alert, TrackStatus, VehicleTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class TakStreamer:
         # What TAK is showing, so that what disappears can be removed.
         self._shown_tracks: dict[int, FusedTrack] = {}
         self._shown_alerts: dict[str, Alert] = {}
+        self._shown_drones: dict[str, VehicleTelemetry] = {}
 
     def start(self) -> TakStreamer:
         self._stop.clear()
@@ -77,7 +80,8 @@ class TakStreamer:
     # -- one period -----------------------------------------------------------------------
 
     def poll(self, now: float) -> list[bytes]:
-        """This period's events: alert cancels, alerts, removals, then live tracks.
+        """This period's events: alert cancels, alerts, our drones and their footprints,
+        removals, then live tracks.
 
         Updates what TAK is taken to show. Bad records are skipped and counted.
         """
@@ -106,6 +110,8 @@ class TakStreamer:
             if add(f"alert {alert_id}", alert_event, alert, now, cfg.stale_s, cfg.uid_prefix)
         }  # fmt: skip
 
+        self._poll_drones(now, add)
+
         live: dict[int, FusedTrack] = {}
         ended: dict[int, FusedTrack] = {}
         for track in self.source.current_tracks():
@@ -125,6 +131,26 @@ class TakStreamer:
         if bad:
             log.warning("tak skipped bad records count=%d first=%r", len(bad), bad[0])
         return events
+
+    def _poll_drones(self, now: float, add) -> None:
+        """Our drones and their cameras' footprints; one silent too long is withdrawn."""
+        cfg = self.config
+        heard = {drone_uid(t): t for t in self.source.drones()
+                 if now - t.time <= cfg.drone_silence_s}  # fmt: skip
+        for uid in self._shown_drones.keys() - heard.keys():
+            silent = self._shown_drones[uid]
+            add(f"drone {uid}", drone_event, silent, now, 0.0, cfg.uid_prefix)
+            for footprint in silent.footprints:
+                add(f"footprint {uid}", footprint_event, silent, footprint, now, 0.0,
+                    cfg.uid_prefix)  # fmt: skip
+        self._shown_drones = {
+            uid: t for uid, t in heard.items()
+            if add(f"drone {uid}", drone_event, t, now, cfg.stale_s, cfg.uid_prefix)
+        }  # fmt: skip
+        for uid, telemetry in self._shown_drones.items():
+            for footprint in telemetry.footprints:
+                add(f"footprint {uid}", footprint_event, telemetry, footprint, now, cfg.stale_s,
+                    cfg.uid_prefix)  # fmt: skip
 
     def _track_event(self, track: FusedTrack, label: OperatorLabel | None, now: float):
         """The track's event, with what an operator set: its class, and its affiliation."""

@@ -198,6 +198,9 @@ class FlakySource:
     def labels(self):
         return {}
 
+    def drones(self):
+        return []
+
 
 def test_the_streamer_backs_off_while_nobody_listens_and_survives_a_failing_source():
     asyncio.run(_backoff_scenario())

@@ -200,6 +200,9 @@ class ListSource:
     def labels(self):
         return self.operator_labels
 
+    def drones(self):
+        return []
+
 
 def a_streamer(source, **config):
     return TakStreamer(TakConfig(host="127.0.0.1", port=8087, period_s=5.0, **config), source)

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from hq.api import geojson
 from hq.api.deps import ApiContext, Context, Operator
-from hq.api.models import AlertStateOut
+from hq.api.models import AlertStateOut, drone_out
 from hq.api.routers import (
     AUTH_ERRORS,
     MAX_ID,
@@ -74,6 +74,15 @@ def export_alerts(who: Operator, ctx: Context,
     _audit(ctx, who.name, "export.alerts", {"state": state, "since": since,
                                             "features": len(found)})  # fmt: skip
     return geojson.alerts_geojson(found)
+
+
+@router.get("/drones.geojson", response_model=geojson.DroneCollection,
+            response_class=GeoJSONResponse,
+            summary="Our drones and their cameras' footprints as GeoJSON (audited)")  # fmt: skip
+def export_drones(who: Operator, ctx: Context) -> geojson.DroneCollection:
+    drones = [drone_out(t) for t in ctx.store.drones()]
+    _audit(ctx, who.name, "export.drones", {"features": len(drones)})
+    return geojson.drones_geojson(drones)
 
 
 def _audit(ctx: ApiContext, who: str, action: str, details: dict) -> None:
