@@ -122,8 +122,9 @@ class Post:
         self.seq = 0
 
     def status(self) -> None:
-        drone = DroneLink(sysid=1, connected=True, packet_loss=0.02, battery_remaining=0.8,
-                          lat=22.845, lon=14.14, alt=900.0)  # fmt: skip
+        # Link health only: where a drone is comes from its own telemetry (the page test with
+        # a real node, test_hq_page_drones.py).
+        drone = DroneLink(sysid=1, connected=True, packet_loss=0.02, battery_remaining=0.8)
         status = NodeStatus(site=SITE, node=NODE, state="online", time=time.time(),
                             software_version="test", drones=[drone], outbox_depth=0,
                             lat=POST.lat, lon=POST.lon)  # fmt: skip

@@ -122,7 +122,7 @@ class Page {
     } else if (name === "delta") {
       const changed = this.picture.applyDelta(data);
       if (changed.alerts) this.renderAlerts();
-      if (changed.tracks) this.afterTrackChange();
+      if (changed.tracks || changed.drones) this.afterTrackChange();
       else if (changed.alerts) this.redraw(); // alert rings on the map
     }
     // heartbeats only keep the connection (and its watchdog) alive
@@ -130,7 +130,7 @@ class Page {
 
   afterTrackChange() {
     // Re-fit when tracks come or go, not when they move: a map that keeps sliding is unusable.
-    const count = this.picture.tracks.size + this.picture.nodes.length;
+    const count = this.picture.tracks.size + this.picture.nodes.length + this.picture.drones.size;
     if (!this.userMovedMap && count !== this.fittedCount) this.fit();
     if (this.selection.id != null) this.renderDetails(); // it moved, or ended
     this.redraw();
@@ -165,12 +165,13 @@ class Page {
   fit() {
     const picture = this.picture;
     const near = [...picture.nodes.filter((n) => n.at).map((n) => n.at),
-      ...[...picture.tracks.values()].map((e) => [e.x, e.y])];
+      ...[...picture.tracks.values()].map((e) => [e.x, e.y]),
+      ...[...picture.drones.values()].map((d) => d.at)];
     const far = [...picture.border, ...picture.zones.flatMap((z) => z.points)];
     const box = boundsOf(near) || boundsOf(far);
     if (!box) return;
     this.view.fit(box);
-    this.fittedCount = near.length ? picture.tracks.size + picture.nodes.length : -1;
+    this.fittedCount = near.length ? picture.tracks.size + picture.nodes.length + picture.drones.size : -1;
   }
 
   // The track drawn nearest to a click, within a finger's width.
@@ -261,6 +262,14 @@ class Page {
             time: entry.track.time, x, y, shownAt: entry.shownAt };
         }),
         selected: this.selection.id,
+        drones: [...this.picture.drones.values()].map(({ drone, at, footprints }) => {
+          const [x, y] = this.view.toScreen(...at);
+          return { id: drone.drone_id, label: drone.label, time: drone.time, lat: drone.lat,
+            lon: drone.lon, alt: drone.alt, heading: drone.heading, battery: drone.battery_remaining,
+            link: drone.link, x, y,
+            footprints: footprints.map((f) => ({ camera: f.camera,
+              corners: f.corners.map((c) => (c == null ? null : this.view.toScreen(...c))) })) };
+        }),
       }),
     });
   }

@@ -18,6 +18,9 @@ const COLOURS = {
   heading: "rgba(255, 255, 255, 0.8)",
   label: "#e6e6e6",
   selected: "#ffffff",
+  friend: "#4fc3f7", // our own drones: the friendly colour of the usual map symbology
+  footprintFill: "rgba(79, 195, 247, 0.12)",
+  footprintLine: "rgba(79, 195, 247, 0.85)",
 };
 
 // Affiliation colours after the usual map symbology: yellow unknown, blue friend, green
@@ -52,6 +55,7 @@ export function drawMap(ctx, view, picture, selection) {
   if (visible.length <= LABEL_LIMIT) drawLabels(ctx, visible);
   drawSelection(ctx, view, picture, selection.id);
   drawPosts(ctx, view, picture.nodes);
+  drawDrones(ctx, view, picture.drones);
   drawAlertMarkers(ctx, view, picture);
   drawScaleBar(ctx, view);
   return visible.length;
@@ -265,8 +269,7 @@ function drawSelection(ctx, view, picture, id) {
   ctx.stroke();
 }
 
-// Posts as squares in their health colour, named; their drones as small crosses, dashed
-// when the link is lost.
+// Posts as squares in their health colour, named.
 function drawPosts(ctx, view, nodes) {
   ctx.font = "12px system-ui, sans-serif";
   for (const node of nodes) {
@@ -280,30 +283,74 @@ function drawPosts(ctx, view, nodes) {
       ctx.strokeRect(sx - 6, sy - 6, 12, 12);
       ctx.fillText(node.node_key, sx + 9, sy - 8);
     }
-    for (const drone of node.drones) {
-      if (drone.at) drawDrone(ctx, view, drone);
-    }
   }
 }
 
-function drawDrone(ctx, view, drone) {
-  const [sx, sy] = view.toScreen(...drone.at);
+// Our own drones: each camera's footprint on the ground (filled where all four corners
+// reach the ground, its known edges dashed where some look above the horizon), then the
+// drone in the friendly colour pointing along its heading, labelled by post and system id
+// with its altitude, battery and link. A drone whose link is lost is drawn in red, dashed.
+function drawDrones(ctx, view, drones) {
+  for (const { footprints } of drones.values()) {
+    for (const footprint of footprints) drawFootprint(ctx, view, footprint.corners);
+  }
+  ctx.font = "11px system-ui, sans-serif";
+  for (const { drone, at } of drones.values()) {
+    const [sx, sy] = view.toScreen(...at);
+    const colour = drone.link === "lost" ? COLOURS.postOffline : COLOURS.friend;
+    const angle = (drone.heading * Math.PI) / 180; // clockwise from north; screen y is down
+    const point = (forward, right) => [
+      sx + forward * Math.sin(angle) + right * Math.cos(angle),
+      sy - forward * Math.cos(angle) + right * Math.sin(angle),
+    ];
+    ctx.beginPath();
+    ctx.moveTo(...point(11, 0));
+    ctx.lineTo(...point(-7, 8));
+    ctx.lineTo(...point(-3, 0));
+    ctx.lineTo(...point(-7, -8));
+    ctx.closePath();
+    ctx.setLineDash(drone.link === "lost" ? [2, 2] : []);
+    ctx.fillStyle = colour;
+    ctx.fill();
+    ctx.strokeStyle = "#000";
+    ctx.lineWidth = 1;
+    ctx.stroke();
+    ctx.setLineDash([]);
+    ctx.fillStyle = colour;
+    ctx.fillText(drone.label, sx + 12, sy - 4);
+    ctx.fillText(droneStatusText(drone), sx + 12, sy + 9);
+  }
+}
+
+export function droneStatusText(drone) {
+  const battery = drone.battery_remaining == null ? "battery ?" : `${Math.round(drone.battery_remaining * 100)}%`;
+  return `${Math.round(drone.alt)} m · ${battery} · link ${drone.link}`;
+}
+
+function drawFootprint(ctx, view, corners) {
+  const screen = corners.map((c) => (c == null ? null : view.toScreen(...c)));
+  const whole = screen.every((c) => c != null);
   ctx.beginPath();
-  for (const [dx, dy] of [[1, 1], [1, -1]]) {
-    ctx.moveTo(sx - 7 * dx, sy - 7 * dy);
-    ctx.lineTo(sx + 7 * dx, sy + 7 * dy);
+  let open = true;
+  screen.forEach((c, i) => {
+    if (c == null) {
+      open = true;
+      return;
+    }
+    if (open) ctx.moveTo(...c);
+    else ctx.lineTo(...c);
+    open = false;
+    if (i === screen.length - 1 && whole) ctx.closePath();
+  });
+  if (whole) {
+    ctx.fillStyle = COLOURS.footprintFill;
+    ctx.fill();
   }
-  for (const [dx, dy] of [[1, 1], [1, -1], [-1, 1], [-1, -1]]) {
-    ctx.moveTo(sx + 7 * dx + 3, sy + 7 * dy);
-    ctx.arc(sx + 7 * dx, sy + 7 * dy, 3, 0, 2 * Math.PI);
-  }
-  ctx.setLineDash(drone.connected ? [] : [2, 2]);
-  ctx.strokeStyle = drone.connected ? COLOURS.history : COLOURS.postOffline;
+  ctx.setLineDash(whole ? [] : [4, 3]);
+  ctx.strokeStyle = COLOURS.footprintLine;
   ctx.lineWidth = 1.5;
   ctx.stroke();
   ctx.setLineDash([]);
-  ctx.fillStyle = ctx.strokeStyle;
-  ctx.fillText(`drone ${drone.sysid}`, sx + 10, sy + 14);
 }
 
 // A ring around where each standing alert is: red for distress, orange otherwise.

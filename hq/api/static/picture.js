@@ -1,5 +1,6 @@
-// The live picture the page draws: tracks with their recent tails, alerts, posts, the border
-// and zones. The stream's snapshot and delta events change it; the map and panels read it.
+// The live picture the page draws: tracks with their recent tails, alerts, posts, our own
+// drones with their cameras' footprints, the border and zones. The stream's snapshot and
+// delta events change it; the map and panels read it.
 
 const TAIL_SECONDS = 120; // how much of a track's past the fading tail shows
 const TAIL_POINTS = 40;
@@ -10,6 +11,7 @@ export class Picture {
     this.tracks = new Map(); // global_id -> { track, x, y, tail: [[x, y, time]], shownAt }
     this.alerts = new Map(); // alert_id -> AlertOut (resolved ones are dropped)
     this.nodes = []; // NodeOut, each with x, y when its position is known
+    this.drones = new Map(); // drone_id -> { drone: DroneOut, at: [x, y], footprints }
     this.border = []; // [x, y]
     this.zones = []; // { name, points: [[x, y]] }
     this.unshown = new Set(); // ids changed since the last frame, for their shownAt time
@@ -31,7 +33,6 @@ export class Picture {
     this.nodes = nodes.map((node) => ({
       ...node,
       at: node.lat == null ? null : this.local(node.lat, node.lon),
-      drones: node.drones.map((d) => ({ ...d, at: d.lat == null ? null : this.local(d.lat, d.lon) })),
     }));
   }
 
@@ -46,6 +47,8 @@ export class Picture {
     }
     this.alerts = new Map();
     this.applyAlerts(data.alerts);
+    this.drones = new Map();
+    this.applyDrones(data.drones || []);
   }
 
   // Returns which parts changed, so the page redraws only what it must.
@@ -57,10 +60,30 @@ export class Picture {
       this.unshown.delete(id);
     }
     this.applyAlerts(data.alerts);
+    const drones = data.drones || [];
+    this.applyDrones(drones);
     return {
       tracks: data.created.length + data.updated.length + data.ended.length > 0,
       alerts: data.alerts.length > 0,
+      drones: drones.length > 0,
     };
+  }
+
+  // Each drone as it last reported itself; a footprint's corners in the map's frame, null
+  // where a corner looks above the horizon.
+  applyDrones(drones) {
+    for (const drone of drones) {
+      const held = this.drones.get(drone.drone_id);
+      if (held && held.drone.time > drone.time) continue; // a late message from a backlog
+      this.drones.set(drone.drone_id, {
+        drone,
+        at: this.local(drone.lat, drone.lon),
+        footprints: drone.footprints.map((f) => ({
+          camera: f.camera,
+          corners: f.corners.map((c) => (c == null ? null : this.local(c.lat, c.lon))),
+        })),
+      });
+    }
   }
 
   applyAlerts(alerts) {
