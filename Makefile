@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# The operator page's browser packages (package.json, package-lock.json), served by HQ.
+NODE_STAMP := node_modules/.installed-stamp
 # Numba's on-disk kernel cache, so the second run starts warm.
 export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
 # proj-data holds the EGM96 geoid grid that KLV heights above mean sea level need.
@@ -11,7 +13,7 @@ APT_PACKAGES := mosquitto chromium proj-data
 
 .PHONY: setup system-packages numba-cache demo test bench lint clean
 
-setup: system-packages $(STAMP) numba-cache
+setup: system-packages $(STAMP) $(NODE_STAMP) numba-cache
 
 # Numba checks a cached kernel against its own file only, not against the
 # files of the kernels it calls; drop the whole cache when any source changed.
@@ -26,6 +28,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	touch $(STAMP)
+
+# Exactly the lockfile's versions. npm comes with NodeSource's nodejs, or from Debian's npm.
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; \
+	  else \
+	    echo "npm is missing; run: sudo apt-get install -y npm"; exit 1; \
+	  fi; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
 
 # System packages come from apt: installed when run as root, otherwise the
 # exact command is printed and the target fails.
@@ -69,4 +82,4 @@ lint: setup
 	$(PY) -m ruff check .
 
 clean:
-	rm -rf $(VENV) $(NUMBA_CACHE_DIR) .pytest_cache
+	rm -rf $(VENV) $(NUMBA_CACHE_DIR) .pytest_cache node_modules

@@ -45,6 +45,10 @@ from hq.flow import FlowStatistics
 from hq.store.interface import Store
 
 STATIC = Path(__file__).with_name("static")
+# The page's browser-side packages (package.json, installed by `make setup` with npm ci): each
+# served under /vendor/NAME from its package folder, only the files the page loads.
+NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
+VENDOR = {"ol": "dist", "world-atlas": ""}
 API_PREFIX = "/api/v1"
 
 
@@ -97,6 +101,11 @@ def create_app(store: Store, settings: HqConfig, live_feed: LiveFeed, *,
     app.add_middleware(BodyLimit, max_body_bytes=api.max_body_bytes)
     app.add_middleware(RequestCounter, metrics=context.metrics)
     _document_extra_models(app)
+    for package, folder in VENDOR.items():
+        directory = NODE_MODULES / package / folder
+        if directory.is_dir():
+            app.mount(f"/vendor/{package}/{folder}".rstrip("/"), StaticFiles(directory=directory),
+                      name=f"vendor-{package}")  # fmt: skip
     if STATIC.is_dir():  # the operators' page; mounted last so the API's routes come first
         app.mount("/", StaticFiles(directory=STATIC, html=True), name="static")
     return app

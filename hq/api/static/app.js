@@ -1,6 +1,7 @@
 // The operator's page: sign in with an API token, then the live map and its side panel.
 
 import { Api, ApiError } from "./api.js";
+import { Basemap } from "./basemap.js";
 import { drawMap } from "./draw.js";
 import { attachControls } from "./controls.js";
 import { renderAlerts, renderDetails, renderNodes } from "./panels.js";
@@ -91,6 +92,7 @@ class Page {
     this.frameRequested = false;
     this.userMovedMap = false; // until then the view follows the picture's extent
     this.fittedCount = -1; // how many posts and tracks the view was last fitted to
+    this.basemap = null; // Natural Earth's countries under the picture, once loaded
   }
 
   run() {
@@ -109,6 +111,9 @@ class Page {
       onUnauthorized: (detail) => signOut(`Signed out: ${detail}`),
     });
     this.stream.start();
+    Basemap.create(document.getElementById("basemap"), this.picture.projection)
+      .then((basemap) => { this.basemap = basemap; this.redraw(); })
+      .catch((error) => setStatus(`No basemap: ${error.message}`));
     this.renderAlerts();
     renderNodes(this.picture.nodes, Date.now() / 1000);
     setInterval(() => this.pollNodes(), NODE_POLL_MS);
@@ -142,6 +147,7 @@ class Page {
     this.frameRequested = true;
     requestAnimationFrame(() => {
       this.frameRequested = false;
+      if (this.basemap) this.basemap.follow(this.view);
       const visible = drawMap(this.ctx, this.view, this.picture, this.selection);
       this.picture.markShown(performance.timeOrigin + performance.now());
       const total = this.picture.tracks.size;
@@ -262,6 +268,7 @@ class Page {
             time: entry.track.time, x, y, shownAt: entry.shownAt };
         }),
         selected: this.selection.id,
+        basemap: this.basemap ? { countries: this.basemap.countries.length } : null,
         drones: [...this.picture.drones.values()].map(({ drone, at, footprints }) => {
           const [x, y] = this.view.toScreen(...at);
           return { id: drone.drone_id, label: drone.label, time: drone.time, lat: drone.lat,
@@ -271,6 +278,11 @@ class Page {
               corners: f.corners.map((c) => (c == null ? null : this.view.toScreen(...c))) })) };
         }),
       }),
+      // Where (lat, lon) is drawn on the canvas, and the basemap's country there.
+      probe: (lat, lon) => {
+        const [x, y] = this.view.toScreen(...this.picture.local(lat, lon));
+        return { x, y, country: this.basemap ? this.basemap.countryAt(x, y) : null };
+      },
     });
   }
 }

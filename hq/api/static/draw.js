@@ -6,7 +6,6 @@ import { niceDistance } from "./view.js";
 import { isDistress, TAIL_SECONDS } from "./picture.js";
 
 const COLOURS = {
-  background: "#1b1a17",
   grid: "rgba(255, 255, 255, 0.06)",
   border: "#ff5252",
   zoneFill: "rgba(255, 167, 38, 0.08)",
@@ -40,9 +39,9 @@ const TAIL_BUCKETS = [0.7, 0.45, 0.25, 0.1]; // alpha of each age quarter, newes
 const LEADER_SECONDS = 60; // the heading line shows where a track will be in a minute
 const LABEL_LIMIT = 200; // label tracks with their id when no more than this are on screen
 
+// The canvas is transparent: the map area's background, or the basemap under it, shows.
 export function drawMap(ctx, view, picture, selection) {
-  ctx.fillStyle = COLOURS.background;
-  ctx.fillRect(0, 0, view.width, view.height);
+  ctx.clearRect(0, 0, view.width, view.height);
   drawGrid(ctx, view);
   drawZones(ctx, view, picture.zones);
   drawBorder(ctx, view, picture.border);
