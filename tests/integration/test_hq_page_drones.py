@@ -22,7 +22,7 @@ from stack.__main__ import create_token
 from stack.deployment import Deployment, StackOptions
 from stack.process import wait_http_ready
 from tests.conftest import PROJECT_ROOT
-from tests.integration.test_hq_page import CHROMIUM, chromium_page, sign_in
+from tests.integration.test_hq_page import CHROMIUM, chromium_page, running_hq, sign_in
 from wire.geo import EnuFrame
 
 pytestmark = [
@@ -72,6 +72,34 @@ def test_the_page_draws_each_drone_of_the_real_nodes_with_its_camera_footprint(t
         finally:
             api.close()
         assert deployment.failed() == [], deployment.failed()
+
+
+STATUS_TEXT = """async ([drones, now]) => {
+    const { droneStatusText } = await import("/draw.js");
+    return drones.map((drone) => droneStatusText(drone, now));
+}"""
+
+
+def test_a_drones_status_line_says_altitude_battery_link_and_how_long_it_has_been_silent(
+    tmp_path,
+):
+    """The page's own text for a drone's label, run in the browser."""
+    now = 1_800_000_000.0
+    drones = [
+        {"alt": 949.6, "battery_remaining": 0.644, "link": "ok", "time": now - 0.4},
+        {"alt": 700.0, "battery_remaining": None, "link": "unknown", "time": now - 14.0},
+        {"alt": 700.0, "battery_remaining": 0.1, "link": "lost", "time": now - 42.0},
+        {"alt": 700.0, "battery_remaining": 0.1, "link": "lost", "time": now - 600.0},
+    ]
+    with running_hq(tmp_path) as stack, chromium_page() as page:
+        page.goto(stack.url)
+        texts = page.evaluate(STATUS_TEXT, [drones, now])
+    assert texts == [
+        "950 m · 64% · link ok",
+        "700 m · battery ? · link unknown",
+        "700 m · 10% · link lost · heard 42 s ago",
+        "700 m · 10% · link lost · heard 10 min ago",
+    ]
 
 
 def _wait_for_drones_with_footprints(api, deployment, timeout_s=240.0) -> list[dict]:

@@ -38,6 +38,7 @@ const SYMBOL_RADIUS = 5; // px
 const TAIL_BUCKETS = [0.7, 0.45, 0.25, 0.1]; // alpha of each age quarter, newest first
 const LEADER_SECONDS = 60; // the heading line shows where a track will be in a minute
 const LABEL_LIMIT = 200; // label tracks with their id when no more than this are on screen
+const DRONE_STALE_S = 15; // a drone reports every publish period (0.5 s): silent this long, faded
 
 // The canvas is transparent: the map area's background, or the basemap under it, shows.
 export function drawMap(ctx, view, picture, selection) {
@@ -288,13 +289,17 @@ function drawPosts(ctx, view, nodes) {
 // Our own drones: each camera's footprint on the ground (filled where all four corners
 // reach the ground, its known edges dashed where some look above the horizon), then the
 // drone in the friendly colour pointing along its heading, labelled by post and system id
-// with its altitude, battery and link. A drone whose link is lost is drawn in red, dashed.
+// with its altitude, battery and link. A drone whose link is lost is drawn in red, dashed;
+// one not heard from for DRONE_STALE_S is faded and says how long ago it reported.
 function drawDrones(ctx, view, drones) {
-  for (const { footprints } of drones.values()) {
+  const now = Date.now() / 1000;
+  for (const { drone, footprints } of drones.values()) {
+    ctx.globalAlpha = now - drone.time > DRONE_STALE_S ? 0.4 : 1;
     for (const footprint of footprints) drawFootprint(ctx, view, footprint.corners);
   }
   ctx.font = "11px system-ui, sans-serif";
   for (const { drone, at } of drones.values()) {
+    ctx.globalAlpha = now - drone.time > DRONE_STALE_S ? 0.4 : 1;
     const [sx, sy] = view.toScreen(...at);
     const colour = drone.link === "lost" ? COLOURS.postOffline : COLOURS.friend;
     const angle = (drone.heading * Math.PI) / 180; // clockwise from north; screen y is down
@@ -317,13 +322,18 @@ function drawDrones(ctx, view, drones) {
     ctx.setLineDash([]);
     ctx.fillStyle = colour;
     ctx.fillText(drone.label, sx + 12, sy - 4);
-    ctx.fillText(droneStatusText(drone), sx + 12, sy + 9);
+    ctx.fillText(droneStatusText(drone, now), sx + 12, sy + 9);
   }
+  ctx.globalAlpha = 1;
 }
 
-export function droneStatusText(drone) {
+// "950 m · 64% · link ok", and how long ago once the drone is silent for DRONE_STALE_S.
+export function droneStatusText(drone, now) {
   const battery = drone.battery_remaining == null ? "battery ?" : `${Math.round(drone.battery_remaining * 100)}%`;
-  return `${Math.round(drone.alt)} m · ${battery} · link ${drone.link}`;
+  const text = `${Math.round(drone.alt)} m · ${battery} · link ${drone.link}`;
+  const age = now - drone.time;
+  if (!(age > DRONE_STALE_S)) return text;
+  return `${text} · heard ${age < 120 ? `${Math.round(age)} s` : `${Math.round(age / 60)} min`} ago`;
 }
 
 function drawFootprint(ctx, view, corners) {
