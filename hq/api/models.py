@@ -148,7 +148,8 @@ class NodeOut(_Out):
     last_seq: int | None
     last_batch_received: float | None
     batches: int
-    drones: list[DroneLink] = Field(description="link health, battery and position per drone")
+    drones: list[DroneLink] = Field(
+        description="link health and battery per drone (where each is: GET /drones)")
 
 
 class NodeList(_Out):
