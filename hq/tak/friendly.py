@@ -13,11 +13,11 @@ Drone events
            remarks with the link state.
 
 Footprint events
-    What a camera sees on the ground as a closed freehand shape (``u-d-f``, the type TAK
-    gives a drawn polygon): the four corners as ``link point`` elements, the first again
-    at the end; the event's point is their centre. A footprint with a corner above the
-    horizon has no closed shape on the ground and is not sent (`footprint_event` gives
-    None); TAK drops the last one drawn when it goes stale.
+    What a camera sees on the ground as a drawn free-form shape (``u-d-f``, TAK's type
+    for a shape of linked points): the four corners as ``link point`` elements, the first
+    again at the end to close it; the event's point is their centre. A footprint with a
+    corner above the horizon has no closed shape on the ground and is not sent
+    (`footprint_event` gives None); TAK drops the last one drawn when it goes stale.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ def footprint_event(telemetry: VehicleTelemetry, footprint: CameraFootprint, now
         return None
     lons, lats = zip(*footprint.corners, strict=True)
     stale = max(telemetry.time, now) + stale_s
-    event = _event(footprint_uid(telemetry, footprint, uid_prefix), FOOTPRINT_TYPE, "h-e",
+    # Machine made from the drone's GNSS fix and the camera model, as the drone's own event.
+    event = _event(footprint_uid(telemetry, footprint, uid_prefix), FOOTPRINT_TYPE, HOW_GNSS,
                    telemetry.time, stale)  # fmt: skip
     _point(event, sum(lats) / 4, sum(lons) / 4, telemetry.alt, UNKNOWN_ERROR, UNKNOWN_ERROR)
     detail = ET.SubElement(event, "detail")
