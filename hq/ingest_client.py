@@ -24,6 +24,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from hq.ingest import Ingest, Outcome, Received
+from hq.ingest_watchdog import Unacknowledged
 from wire import topics
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,18 @@ class GroupWriter:
     """
 
     def __init__(self, ingest: Ingest, done: Callable[[object, Outcome], None],
-                 max_group: int = 200, tick_s: float | None = 1.0):  # fmt: skip
+                 max_group: int = 200, tick_s: float | None = 1.0,
+                 retry_s: float = 1.0):  # fmt: skip
+        """`retry_s`: a message the store could not commit ("failed") is tried again after
+        this long (the store may be locked or restarting)."""
         self.ingest = ingest
         self.max_group = max_group
         self.tick_s = tick_s
+        self.retry_s = retry_s
         self._done = done
         self._queue: queue.SimpleQueue[tuple[Received, object] | None] = queue.SimpleQueue()
+        self._retry: list[tuple[Received, object]] = []  # failed; queued again at _retry_at
+        self._retry_at = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -67,7 +74,12 @@ class GroupWriter:
     def _run(self) -> None:
         next_tick = None if self.tick_s is None else time.monotonic() + self.tick_s
         while not self._stop.is_set():
-            wait = None if next_tick is None else max(0.0, next_tick - time.monotonic())
+            if self._retry and time.monotonic() >= self._retry_at:
+                for entry in self._retry:
+                    self._queue.put(entry)
+                self._retry = []
+            wakes = [t for t in (next_tick, self._retry_at if self._retry else None) if t]
+            wait = None if not wakes else max(0.0, min(wakes) - time.monotonic())
             group = self._take(wait)
             if group:
                 self._ingest(group)
@@ -98,8 +110,12 @@ class GroupWriter:
         except Exception:  # a fault in ingest itself: nothing is done, all is sent again
             log.exception("group of %d messages not ingested", len(group))
             return
-        for (_, token), outcome in zip(group, outcomes, strict=True):
-            self._done(token, outcome)
+        for entry, outcome in zip(group, outcomes, strict=True):
+            self._done(entry[1], outcome)
+            if outcome == "failed":
+                self._retry.append(entry)
+        if self._retry:
+            self._retry_at = time.monotonic() + self.retry_s
 
     def _tick(self) -> None:
         try:
@@ -121,6 +137,7 @@ class IngestClient:
         committed); well above max_group, so that groups can fill."""
         self.ingest = ingest
         self.connected = threading.Event()
+        self.unacknowledged = Unacknowledged()  # what the ingest watchdog watches
         self.writer = GroupWriter(ingest, self._acknowledge, max_group, tick_s)
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5, manual_ack=True)  # fmt: skip
@@ -153,6 +170,7 @@ class IngestClient:
             log.warning("broker refused HQ reason=%s", reason_code)
             return
         client.subscribe(topics.all_nodes(), qos=1)
+        self.unacknowledged.clear()  # the broker sends again what was not acknowledged
         self.connected.set()
         log.info("HQ ingest connected session_present=%s", flags.session_present)
 
@@ -165,9 +183,12 @@ class IngestClient:
 
     def _on_message(self, client, userdata, message) -> None:
         # The network thread only queues: committing here would hold up every other message.
-        self.writer.put(Received(message.topic, message.payload, time.time()),
-                        (message.mid, message.qos))  # fmt: skip
+        received, token = time.time(), (message.mid, message.qos)
+        if message.qos:
+            self.unacknowledged.add(token, received)
+        self.writer.put(Received(message.topic, message.payload, received), token)
 
     def _acknowledge(self, token: tuple[int, int], outcome: Outcome) -> None:
-        if outcome != "failed":  # not acknowledged: the broker sends it again
+        if outcome != "failed":  # not acknowledged: the writer tries it again
             self.client.ack(*token)
+            self.unacknowledged.remove(token)

@@ -50,10 +50,12 @@ API_PREFIX = "/api/v1"
 def create_app(store: Store, settings: HqConfig, live_feed: LiveFeed, *,
                flow_statistics: FlowStatistics | None = None,
                ingest_counters: Callable[[], Mapping[str, int]] | None = None,
+               ingest_stalled: Callable[[], bool] | None = None,
                ) -> FastAPI:  # fmt: skip
     """The API over `store`: tokens, zones, labels and the alert workflow are in it too.
 
-    `flow_statistics` and `ingest_counters` come from ingest when it runs in this process.
+    `flow_statistics`, `ingest_counters` and `ingest_stalled` (the watchdog's verdict, which
+    /readyz reports) come from ingest when it runs in this process.
     """
     api = settings.api
     settings.seed_geography(store, time.time())
@@ -61,6 +63,7 @@ def create_app(store: Store, settings: HqConfig, live_feed: LiveFeed, *,
         store=store, settings=settings, feed=live_feed, tokens=TokenStore(store),
         limiter=FailureLimiter(api.auth_failures, api.auth_failure_window_s),
         metrics=ApiMetrics(live_feed, ingest_counters), flow=flow_statistics,
+        ingest_stalled=ingest_stalled,
     )  # fmt: skip
 
     @asynccontextmanager

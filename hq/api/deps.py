@@ -8,6 +8,7 @@ type with 415 (after authentication, so an anonymous caller learns nothing).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -36,6 +37,7 @@ class ApiContext:
     limiter: FailureLimiter
     metrics: ApiMetrics
     flow: FlowStatistics | None
+    ingest_stalled: Callable[[], bool] | None = None  # the ingest watchdog, when ingest runs here
 
 
 def context(request: Request) -> ApiContext:
