@@ -18,6 +18,7 @@ hq/ingest_client.py.
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -28,12 +29,13 @@ from typing import Literal
 import numpy as np
 
 from hq.alerts import AlertEvent, CrossingDetector, DistressDetector, NodeHealthDetector
-from hq.alerts.events import post_alert_id
+from hq.alerts.events import POST_ALERT_ID, id_part, post_alert_id
 from hq.config import IngestSection
 from hq.flow import FlowStatistics
 from hq.fusion import Fusion, FusionUpdate, GlobalTracks, History
 from hq.fusion.tables import CLASSES, WIRE_ENDED, WIRE_STATUSES
 from hq.ingest_checks import MessageBounds, OutOfBounds
+from hq.ingest_rate import PostRateLimit
 from hq.store.interface import Store
 from hq.store.records import (
     DeadLetter,
@@ -70,6 +72,7 @@ class Received:
     topic: str
     payload: bytes
     received: float  # UTC s at HQ
+    retained: bool = False  # the broker's retained copy, or published to be retained
 
 
 @dataclass
@@ -87,6 +90,8 @@ class IngestCounters:
     stale: int = 0
     future: int = 0
     out_of_bounds: int = 0
+    rate_limited: int = 0  # refused: the post sent more than its rate (kept short)
+    retained_refused: int = 0  # retained messages on a post's topic other than status
     on_commit_errors: int = 0
 
 
@@ -139,6 +144,7 @@ class Ingest:
         self.on_commit = on_commit
         self.limits = limits or IngestSection()
         self.bounds = MessageBounds(self.limits, region)
+        self.rate = PostRateLimit(self.limits.rate_per_s, self.limits.rate_burst)
         self.counters = IngestCounters()
         self.telemetry: dict[tuple[str, int], VehicleTelemetry] = {}  # latest per drone
         self._lock = threading.Lock()  # groups and ticks take turns
@@ -163,7 +169,8 @@ class Ingest:
         """Coast and end stale fused tracks; raise alerts for silent posts."""
         with self._lock:
             update = self.fusion.tick(now)
-            events = self.health.silence(now)
+            events = self.health.silence(now) + [self._rate_alert(post, now, raised=False)
+                                                 for post in self.rate.recovered(now)]
             fused, tracks = self._changed_tracks(update)
             events += self.distress.update_many(*_alert_columns(tracks))
             if len(fused) or events:
@@ -174,6 +181,8 @@ class Ingest:
     # --- messages ----------------------------------------------------------------------
 
     def _ingest(self, message: Received, group: _Group) -> None:
+        if self._refused_unread(message, group):
+            return
         try:
             parsed = self._validated(message.topic, message.payload)
             self.bounds.check(parsed, message.received)
@@ -190,6 +199,38 @@ class Ingest:
         except Exception as error:  # a fault of ours; the message is kept for a look and a replay
             log.exception("message not ingested topic=%s", message.topic)
             group.write(self._dead_letter(message, error, "not ingested"), "dead_letter", message)
+
+    def _refused_unread(self, message: Received, group: _Group) -> bool:
+        """A message over its post's rate, or retained where only a status may be: kept as a
+        short dead letter (no payload, for a flood; its size and hash), not read."""
+        parts = message.topic.split("/")
+        post = "/".join(parts[2:4]) if len(parts) == 5 else message.topic
+        if not self.rate.allow(post, message.received):
+            self.counters.rate_limited += 1
+            alerts = []
+            if self.rate.refused(post, message.received):
+                alerts = self._wire_alerts([self._rate_alert(post, message.received, True)])
+            error = ValueError(f"post {post} sent more than {self.limits.rate_per_s:g} "
+                               f"messages/s (burst {self.limits.rate_burst})")  # fmt: skip
+            letter = self._dead_letter(message, error, "rate limit", keep_payload=False)
+            group.write(IngestBatch(message.received, dead_letters=letter.dead_letters,
+                                    alerts=alerts), "dead_letter", message)  # fmt: skip
+            return True
+        if message.retained and parts[-1] != "status":
+            self.counters.retained_refused += 1
+            error = ValueError("a retained message; only a post's status may be retained")
+            group.write(self._dead_letter(message, error, "refused"), "dead_letter", message)
+            return True
+        return False
+
+    def _rate_alert(self, post: str, now: float, raised: bool) -> AlertEvent:
+        ref = id_part(*post.split("/", 1))
+        if not POST_ALERT_ID.fullmatch(ref):  # not a post's topic: no name to put in an id
+            ref = "unknown"
+        message = (f"post {post} sends more than {self.limits.rate_per_s:g} messages/s: "
+                   "the excess is refused" if raised else f"post {post} within its rate again")
+        return AlertEvent(f"rate-limit-{ref}", "node", "raised" if raised else "cleared",
+                          "warning" if raised else "info", now, message)  # fmt: skip
 
     def _ingest_valid(self, parsed, message: Received, group: _Group) -> None:
         if isinstance(parsed, TrackBatch):
@@ -271,8 +312,12 @@ class Ingest:
         reason = f"{kind}: {str(error)[:1000]}".replace("\0", "\\x00")
         self.counters.dead_letters += 1
         log.warning("dead letter topic=%s reason=%s", message.topic, reason[:200])
-        payload = bytes(message.payload[:MAX_PAYLOAD]) if keep_payload else b""
-        letter = DeadLetter(message.received, message.topic, reason, payload)
+        # The first bytes are enough to see what it was; the size and hash say which it was.
+        data = bytes(message.payload)
+        kept = data[:self.limits.dead_letter_bytes] if keep_payload else b""
+        letter = DeadLetter(message.received, message.topic, reason, kept,
+                            payload_size=len(data),
+                            payload_sha256=hashlib.sha256(data).hexdigest())  # fmt: skip
         return IngestBatch(message.received, dead_letters=[letter])
 
     # --- the commit ----------------------------------------------------------------------

@@ -22,6 +22,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from hq.ingest import Ingest, Outcome, Received
 from hq.ingest_watchdog import Unacknowledged
@@ -169,7 +170,9 @@ class IngestClient:
         if reason_code.is_failure:
             log.warning("broker refused HQ reason=%s", reason_code)
             return
-        client.subscribe(topics.all_nodes(), qos=1)
+        # A session kept from an older HQ may hold its one subscription to everything.
+        client.unsubscribe(topics.all_nodes())
+        client.subscribe(_subscriptions())
         self.unacknowledged.clear()  # the broker sends again what was not acknowledged
         self.connected.set()
         log.info("HQ ingest connected session_present=%s", flags.session_present)
@@ -186,9 +189,22 @@ class IngestClient:
         received, token = time.time(), (message.mid, message.qos)
         if message.qos:
             self.unacknowledged.add(token, received)
-        self.writer.put(Received(message.topic, message.payload, received), token)
+        self.writer.put(Received(message.topic, message.payload, received, bool(message.retain)),
+                        token)  # fmt: skip
 
     def _acknowledge(self, token: tuple[int, int], outcome: Outcome) -> None:
         if outcome != "failed":  # not acknowledged: the writer tries it again
             self.client.ack(*token)
             self.unacknowledged.remove(token)
+
+
+def _subscriptions() -> list[tuple[str, SubscribeOptions]]:
+    """Every post's channels. Only a status may be retained (the post's last word): on the
+    other channels the broker sends HQ no retained copy when it subscribes (a retained junk
+    message would otherwise come again at every reconnect), and marks a message published
+    as retained, so that ingest refuses it."""
+    return [(topics.all_nodes(channel),
+             SubscribeOptions(qos=1, retainAsPublished=True,
+                              retainHandling=SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE
+                              if channel == "status" else SubscribeOptions.RETAIN_DO_NOT_SEND))
+            for channel in topics.CHANNELS]  # fmt: skip

@@ -132,3 +132,77 @@ def stall_alert(db) -> bool | None:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         row = conn.execute("SELECT alert FROM alerts WHERE alert_id = 'ingest-stalled'").fetchone()
     return None if row is None else json.loads(row[0])["active"]
+
+
+def test_a_retained_junk_message_is_refused_once_not_at_every_reconnect(deployment):  # noqa: F811
+    tmp_path, port, passwords, config, _ = deployment
+    db = tmp_path / "hq.db"
+    hq = start_hq(config, passwords)
+    west = publisher("west-1", port, passwords)
+    rng, start = np.random.default_rng(9), time.time()
+    try:
+        west.publish(topics.tracks("tummo", "west-1"), b"junk kept by the broker", qos=1,
+                     retain=True).wait_for_publish(30)  # fmt: skip
+        west.publish(topics.status("tummo", "west-1"), status_of("west-1", time.time()), qos=1,
+                     retain=True).wait_for_publish(30)  # fmt: skip
+        assert wait_for_rows(db, "SELECT COUNT(*) FROM dead_letters", 1) == 1
+        assert wait_for_rows(db, "SELECT COUNT(*) FROM nodes WHERE state = 'online'", 1) == 1
+        for _ in range(2):  # HQ reconnects to its session, twice
+            assert hq.stop() == 0, hq.tail()
+            hq = start_hq(config, passwords)
+        message = encode(batch("west-1", 0, rng, start))
+        west.publish(topics.tracks("tummo", "west-1"), message, qos=1).wait_for_publish(30)
+        assert wait_for_rows(db, "SELECT COUNT(*) FROM seen_batches", 1) == 1
+    finally:
+        stopped = hq.stop()
+        west.loop_stop()
+    assert stopped == 0, hq.tail()
+    with sqlite3.connect(db) as conn:
+        letters = conn.execute("SELECT reason, payload FROM dead_letters").fetchall()
+    assert letters == [("refused: a retained message; only a post's status may be retained",
+                        b"junk kept by the broker")]  # fmt: skip
+
+
+def status_of(node: str, when: float) -> bytes:
+    return json.dumps({"kind": "node_status", "schema_version": "1.1", "site": "tummo",
+                       "node": node, "state": "online", "time": when,
+                       "software_version": "test"}).encode()  # fmt: skip
+
+
+def test_a_flooding_post_is_limited_and_alerted_and_another_post_is_stored(
+        deployment):  # noqa: F811  # fmt: skip
+    tmp_path, port, passwords, config, _ = deployment
+    db = tmp_path / "hq.db"
+    config.write_text(config.read_text() + "[ingest]\nrate_per_s = 5.0\nrate_burst = 20\n")
+    hq = start_hq(config, passwords)
+    west, east = (publisher(node, port, passwords) for node in ("west-1", "east-1"))
+    rng, start = np.random.default_rng(10), time.time()
+    try:
+        flood = [west.publish(topics.tracks("tummo", "west-1"), b"x" * 50_000, qos=1)
+                 for _ in range(300)]  # fmt: skip
+        for info in flood:
+            info.wait_for_publish(60)
+        for seq in range(10):
+            message = encode(batch("east-1", seq, rng, start))
+            east.publish(topics.tracks("tummo", "east-1"), message, qos=1).wait_for_publish(30)
+        assert wait_for_rows(db, "SELECT COUNT(*) FROM seen_batches", 10) == 10
+        assert wait_for_rows(db, "SELECT COUNT(*) FROM dead_letters", 300) == 300
+    finally:
+        stopped = hq.stop()
+        west.loop_stop()
+        east.loop_stop()
+    assert stopped == 0, hq.tail()
+    with sqlite3.connect(db) as conn:
+        limited, kept = conn.execute(
+            "SELECT COUNT(*), SUM(LENGTH(payload)) FROM dead_letters "
+            "WHERE reason LIKE 'rate limit%' AND payload_size = 50000").fetchone()  # fmt: skip
+        invalid = conn.execute("SELECT MAX(LENGTH(payload)) FROM dead_letters "
+                               "WHERE reason LIKE 'invalid%'").fetchone()[0]  # fmt: skip
+        [(alert,)] = conn.execute("SELECT alert FROM alerts "
+                                  "WHERE alert_id = 'rate-limit-tummo~west-1'").fetchall()
+    # Within its burst and rate, junk is read (and refused as invalid, its first 16 KiB kept);
+    # the rest is refused unread, keeping no payload.
+    assert 200 <= limited < 300 and kept == 0 and invalid == 16 * 1024
+    assert json.loads(alert)["active"] is True
+    [counters] = [line for line in hq.lines if "HQ stopped counters=" in line]
+    assert f"rate_limited={limited}," in counters

@@ -112,6 +112,10 @@ MIGRATIONS = (
         "CREATE TABLE track_labels (global_id bigint PRIMARY KEY, affiliation text, "
         f"target_class text, updated_by text NOT NULL, updated_at {_F} NOT NULL)",
     )),  # fmt: skip
+    Migration(2, "dead letters keep the first bytes of a payload, with its size and hash", (
+        "ALTER TABLE dead_letters ADD COLUMN payload_size bigint",
+        "ALTER TABLE dead_letters ADD COLUMN payload_sha256 text",
+    )),
 )
 
 

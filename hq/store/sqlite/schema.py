@@ -80,6 +80,10 @@ MIGRATIONS = (
         "DROP INDEX track_points_time",
         "CREATE INDEX track_points_time_place ON track_points (time, lat, lon)",
     )),  # fmt: skip
+    Migration(3, "dead letters keep the first bytes of a payload, with its size and hash", (
+        "ALTER TABLE dead_letters ADD COLUMN payload_size INTEGER",
+        "ALTER TABLE dead_letters ADD COLUMN payload_sha256 TEXT",
+    )),
 )
 
 
