@@ -90,6 +90,10 @@ class ApiSection(_Strict):
     max_page: int = Field(default=10_000, ge=1, le=10_000)  # rows one request may ask for
     auth_failures: int = Field(default=10, ge=1)  # per client address per window ...
     auth_failure_window_s: float = Field(default=60.0, gt=0)  # ... then 429 until it passes
+    # Addresses of reverse proxies whose X-Forwarded-For names the client (the limit above
+    # counts per client). None: the socket's peer is the client, whatever a header says.
+    trusted_proxies: list[str] = []
+    docs: bool = True  # Swagger UI at /api/v1/docs (its files from HQ); the schema is always served
     stream: StreamSection = StreamSection()
 
 

@@ -88,7 +88,11 @@ def main(argv: list[str]) -> int:
                          ingest_stalled=lambda: watchdog.stalled)  # fmt: skip
         server = uvicorn.Server(uvicorn.Config(
             app, host=config.api.host, port=config.api.port, log_config=None,
-            access_log=False, timeout_graceful_shutdown=GRACEFUL_STOP_S))  # fmt: skip
+            access_log=False, timeout_graceful_shutdown=GRACEFUL_STOP_S,
+            # uvicorn would believe X-Forwarded-For from 127.0.0.1 by default: any local
+            # client could then pose as another address (and dodge the auth failure limit).
+            proxy_headers=bool(config.api.trusted_proxies),
+            forwarded_allow_ips=config.api.trusted_proxies or None))  # fmt: skip
         log.info("HQ API on http://%s:%d", config.api.host, config.api.port)
         # uvicorn handles SIGINT and SIGTERM while it runs, then raises the signal again for
         # the handler it found: make that one a no-op, so that ingest below stops cleanly.
