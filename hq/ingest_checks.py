@@ -5,8 +5,8 @@ checks say what it may claim: finite numbers only (JSON parsers read `NaN`
 and `Infinity`), times within [received - max age, received + max skew]
 (posts' clocks drift, and one time far ahead would make every other track
 look stale), positions within `post_radius_m` of the post that saw them and
-posts within `region_radius_m` of HQ's origin, speeds and heights a target
-can have, and covariances that are covariances (symmetric, positive
+posts (and the alerts they send) within `region_radius_m` of HQ's origin, speeds
+and heights a target or drone can have, and covariances that are covariances (symmetric, positive
 semi-definite). A message that fails is refused whole with `OutOfBounds`,
 whose `kind` says what is counted: "stale", "future" or "out_of_bounds".
 
@@ -55,13 +55,11 @@ class MessageBounds:
             self._times(received, "heartbeat", [d.last_heartbeat for d in message.drones
                                                 if d.last_heartbeat is not None])  # fmt: skip
             self._in_region("post", message.lat, message.lon)
-            for drone in message.drones:
-                self._in_region(f"drone {drone.sysid}", drone.lat, drone.lon)
+            for drone in message.drones:  # a drone may fly far (a recorded flight replayed)
                 self._finite(f"drone {drone.sysid} altitude", [drone.alt or 0.0])
         elif isinstance(message, VehicleTelemetry):
             self._times(received, "telemetry time", [message.time])
             self._finite("telemetry", [message.alt, message.heading_deg, *message.velocity_enu])
-            self._in_region("drone", message.lat, message.lon)
             self._between("drone altitude", np.array([message.alt]), *ALT_RANGE_M)
             self._between("drone speed", np.array([math.hypot(*message.velocity_enu)]), 0.0,
                           MAX_SPEED_MPS)  # fmt: skip
