@@ -5,11 +5,17 @@ TrackBatch goes through fusion and the alert detectors and becomes an
 IngestBatch with its (node, seq), its node tracks, the fused tracks it
 changed (ended ones included), their history points and any alerts; a
 NodeStatus updates the node and its health alerts; a node's own Alert is
-stored. What does not validate, or claims another node than its topic,
-becomes a dead letter with the reason and the raw bytes. Then ALL of the
-group's batches are written in one store transaction: one commit, one fsync,
-for many messages (group commit). Nothing a message holds can stop ingest.
-After the commit, `on_commit` (the API's live stream) gets each batch written.
+stored in that node's namespace of alert ids. What does not validate, claims
+another node than its topic, or claims what cannot be (hq/ingest_checks.py)
+becomes a dead letter with the reason, the payload's first bytes, its size
+and hash; so does what a post sends over its rate (hq/ingest_rate.py) or
+retained outside its status. Then ALL of the group's batches are written in
+one store transaction: one commit, one fsync, for many messages (group
+commit). A batch the store refuses is found by splitting the group and
+becomes a dead letter in its turn; only a store that refuses everything
+leaves messages "failed" (not acknowledged, tried again). Nothing a message
+holds can stop ingest. After the commit, `on_commit` (the API's live stream)
+gets each batch written.
 
 The MQTT side, which feeds it and acknowledges after the commit, is
 hq/ingest_client.py.

@@ -5,9 +5,13 @@ acknowledged only after its group's commit.
 client id, QoS 1 with manual acknowledgement. The network thread only queues
 what arrives; the `GroupWriter`'s one thread takes everything waiting (at most
 `max_group` messages), hands it to `hq.ingest.Ingest` as one group and only
-after the commit acknowledges each message. When HQ dies, the broker sends
-again whatever was not acknowledged, and the (node, seq) record makes a
-repeat of a committed batch a no-op.
+after the commit acknowledges each message; one the store could not commit
+is tried again after `retry_s`. When HQ dies, the broker sends again whatever
+was not acknowledged, and the (node, seq) record makes a repeat of a
+committed batch a no-op. `unacknowledged` is what the ingest watchdog
+(hq/ingest_watchdog.py) watches. Only status topics send HQ their retained
+message when it subscribes; elsewhere a retained message is marked, and
+refused.
 """
 
 from __future__ import annotations
