@@ -237,3 +237,11 @@ def test_a_committed_batch_without_fused_track_changes_still_brings_its_alerts()
         assert feed.counters.published_batches == 3
 
     asyncio.run(scenario())
+
+
+def test_a_stored_track_from_the_far_future_does_not_empty_the_seeded_picture():
+    feed = LiveFeed(heartbeat_s=60)
+    feed.seed([fused(1, T), fused(2, T), fused(3, 1e308)], {}, [])
+    _, first = feed.subscribe(StreamFilter())
+    _, event, data = parse(first[0])
+    assert event == "snapshot" and [t["global_id"] for t in data["tracks"]] == [1, 2]
