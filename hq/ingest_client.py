@@ -83,7 +83,8 @@ class GroupWriter:
                 for entry in self._retry:
                     self._queue.put(entry)
                 self._retry = []
-            wakes = [t for t in (next_tick, self._retry_at if self._retry else None) if t]
+            wakes = [t for t in (next_tick, self._retry_at if self._retry else None)
+                     if t is not None]
             wait = None if not wakes else max(0.0, min(wakes) - time.monotonic())
             group = self._take(wait)
             if group:
