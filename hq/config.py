@@ -54,6 +54,20 @@ class AlertSection(_Strict):
     backlog_high: int = Field(default=1000, ge=1)
 
 
+class IngestSection(_Strict):
+    """What HQ accepts from a post (hq/ingest.py, hq/ingest_checks.py) and how long a message
+    may wait for its commit before ingest counts as stalled (hq/ingest_watchdog.py)."""
+
+    max_unacknowledged_age_s: float = Field(default=60.0, gt=0)  # then /readyz: not ready
+    max_age_s: float = Field(default=7 * 86_400.0, gt=0)  # older times: dead letters
+    max_skew_s: float = Field(default=300.0, ge=0)  # times further ahead of HQ's clock: same
+    post_radius_m: float = Field(default=100_000.0, gt=0)  # positions around their post
+    region_radius_m: float = Field(default=1_000_000.0, gt=0)  # posts around `origin`
+    rate_per_s: float = Field(default=200.0, gt=0)  # messages per post, sustained ...
+    rate_burst: int = Field(default=2000, ge=1)  # ... and at once
+    dead_letter_bytes: int = Field(default=16 * 1024, ge=0)  # of a payload kept with its hash
+
+
 class StreamSection(_Strict):
     """The live stream (Server-Sent Events) of hq/api/live.py."""
 
@@ -76,6 +90,10 @@ class ApiSection(_Strict):
     max_page: int = Field(default=10_000, ge=1, le=10_000)  # rows one request may ask for
     auth_failures: int = Field(default=10, ge=1)  # per client address per window ...
     auth_failure_window_s: float = Field(default=60.0, gt=0)  # ... then 429 until it passes
+    # Addresses of reverse proxies whose X-Forwarded-For names the client (the limit above
+    # counts per client). None: the socket's peer is the client, whatever a header says.
+    trusted_proxies: list[str] = []
+    docs: bool = True  # Swagger UI at /api/v1/docs (its files from HQ); the schema is always served
     stream: StreamSection = StreamSection()
 
 
@@ -93,6 +111,7 @@ class HqConfig(_Strict):
     broker: BrokerSection = BrokerSection()
     fusion: FusionParameters = FusionParameters()
     alerts: AlertSection = AlertSection()
+    ingest: IngestSection = IngestSection()
     api: ApiSection | None = None  # None: ingest only, no HTTP API
     tak: TakConfig | None = None  # Cursor-on-Target to a TAK server or client; None: no CoT
 

@@ -5,11 +5,17 @@ TrackBatch goes through fusion and the alert detectors and becomes an
 IngestBatch with its (node, seq), its node tracks, the fused tracks it
 changed (ended ones included), their history points and any alerts; a
 NodeStatus updates the node and its health alerts; a node's own Alert is
-stored. What does not validate, or claims another node than its topic,
-becomes a dead letter with the reason and the raw bytes. Then ALL of the
-group's batches are written in one store transaction: one commit, one fsync,
-for many messages (group commit). Nothing a message holds can stop ingest.
-After the commit, `on_commit` (the API's live stream) gets each batch written.
+stored in that node's namespace of alert ids. What does not validate, claims
+another node than its topic, or claims what cannot be (hq/ingest_checks.py)
+becomes a dead letter with the reason, the payload's first bytes, its size
+and hash; so does what a post sends over its rate (hq/ingest_rate.py) or
+retained outside its status. Then ALL of the group's batches are written in
+one store transaction: one commit, one fsync, for many messages (group
+commit). A batch the store refuses is found by splitting the group and
+becomes a dead letter in its turn; only a store that refuses everything
+leaves messages "failed" (not acknowledged, tried again). Nothing a message
+holds can stop ingest. After the commit, `on_commit` (the API's live stream)
+gets each batch written.
 
 The MQTT side, which feeds it and acknowledges after the commit, is
 hq/ingest_client.py.
@@ -18,6 +24,7 @@ hq/ingest_client.py.
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -28,9 +35,13 @@ from typing import Literal
 import numpy as np
 
 from hq.alerts import AlertEvent, CrossingDetector, DistressDetector, NodeHealthDetector
+from hq.alerts.events import POST_ALERT_ID, id_part, post_alert_id
+from hq.config import IngestSection
 from hq.flow import FlowStatistics
 from hq.fusion import Fusion, FusionUpdate, GlobalTracks, History
 from hq.fusion.tables import CLASSES, WIRE_ENDED, WIRE_STATUSES
+from hq.ingest_checks import MessageBounds, OutOfBounds
+from hq.ingest_rate import PostRateLimit
 from hq.store.interface import Store
 from hq.store.records import (
     DeadLetter,
@@ -67,6 +78,7 @@ class Received:
     topic: str
     payload: bytes
     received: float  # UTC s at HQ
+    retained: bool = False  # the broker's retained copy, or published to be retained
 
 
 @dataclass
@@ -79,7 +91,25 @@ class IngestCounters:
     telemetry: int = 0
     groups: int = 0  # transactions, each holding one or more messages
     failed: int = 0  # batches the store refused (not acknowledged)
+    # Dead-lettered for what they claim (hq/ingest_checks.py): a time too old, a time ahead
+    # of HQ's clock (a post's clock skew shows here), a number or shape out of bounds.
+    stale: int = 0
+    future: int = 0
+    out_of_bounds: int = 0
+    rate_limited: int = 0  # refused: the post sent more than its rate (kept short)
+    retained_refused: int = 0  # retained messages on a post's topic other than status
     on_commit_errors: int = 0
+
+
+@dataclass
+class _Pending:
+    """A batch to commit: the message it came from (None for HQ's own ticks), where its
+    outcome goes, and that outcome once committed."""
+
+    index: int
+    batch: IngestBatch
+    outcome: Outcome
+    message: Received | None
 
 
 @dataclass
@@ -87,15 +117,16 @@ class _Group:
     """The messages of one group while they are ingested, before the commit."""
 
     outcomes: list[Outcome | None] = field(default_factory=list)
-    pending: list[tuple[int, IngestBatch, Outcome]] = field(default_factory=list)
+    pending: list[_Pending] = field(default_factory=list)
     claimed: set[tuple[str, int]] = field(default_factory=set)  # (node, seq) in this group
 
     def done(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
 
-    def write(self, batch: IngestBatch, outcome: Outcome = "stored") -> None:
+    def write(self, batch: IngestBatch, outcome: Outcome = "stored",
+              message: Received | None = None) -> None:  # fmt: skip
         """`batch` is to be committed; the message's outcome is `outcome` once it is."""
-        self.pending.append((len(self.outcomes), batch, outcome))
+        self.pending.append(_Pending(len(self.outcomes), batch, outcome, message))
         self.outcomes.append(None)
 
 
@@ -103,9 +134,13 @@ class Ingest:
     def __init__(self, store: Store, fusion: Fusion, crossings: CrossingDetector,
                  distress: DistressDetector, health: NodeHealthDetector,
                  flow: FlowStatistics | None = None,
-                 on_commit: Callable[[IngestBatch], None] | None = None):  # fmt: skip
+                 on_commit: Callable[[IngestBatch], None] | None = None,
+                 limits: IngestSection | None = None,
+                 region: tuple[float, float] | None = None):  # fmt: skip
         """`on_commit(batch)` is called once per committed batch, after its commit, on the
-        ingesting thread; what it raises is logged and counted, and ingest goes on."""
+        ingesting thread; what it raises is logged and counted, and ingest goes on.
+        `limits`: what is accepted from a post (hq.toml's [ingest]); `region`: the (lat,
+        lon) posts are around (HQ's origin; None: posts anywhere)."""
         self.store = store
         self.fusion = fusion
         self.crossings = crossings
@@ -113,6 +148,9 @@ class Ingest:
         self.health = health
         self.flow = flow or FlowStatistics()
         self.on_commit = on_commit
+        self.limits = limits or IngestSection()
+        self.bounds = MessageBounds(self.limits, region)
+        self.rate = PostRateLimit(self.limits.rate_per_s, self.limits.rate_burst)
         self.counters = IngestCounters()
         self._lock = threading.Lock()  # groups and ticks take turns
 
@@ -136,7 +174,8 @@ class Ingest:
         """Coast and end stale fused tracks; raise alerts for silent posts."""
         with self._lock:
             update = self.fusion.tick(now)
-            events = self.health.silence(now)
+            events = self.health.silence(now) + [self._rate_alert(post, now, raised=False)
+                                                 for post in self.rate.recovered(now)]
             fused, tracks = self._changed_tracks(update)
             events += self.distress.update_many(*_alert_columns(tracks))
             if len(fused) or events:
@@ -147,29 +186,69 @@ class Ingest:
     # --- messages ----------------------------------------------------------------------
 
     def _ingest(self, message: Received, group: _Group) -> None:
+        if self._refused_unread(message, group):
+            return
         try:
             parsed = self._validated(message.topic, message.payload)
+            self.bounds.check(parsed, message.received)
+        except OutOfBounds as error:
+            # The kind names its counter.
+            setattr(self.counters, error.kind, getattr(self.counters, error.kind) + 1)
+            group.write(self._dead_letter(message, error, "out of bounds"), "dead_letter", message)
+            return
         except ValueError as error:  # pydantic's ValidationError and UnsupportedVersion too
-            group.write(self._dead_letter(message, error), "dead_letter")
+            group.write(self._dead_letter(message, error), "dead_letter", message)
             return
         try:
             self._ingest_valid(parsed, message, group)
         except Exception as error:  # a fault of ours; the message is kept for a look and a replay
             log.exception("message not ingested topic=%s", message.topic)
-            group.write(self._dead_letter(message, error, "not ingested"), "dead_letter")
+            group.write(self._dead_letter(message, error, "not ingested"), "dead_letter", message)
+
+    def _refused_unread(self, message: Received, group: _Group) -> bool:
+        """A message over its post's rate, or retained where only a status may be: kept as a
+        short dead letter (no payload, for a flood; its size and hash), not read."""
+        parts = message.topic.split("/")
+        post = "/".join(parts[2:4]) if len(parts) == 5 else message.topic
+        if not self.rate.allow(post, message.received):
+            self.counters.rate_limited += 1
+            alerts = []
+            if self.rate.refused(post, message.received):
+                alerts = self._wire_alerts([self._rate_alert(post, message.received, True)])
+            error = ValueError(f"post {post} sent more than {self.limits.rate_per_s:g} "
+                               f"messages/s (burst {self.limits.rate_burst})")  # fmt: skip
+            letter = self._dead_letter(message, error, "rate limit", keep_payload=False)
+            group.write(IngestBatch(message.received, dead_letters=letter.dead_letters,
+                                    alerts=alerts), "dead_letter", message)  # fmt: skip
+            return True
+        if message.retained and parts[-1] != "status":
+            self.counters.retained_refused += 1
+            error = ValueError("a retained message; only a post's status may be retained")
+            group.write(self._dead_letter(message, error, "refused"), "dead_letter", message)
+            return True
+        return False
+
+    def _rate_alert(self, post: str, now: float, raised: bool) -> AlertEvent:
+        ref = id_part(*post.split("/", 1))
+        if not POST_ALERT_ID.fullmatch(ref):  # not a post's topic: no name to put in an id
+            ref = "unknown"
+        message = (f"post {post} sends more than {self.limits.rate_per_s:g} messages/s: "
+                   "the excess is refused" if raised else f"post {post} within its rate again")
+        return AlertEvent(f"rate-limit-{ref}", "node", "raised" if raised else "cleared",
+                          "warning" if raised else "info", now, message)  # fmt: skip
 
     def _ingest_valid(self, parsed, message: Received, group: _Group) -> None:
         if isinstance(parsed, TrackBatch):
-            self._track_batch(parsed, message.received, group)
+            self._track_batch(parsed, message, group)
         elif isinstance(parsed, NodeStatus):
             events = self.health.status(parsed, message.received)
             group.write(IngestBatch(message.received, statuses=[parsed],
-                                    alerts=self._wire_alerts(events)))  # fmt: skip
+                                    alerts=self._wire_alerts(events)), message=message)  # fmt: skip
         elif isinstance(parsed, VehicleTelemetry):  # our own drone: stored, then on the picture
             self.counters.telemetry += 1
-            group.write(IngestBatch(message.received, telemetry=[parsed]))
+            group.write(IngestBatch(message.received, telemetry=[parsed]), message=message)
         else:
-            group.write(IngestBatch(message.received, alerts=[parsed]))
+            group.write(IngestBatch(message.received, alerts=[parsed]), message=message)
 
     def _validated(self, topic: str, payload: bytes):
         if len(payload) > MAX_PAYLOAD:
@@ -180,9 +259,13 @@ class Ingest:
             raise ValueError(f"message from {message.site}/{message.node} on {site}/{node}'s topic")
         if not isinstance(message, _CHANNELS[channel]):
             raise ValueError(f"a {type(message).__name__} on the {channel} channel")
+        if isinstance(message, Alert):  # kept in the post's namespace: it replaces no other's
+            message = message.model_copy(
+                update={"alert_id": post_alert_id(site, node, message.alert_id)})
         return message
 
-    def _track_batch(self, batch: TrackBatch, received: float, group: _Group) -> None:
+    def _track_batch(self, batch: TrackBatch, message: Received, group: _Group) -> None:
+        received = message.received
         key = node_key(batch.site, batch.node)
         # Seen if committed before, or earlier in this very group (not yet committed).
         if (key, batch.seq) in group.claimed or self.store.already_seen(key, batch.seq):
@@ -201,7 +284,7 @@ class Ingest:
         group.write(IngestBatch(
             received, node_key=key, seq=batch.seq, node_tracks=node_tracks, fused_tracks=fused,
             history=_history_points(update), alerts=self._wire_alerts(events),
-        ))  # fmt: skip
+        ), message=message)  # fmt: skip
 
     def _changed_tracks(self, update: FusionUpdate) -> tuple[FusedTracks, GlobalTracks]:
         """The fused tracks created or updated (as they stand now) and those that ended (as
@@ -225,15 +308,20 @@ class Ingest:
         self.counters.alerts += len(alerts)
         return alerts
 
-    def _dead_letter(self, message: Received, error: Exception,
-                     kind: str = "invalid") -> IngestBatch:  # fmt: skip
+    def _dead_letter(self, message: Received, error: Exception, kind: str = "invalid",
+                     keep_payload: bool = True) -> IngestBatch:  # fmt: skip
         if isinstance(error, UnsupportedVersion):
             kind = "unsupported version"
-        reason = f"{kind}: {str(error)[:1000]}"
+        # NUL cannot go into a PostgreSQL text column; an error may quote the payload's bytes.
+        reason = f"{kind}: {str(error)[:1000]}".replace("\0", "\\x00")
         self.counters.dead_letters += 1
         log.warning("dead letter topic=%s reason=%s", message.topic, reason[:200])
-        letter = DeadLetter(message.received, message.topic, reason,
-                            bytes(message.payload[:MAX_PAYLOAD]))  # fmt: skip
+        # The first bytes are enough to see what it was; the size and hash say which it was.
+        data = bytes(message.payload)
+        kept = data[:self.limits.dead_letter_bytes] if keep_payload else b""
+        letter = DeadLetter(message.received, message.topic, reason, kept,
+                            payload_size=len(data),
+                            payload_sha256=hashlib.sha256(data).hexdigest())  # fmt: skip
         return IngestBatch(message.received, dead_letters=[letter])
 
     # --- the commit ----------------------------------------------------------------------
@@ -242,40 +330,59 @@ class Ingest:
         if not group.pending:
             return
         self.counters.groups += 1
-        written = self._write([batch for _, batch, _ in group.pending])
-        for (index, batch, outcome), ok in zip(group.pending, written, strict=True):
+        written = self._write(group.pending)
+        for pending, ok in zip(group.pending, written, strict=True):
             if ok is None:
                 self.counters.failed += 1
-                group.outcomes[index] = "failed"
+                group.outcomes[pending.index] = "failed"
+            elif ok == "dead_letter":  # the store refused it alone: kept as a dead letter
+                group.outcomes[pending.index] = "dead_letter"
             elif not ok:  # a repeat that raced past the early check
                 self.counters.duplicates += 1
-                group.outcomes[index] = "duplicate"
+                group.outcomes[pending.index] = "duplicate"
             else:
-                if outcome == "stored":
+                if pending.outcome == "stored":
                     self.counters.stored += 1
-                group.outcomes[index] = outcome
-                self._notify(batch)
+                group.outcomes[pending.index] = pending.outcome
+                self._notify(pending.batch)
 
-    def _write(self, batches: list[IngestBatch]) -> list[bool | None]:
-        """The store's answer per batch; None where it could not be written.
+    def _write(self, pending: list[_Pending]) -> list[bool | Literal["dead_letter"] | None]:
+        """The store's answer per batch: True (written), False (a repeat), "dead_letter"
+        (the store refused this batch alone; it was kept as a dead letter instead) or None
+        (not written: the store refuses everything, so it is sent again later).
 
-        One batch the store refuses would roll back the whole group; then each is tried
-        on its own, so that the others still go in (and only the bad one is sent again).
+        One batch the store refuses rolls back the whole group; then the group is split in
+        halves until the refused batches stand alone, so that all others still go in.
         """
         try:
-            return self.store.commit_ingest_many(batches)
-        except Exception:
-            log.exception("group of %d batches not committed", len(batches))
-        if len(batches) == 1:
-            return [None]
-        return [self._write_one(batch) for batch in batches]
+            return self.store.commit_ingest_many([p.batch for p in pending])
+        except Exception as error:
+            if len(pending) == 1:
+                return [self._refused(pending[0], error)]
+            log.warning("group of %d batches not committed: %s; splitting it", len(pending),
+                        error)  # fmt: skip
+        half = len(pending) // 2
+        first = self._write(pending[:half])
+        if all(ok is None for ok in first):  # the store is down, not one batch bad: stop here
+            return first + [None] * (len(pending) - half)
+        return first + self._write(pending[half:])
 
-    def _write_one(self, batch: IngestBatch) -> bool | None:
-        try:
-            return self.store.commit_ingest_many([batch])[0]
-        except Exception:
-            log.exception("batch not committed node=%s seq=%s", batch.node_key, batch.seq)
+    def _refused(self, pending: _Pending, error: Exception) -> Literal["dead_letter"] | None:
+        """A batch the store refused on its own: its message becomes a dead letter, unless the
+        store refuses that too (it is down), or there is no message (one of HQ's ticks)."""
+        batch = pending.batch
+        log.error("batch not committed node=%s seq=%s error=%r", batch.node_key, batch.seq, error)
+        if pending.message is None:
             return None
+        letter = self._dead_letter(pending.message, error, "not stored", keep_payload=not
+                                   batch.dead_letters)  # fmt: skip
+        try:
+            self.store.commit_ingest_many([letter])
+        except Exception:
+            self.counters.dead_letters -= 1
+            log.exception("dead letter not committed either topic=%s", pending.message.topic)
+            return None
+        return "dead_letter"
 
     def _notify(self, batch: IngestBatch) -> None:
         if self.on_commit is None:

@@ -5,9 +5,13 @@ acknowledged only after its group's commit.
 client id, QoS 1 with manual acknowledgement. The network thread only queues
 what arrives; the `GroupWriter`'s one thread takes everything waiting (at most
 `max_group` messages), hands it to `hq.ingest.Ingest` as one group and only
-after the commit acknowledges each message. When HQ dies, the broker sends
-again whatever was not acknowledged, and the (node, seq) record makes a
-repeat of a committed batch a no-op.
+after the commit acknowledges each message; one the store could not commit
+is tried again after `retry_s`. When HQ dies, the broker sends again whatever
+was not acknowledged, and the (node, seq) record makes a repeat of a
+committed batch a no-op. `unacknowledged` is what the ingest watchdog
+(hq/ingest_watchdog.py) watches. Only status topics send HQ their retained
+message when it subscribes; elsewhere a retained message is marked, and
+refused.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from hq.ingest import Ingest, Outcome, Received
+from hq.ingest_watchdog import Unacknowledged
 from wire import topics
 
 log = logging.getLogger(__name__)
@@ -39,12 +45,18 @@ class GroupWriter:
     """
 
     def __init__(self, ingest: Ingest, done: Callable[[object, Outcome], None],
-                 max_group: int = 200, tick_s: float | None = 1.0):  # fmt: skip
+                 max_group: int = 200, tick_s: float | None = 1.0,
+                 retry_s: float = 1.0):  # fmt: skip
+        """`retry_s`: a message the store could not commit ("failed") is tried again after
+        this long (the store may be locked or restarting)."""
         self.ingest = ingest
         self.max_group = max_group
         self.tick_s = tick_s
+        self.retry_s = retry_s
         self._done = done
         self._queue: queue.SimpleQueue[tuple[Received, object] | None] = queue.SimpleQueue()
+        self._retry: list[tuple[Received, object]] = []  # failed; queued again at _retry_at
+        self._retry_at = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -67,7 +79,13 @@ class GroupWriter:
     def _run(self) -> None:
         next_tick = None if self.tick_s is None else time.monotonic() + self.tick_s
         while not self._stop.is_set():
-            wait = None if next_tick is None else max(0.0, next_tick - time.monotonic())
+            if self._retry and time.monotonic() >= self._retry_at:
+                for entry in self._retry:
+                    self._queue.put(entry)
+                self._retry = []
+            wakes = [t for t in (next_tick, self._retry_at if self._retry else None)
+                     if t is not None]
+            wait = None if not wakes else max(0.0, min(wakes) - time.monotonic())
             group = self._take(wait)
             if group:
                 self._ingest(group)
@@ -98,8 +116,12 @@ class GroupWriter:
         except Exception:  # a fault in ingest itself: nothing is done, all is sent again
             log.exception("group of %d messages not ingested", len(group))
             return
-        for (_, token), outcome in zip(group, outcomes, strict=True):
-            self._done(token, outcome)
+        for entry, outcome in zip(group, outcomes, strict=True):
+            self._done(entry[1], outcome)
+            if outcome == "failed":
+                self._retry.append(entry)
+        if self._retry:
+            self._retry_at = time.monotonic() + self.retry_s
 
     def _tick(self) -> None:
         try:
@@ -121,6 +143,7 @@ class IngestClient:
         committed); well above max_group, so that groups can fill."""
         self.ingest = ingest
         self.connected = threading.Event()
+        self.unacknowledged = Unacknowledged()  # what the ingest watchdog watches
         self.writer = GroupWriter(ingest, self._acknowledge, max_group, tick_s)
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5, manual_ack=True)  # fmt: skip
@@ -152,7 +175,10 @@ class IngestClient:
         if reason_code.is_failure:
             log.warning("broker refused HQ reason=%s", reason_code)
             return
-        client.subscribe(topics.all_nodes(), qos=1)
+        # A session kept from an older HQ may hold its one subscription to everything.
+        client.unsubscribe(topics.all_nodes())
+        client.subscribe(_subscriptions())
+        self.unacknowledged.clear()  # the broker sends again what was not acknowledged
         self.connected.set()
         log.info("HQ ingest connected session_present=%s", flags.session_present)
 
@@ -165,9 +191,25 @@ class IngestClient:
 
     def _on_message(self, client, userdata, message) -> None:
         # The network thread only queues: committing here would hold up every other message.
-        self.writer.put(Received(message.topic, message.payload, time.time()),
-                        (message.mid, message.qos))  # fmt: skip
+        received, token = time.time(), (message.mid, message.qos)
+        if message.qos:
+            self.unacknowledged.add(token, received)
+        self.writer.put(Received(message.topic, message.payload, received, bool(message.retain)),
+                        token)  # fmt: skip
 
     def _acknowledge(self, token: tuple[int, int], outcome: Outcome) -> None:
-        if outcome != "failed":  # not acknowledged: the broker sends it again
+        if outcome != "failed":  # not acknowledged: the writer tries it again
             self.client.ack(*token)
+            self.unacknowledged.remove(token)
+
+
+def _subscriptions() -> list[tuple[str, SubscribeOptions]]:
+    """Every post's channels. Only a status may be retained (the post's last word): on the
+    other channels the broker sends HQ no retained copy when it subscribes (a retained junk
+    message would otherwise come again at every reconnect), and marks a message published
+    as retained, so that ingest refuses it."""
+    return [(topics.all_nodes(channel),
+             SubscribeOptions(qos=1, retainAsPublished=True,
+                              retainHandling=SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE
+                              if channel == "status" else SubscribeOptions.RETAIN_DO_NOT_SEND))
+            for channel in topics.CHANNELS]  # fmt: skip

@@ -27,6 +27,7 @@ from hq.config import HqConfig, load_config
 from hq.fusion import Fusion, FusionConfig, warm_kernels
 from hq.ingest import Ingest
 from hq.ingest_client import IngestClient
+from hq.ingest_watchdog import IngestWatchdog
 from hq.store import is_postgresql, open_store, redacted, sqlite_path
 from hq.store.interface import Store
 from hq.store.records import IngestBatch
@@ -44,7 +45,8 @@ def build_ingest(config: HqConfig, store: Store,
                                  first_global_id=store.max_global_id() + 1))  # fmt: skip
     alerts = config.alert_config()
     return Ingest(store, fusion, CrossingDetector(alerts, frame), DistressDetector(alerts, frame),
-                  NodeHealthDetector(alerts), on_commit=on_commit)  # fmt: skip
+                  NodeHealthDetector(alerts), on_commit=on_commit,
+                  limits=config.ingest, region=config.origin[:2])  # fmt: skip
 
 
 def main(argv: list[str]) -> int:
@@ -70,6 +72,9 @@ def main(argv: list[str]) -> int:
     # writer's queue, unacknowledged.
     client = IngestClient(ingest, broker.host, broker.port, broker.username, password,
                           client_id=broker.client_id).start()  # fmt: skip
+    watchdog = IngestWatchdog(client.unacknowledged, store,
+                              config.ingest.max_unacknowledged_age_s,
+                              on_alert=feed and feed.publish).start()  # fmt: skip
     warm_kernels()
     tak = None if config.tak is None else TakStreamer(config.tak, tak_source(config, store)).start()
     log.info("HQ running store=%s broker=%s:%d", redacted(config.store), broker.host,
@@ -79,10 +84,15 @@ def main(argv: list[str]) -> int:
             _wait_for_a_stop_signal()
             return 0
         app = create_app(store, config, feed, flow_statistics=ingest.flow,
-                         ingest_counters=lambda: dataclasses.asdict(ingest.counters))  # fmt: skip
+                         ingest_counters=lambda: dataclasses.asdict(ingest.counters),
+                         ingest_stalled=lambda: watchdog.stalled)  # fmt: skip
         server = uvicorn.Server(uvicorn.Config(
             app, host=config.api.host, port=config.api.port, log_config=None,
-            access_log=False, timeout_graceful_shutdown=GRACEFUL_STOP_S))  # fmt: skip
+            access_log=False, timeout_graceful_shutdown=GRACEFUL_STOP_S,
+            # uvicorn would believe X-Forwarded-For from 127.0.0.1 by default: any local
+            # client could then pose as another address (and dodge the auth failure limit).
+            proxy_headers=bool(config.api.trusted_proxies),
+            forwarded_allow_ips=config.api.trusted_proxies or None))  # fmt: skip
         log.info("HQ API on http://%s:%d", config.api.host, config.api.port)
         # uvicorn handles SIGINT and SIGTERM while it runs, then raises the signal again for
         # the handler it found: make that one a no-op, so that ingest below stops cleanly.
@@ -91,6 +101,7 @@ def main(argv: list[str]) -> int:
         server.run()
         return 0 if server.started else 1
     finally:
+        watchdog.stop()
         client.stop()
         if tak is not None:
             tak.stop()

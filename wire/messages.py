@@ -27,6 +27,9 @@ Matrix2 = Annotated[list[Annotated[list[float], Field(min_length=2, max_length=2
 Matrix4 = Annotated[list[Annotated[list[float], Field(min_length=4, max_length=4)]],
                     Field(min_length=4, max_length=4)]  # fmt: skip
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+# What a database's signed 64-bit integer holds: a larger id or count cannot be stored.
+INT64_MAX = 2**63 - 1
+Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
 
 
 class UnsupportedVersion(ValueError):
@@ -64,7 +67,7 @@ class _Message(BaseModel):
 class Track(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    track_id: int = Field(ge=0)  # unique within the node while the track lives
+    track_id: Count  # unique within the node while the track lives
     time: float  # UTC s of the state
     lat: Latitude
     lon: Longitude
@@ -76,7 +79,7 @@ class Track(BaseModel):
     target_class: TargetClass = TargetClass.UNKNOWN
     status: TrackStatus
     quality: float = Field(ge=0.0, le=1.0)  # existence probability or a like score
-    hits: int = Field(ge=0)
+    hits: Count
     sensors: list[Name] = []  # the cameras that contributed
     # Since 1.1 (a 1.0 sender leaves them out; readers then fall back as each says).
     # The filter's whole covariance over [e, n, ve, vn] (m², m²/s, (m/s)²): the two blocks
@@ -106,7 +109,7 @@ class TrackBatch(_Message):
     kind: Literal["track_batch"] = "track_batch"
     site: Name
     node: Name
-    seq: int = Field(ge=0)  # monotonic per node, across restarts
+    seq: Count  # monotonic per node, across restarts
     sent: float  # UTC s when the node produced the batch
     frame_origin: tuple[Latitude, Longitude, float]  # the post's ENU origin: lat, lon, alt
     tracks: list[Track]
@@ -119,7 +122,7 @@ class DroneLink(BaseModel):
     connected: bool
     last_heartbeat: float | None = None  # UTC s
     packet_loss: float = Field(ge=0.0, le=1.0)
-    rssi: int | None = None
+    rssi: Annotated[int, Field(ge=-(2**31), le=2**31)] | None = None
     battery_remaining: float | None = Field(default=None, ge=0.0, le=1.0)
     lat: Latitude | None = None
     lon: Longitude | None = None
@@ -135,7 +138,7 @@ class NodeStatus(_Message):
     software_version: str
     capabilities: list[str] = []
     drones: list[DroneLink] = []
-    outbox_depth: int = Field(default=0, ge=0)
+    outbox_depth: Count = 0
     lat: Latitude | None = None
     lon: Longitude | None = None
 
@@ -181,7 +184,8 @@ class Alert(_Message):
     kind: Literal["alert"] = "alert"
     site: Name
     node: Name
-    alert_id: str = Field(min_length=1, max_length=128)
+    # HQ keeps a post's alert as post~SITE~NODE~ID, longer than the 128 a post may send.
+    alert_id: str = Field(min_length=1, max_length=320)
     alert_type: Literal["distress", "border_crossing", "zone_entry", "node", "node_offline",
                         "drone_link", "battery", "outbox", "backlog"]
     severity: Literal["info", "warning", "critical"]
@@ -189,7 +193,7 @@ class Alert(_Message):
     message: str = Field(max_length=2000)
     lat: Latitude | None = None
     lon: Longitude | None = None
-    track_ids: list[int] = []  # the fused tracks it is about (HQ's alerts)
+    track_ids: list[Count] = []  # the fused tracks it is about (HQ's alerts)
     active: bool = True  # False: the condition has cleared
 
 

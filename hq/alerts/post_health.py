@@ -4,7 +4,7 @@ drone's battery low, an uplink backlog growing."""
 from __future__ import annotations
 
 from hq.alerts.config import AlertConfig
-from hq.alerts.events import AlertEvent
+from hq.alerts.events import AlertEvent, id_part
 from wire.messages import NodeStatus
 
 
@@ -13,23 +13,23 @@ class NodeHealthDetector:
 
     def __init__(self, config: AlertConfig):
         self.config = config
-        self._last_seen: dict[str, float] = {}
+        self._last_seen: dict[tuple[str, str], float] = {}  # (site, node): UTC s
         self._active: set[str] = set()
 
     def status(self, status: NodeStatus, received: float) -> list[AlertEvent]:
-        node = f"{status.site}/{status.node}"
-        self._last_seen[node] = received
-        checks = [(f"node-offline-{node}", "node_offline", "critical",
+        node, ref = f"{status.site}/{status.node}", id_part(status.site, status.node)
+        self._last_seen[(status.site, status.node)] = received
+        checks = [(f"node-offline-{ref}", "node_offline", "critical",
                    status.state == "offline", f"post {node} is offline")]  # fmt: skip
         for drone in status.drones:
-            key = f"{node}/{drone.sysid}"
+            key = id_part(status.site, status.node, drone.sysid)
             checks.append((f"drone-link-{key}", "drone_link", "warning", not drone.connected,
                            f"drone {drone.sysid} of {node} lost its link"))  # fmt: skip
             low = drone.battery_remaining is not None and (
                 drone.battery_remaining < self.config.battery_low)
             checks.append((f"battery-{key}", "battery", "warning", low,
                            f"drone {drone.sysid} of {node} battery low"))  # fmt: skip
-        checks.append((f"backlog-{node}", "backlog", "warning",
+        checks.append((f"backlog-{ref}", "backlog", "warning",
                        status.outbox_depth > self.config.backlog_high,
                        f"post {node} has {status.outbox_depth} messages waiting"))  # fmt: skip
         return [e for check in checks if (e := self._transition(*check, status.time))]
@@ -37,10 +37,11 @@ class NodeHealthDetector:
     def silence(self, now: float) -> list[AlertEvent]:
         """Posts that said nothing for too long, without a Last Will reaching HQ."""
         events = []
-        for node, seen in self._last_seen.items():
+        for (site, node), seen in self._last_seen.items():
             silent = now - seen > self.config.node_silence_s
-            event = self._transition(f"node-silent-{node}", "node_offline", "critical", silent,
-                                     f"post {node} silent for {now - seen:.0f} s", now)  # fmt: skip
+            message = f"post {site}/{node} silent for {now - seen:.0f} s"
+            event = self._transition(f"node-silent-{id_part(site, node)}", "node_offline",
+                                     "critical", silent, message, now)  # fmt: skip
             if event:
                 events.append(event)
         return events

@@ -21,10 +21,11 @@ from starlette.concurrency import run_in_threadpool
 
 from hq.api import models
 from hq.api.auth import AuthError, FailureLimiter, authenticate
-from hq.api.deps import ApiContext, auth_failure_counter
+from hq.api.deps import ApiContext, auth_failure_counter, required_role
+from hq.api.docs import add_docs
 from hq.api.live import LiveFeed
 from hq.api.metrics import ApiMetrics, RequestCounter
-from hq.api.middleware import BodyLimit
+from hq.api.middleware import BodyLimit, SecurityHeaders
 from hq.api.routers import (
     alerts,
     audit,
@@ -55,10 +56,12 @@ API_PREFIX = "/api/v1"
 def create_app(store: Store, settings: HqConfig, live_feed: LiveFeed, *,
                flow_statistics: FlowStatistics | None = None,
                ingest_counters: Callable[[], Mapping[str, int]] | None = None,
+               ingest_stalled: Callable[[], bool] | None = None,
                ) -> FastAPI:  # fmt: skip
     """The API over `store`: tokens, zones, labels and the alert workflow are in it too.
 
-    `flow_statistics` and `ingest_counters` come from ingest when it runs in this process.
+    `flow_statistics`, `ingest_counters` and `ingest_stalled` (the watchdog's verdict, which
+    /readyz reports) come from ingest when it runs in this process.
     """
     api = settings.api
     settings.seed_geography(store, time.time())
@@ -66,6 +69,7 @@ def create_app(store: Store, settings: HqConfig, live_feed: LiveFeed, *,
         store=store, settings=settings, feed=live_feed, tokens=TokenStore(store),
         limiter=FailureLimiter(api.auth_failures, api.auth_failure_window_s),
         metrics=ApiMetrics(live_feed, ingest_counters), flow=flow_statistics,
+        ingest_stalled=ingest_stalled,
     )  # fmt: skip
 
     @asynccontextmanager
@@ -84,8 +88,7 @@ def create_app(store: Store, settings: HqConfig, live_feed: LiveFeed, *,
             await asyncio.gather(ticking, return_exceptions=True)
 
     app = FastAPI(title="dunewatch HQ API", version="1", lifespan=lifespan,
-                  openapi_url=f"{API_PREFIX}/openapi.json",
-                  docs_url=f"{API_PREFIX}/docs", redoc_url=None,
+                  openapi_url=f"{API_PREFIX}/openapi.json", docs_url=None, redoc_url=None,
                   description="Fused tracks, alerts, nodes, zones and exports of dunewatch HQ. "
                               "Every endpoint but /healthz and /readyz needs a bearer token.")
     app.state.context = context
@@ -93,6 +96,8 @@ def create_app(store: Store, settings: HqConfig, live_feed: LiveFeed, *,
                    session):  # fmt: skip
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
+    if api.docs:
+        add_docs(app, API_PREFIX, f"{API_PREFIX}/openapi.json")
     app.add_exception_handler(RequestValidationError, _validation_error)
     if api.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=api.cors_origins,
@@ -100,6 +105,7 @@ def create_app(store: Store, settings: HqConfig, live_feed: LiveFeed, *,
                            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"])
     app.add_middleware(BodyLimit, max_body_bytes=api.max_body_bytes)
     app.add_middleware(RequestCounter, metrics=context.metrics)
+    app.add_middleware(SecurityHeaders)  # outermost: on every answer, errors included
     _document_extra_models(app)
     for package, folder in VENDOR.items():
         directory = NODE_MODULES / package / folder
@@ -112,20 +118,27 @@ def create_app(store: Store, settings: HqConfig, live_feed: LiveFeed, *,
 
 
 async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-    """422 with a readable detail; but 401/429 first when the caller is not authenticated.
+    """422 with a readable detail; but 401/429 first when the caller is not authenticated,
+    and 403 when the route needs a role the caller has not.
 
-    FastAPI rejects malformed JSON before any dependency runs: without this check an
-    anonymous caller would learn how a body is validated before showing a token.
+    FastAPI rejects malformed JSON before any dependency runs: without these checks a
+    caller would learn how a body is validated before showing a token with the right role.
     """
     ctx: ApiContext = request.app.state.context
     if not request.url.path.startswith(("/healthz", "/readyz")):
         client = request.client.host if request.client else "unknown"
         try:
-            await run_in_threadpool(authenticate, request.headers.get("authorization"), client,
-                                    ctx.tokens, ctx.limiter, auth_failure_counter(ctx))  # fmt: skip
+            who = await run_in_threadpool(authenticate, request.headers.get("authorization"),
+                                          client, ctx.tokens, ctx.limiter,
+                                          auth_failure_counter(ctx))  # fmt: skip
         except AuthError as auth:
             body = models.ErrorOut(detail=auth.detail)
             return JSONResponse(body.model_dump(), auth.status, headers=auth.headers)
+        route = request.scope.get("route")
+        role = required_role(route.dependant) if hasattr(route, "dependant") else None
+        if role is not None and not who.role.allows(role):
+            detail = f"this needs the {role} role; the token has {who.role}"
+            return JSONResponse(models.ErrorOut(detail=detail).model_dump(), 403)
     problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
                 for e in error.errors()]  # fmt: skip
     detail = "; ".join(f"{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in problems)

@@ -8,6 +8,7 @@ type with 415 (after authentication, so an anonymous caller learns nothing).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -36,6 +37,7 @@ class ApiContext:
     limiter: FailureLimiter
     metrics: ApiMetrics
     flow: FlowStatistics | None
+    ingest_stalled: Callable[[], bool] | None = None  # the ingest watchdog, when ingest runs here
 
 
 def context(request: Request) -> ApiContext:
@@ -68,7 +70,15 @@ def require(role: Role, json_body: bool = False):
             raise HTTPException(415, "send the body as application/json")
         return who
 
+    dependency.required_role = role  # read where a body fails before dependencies run
     return dependency
+
+
+def required_role(dependant) -> Role | None:
+    """The role a route's dependencies require (the highest if several), or None."""
+    roles = [r for d in dependant.dependencies
+             if (r := getattr(d.call, "required_role", None) or required_role(d)) is not None]
+    return max(roles, key=list(Role).index, default=None)  # Role lists lowest first
 
 
 def _is_json(content_type: str) -> bool:

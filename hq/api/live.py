@@ -187,7 +187,10 @@ class LiveFeed:
 
     def _seed(self, tracks, labels, alerts, resolved) -> None:
         self._labels = dict(labels)
-        live = [t for t in tracks if t.status != TrackStatus.ENDED]
+        # A track stamped far ahead of the clock (stored before ingest refused such times)
+        # would make every other track look stale: it is left out.
+        horizon = time.time() + self.stale_s
+        live = [t for t in tracks if t.status != TrackStatus.ENDED and t.time <= horizon]
         newest = max((t.time for t in live), default=0.0)
         for track in live:
             if track.time >= newest - self.stale_s:

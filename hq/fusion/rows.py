@@ -67,7 +67,8 @@ def read_rows(tracks: list[Track], M: np.ndarray, c: np.ndarray,
           *t.velocity_covariance[0], *t.velocity_covariance[1], t.quality) for t in tracks],
         dtype=np.float64,
     ).reshape(n, 15)  # fmt: skip
-    local_id = numbers[:, 0].astype(np.int64)
+    # From the ints themselves: a float64 holds integers exactly only up to 2**53.
+    local_id = np.fromiter((t.track_id for t in tracks), np.int64, count=n)
     x, P, up, usable, no_velocity = node_states(numbers, M, c, unknown_velocity_variance)
     usable &= _first_occurrence(local_id)
     rows = NodeRows(

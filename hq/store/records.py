@@ -259,6 +259,9 @@ class DeadLetter:
     payload: bytes
     node_key: str | None = None
     letter_id: int | None = None  # set when read back
+    # The whole message's size and SHA-256 (hex): `payload` may be only its first bytes.
+    payload_size: int | None = None
+    payload_sha256: str | None = None
 
 
 @dataclass(frozen=True)

@@ -279,6 +279,17 @@ def test_dead_letters_newest_first_and_since(store):
     assert store.dead_letters(limit=1)[0].payload == b"{"
 
 
+def test_a_dead_letter_keeps_the_size_and_hash_of_the_whole_message(store):
+    sha = "ab" * 32
+    store.commit_ingest(IngestBatch(received=1.0, dead_letters=[
+        DeadLetter(1.0, "t", "rate limit", b"", payload_size=5 * 2**20, payload_sha256=sha),
+        DeadLetter(2.0, "t", "invalid", b"{\x00", payload_size=2, payload_sha256=None)]))
+    newest, oldest = store.dead_letters()
+    assert (newest.payload, newest.payload_size, newest.payload_sha256) == (b"{\x00", 2, None)
+    assert (oldest.payload, oldest.payload_size, oldest.payload_sha256) == (b"", 5 * 2**20, sha)
+    assert oldest.letter_id is not None and oldest.node_key is None
+
+
 # -- alerts and the audit log ------------------------------------------------------------------
 
 

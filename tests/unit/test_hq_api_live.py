@@ -214,3 +214,34 @@ def test_publishing_from_many_threads_keeps_the_newest_state_of_every_track():
     tracks = parse(snapshot)[2]["tracks"]
     assert len(tracks) == 50 and {t["time"] for t in tracks} == {T + 199 + 0.3}
     assert feed.counters.published_batches == 800
+
+
+def test_a_committed_batch_without_fused_track_changes_still_brings_its_alerts():
+    """Ingest's tick with only a post-health alert, an empty TrackBatch, a status: each is
+    published (FusedTracks of no rows included) and its alerts reach the client."""
+    from hq.store.records import FusedTracks
+
+    async def scenario():
+        feed = LiveFeed(heartbeat_s=60)
+        feed.seed([fused(1, T)], {}, [])
+        sub, _ = feed.subscribe(StreamFilter())
+        silent = an_alert("node-silent-tummo~post-1", T + 1, None, None, "node_offline")
+        feed.publish(IngestBatch(T + 1, fused_tracks=FusedTracks.of([]), alerts=[silent]))
+        feed.publish(IngestBatch(T + 1, node_key="tummo/post-1", seq=4,
+                                 fused_tracks=FusedTracks.of([])))  # fmt: skip
+        feed.publish(IngestBatch(T + 1))
+        feed.tick()
+        _, event, data = await next_frame(feed.frames(sub))
+        assert event == "delta" and delta(data) == ([], [], [])
+        assert [a["alert_id"] for a in data["alerts"]] == ["node-silent-tummo~post-1"]
+        assert feed.counters.published_batches == 3
+
+    asyncio.run(scenario())
+
+
+def test_a_stored_track_from_the_far_future_does_not_empty_the_seeded_picture():
+    feed = LiveFeed(heartbeat_s=60)
+    feed.seed([fused(1, T), fused(2, T), fused(3, 1e308)], {}, [])
+    _, first = feed.subscribe(StreamFilter())
+    _, event, data = parse(first[0])
+    assert event == "snapshot" and [t["global_id"] for t in data["tracks"]] == [1, 2]

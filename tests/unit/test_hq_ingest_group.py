@@ -5,6 +5,7 @@ included, and a failing listener or a refused batch never stops the others."""
 import gc
 import sqlite3
 import threading
+import time
 
 import pytest
 
@@ -147,23 +148,73 @@ def test_a_failing_listener_is_counted_and_ingest_goes_on(tmp_path):
     assert query(db, "SELECT COUNT(*) FROM seen_batches") == [(3,)]
 
 
-def test_a_batch_the_store_refuses_fails_alone_and_goes_in_when_sent_again(tmp_path):
+def test_a_batch_the_store_refuses_is_dead_lettered_alone_and_the_group_commits(tmp_path):
     db = tmp_path / "hq.db"
     committed = []
     ingest = make_ingest(db, lambda batch: committed.append(batch.seq))
-    # A real fault of the database, for seq 3 only (a trigger, as a full disk would be).
+    # A real fault of the database, for seq 3 only (a trigger, as a poisoned row would be).
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON seen_batches WHEN new.seq = 3 "
                      "BEGIN SELECT RAISE(ABORT, 'refused'); END")  # fmt: skip
-    outcomes = ingest.handle_many([received(track_batch(seq)) for seq in range(5)])
-    assert outcomes == ["stored", "stored", "stored", "failed", "stored"]
-    assert ingest.counters.failed == 1 and committed == [0, 1, 2, 4]
-    assert query(db, "SELECT seq FROM seen_batches ORDER BY seq") == [(0,), (1,), (2,), (4,)]
+    outcomes = ingest.handle_many([received(track_batch(seq)) for seq in range(8)])
+    assert outcomes == ["stored"] * 3 + ["dead_letter"] + ["stored"] * 4
+    assert ingest.counters.failed == 0 and ingest.counters.dead_letters == 1
+    assert committed == [0, 1, 2, 4, 5, 6, 7]
+    assert query(db, "SELECT seq FROM seen_batches ORDER BY seq") == [
+        (s,) for s in (0, 1, 2, 4, 5, 6, 7)]  # fmt: skip
+    [(reason, payload)] = query(db, "SELECT reason, payload FROM dead_letters")
+    assert reason.startswith("not stored") and "refused" in reason
+    assert payload == encode(track_batch(3))  # kept for a look and a replay
+
+
+def test_when_the_store_refuses_everything_nothing_is_acknowledged_and_a_retry_stores_it(
+        tmp_path):  # fmt: skip
+    db = tmp_path / "hq.db"
+    ingest = make_ingest(db)
+    # The store refuses every write, dead letters included: it is down, not one batch bad.
     with sqlite3.connect(db) as conn:
-        conn.execute("DROP TRIGGER refuse")
-    # Not acknowledged, so the broker sends it again: now it is stored, once.
-    assert ingest.handle_many([received(track_batch(3))]) == ["stored"]
-    assert query(db, "SELECT COUNT(*) FROM seen_batches") == [(5,)]
+        for table in ("seen_batches", "dead_letters"):
+            conn.execute(f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
+                         "BEGIN SELECT RAISE(ABORT, 'disk full'); END")  # fmt: skip
+    outcomes = ingest.handle_many([received(track_batch(seq)) for seq in range(6)])
+    assert outcomes == ["failed"] * 6 and ingest.counters.failed == 6
+    assert query(db, "SELECT COUNT(*) FROM dead_letters") == [(0,)]
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TRIGGER refuse_seen_batches")
+        conn.execute("DROP TRIGGER refuse_dead_letters")
+    # Not acknowledged: tried again (by the writer, or the broker after a reconnect), stored.
+    assert ingest.handle_many([received(track_batch(seq)) for seq in range(6)]) == ["stored"] * 6
+    assert query(db, "SELECT COUNT(*) FROM seen_batches") == [(6,)]
+
+
+def test_group_writer_tries_a_failed_message_again_until_it_is_committed(tmp_path):
+    db = tmp_path / "hq.db"
+    ingest = make_ingest(db)
+    with sqlite3.connect(db) as conn:
+        for table in ("seen_batches", "dead_letters"):
+            conn.execute(f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
+                         "BEGIN SELECT RAISE(ABORT, 'disk full'); END")  # fmt: skip
+    reported, stored = [], threading.Event()
+
+    def report(token, outcome) -> None:
+        reported.append(outcome)
+        if outcome == "stored":
+            stored.set()
+
+    writer = GroupWriter(ingest, report, tick_s=None, retry_s=0.2).start()
+    try:
+        writer.put(received(track_batch(0)), token=0)
+        deadline = time.monotonic() + 30
+        while reported.count("failed") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with sqlite3.connect(db) as conn:
+            conn.execute("DROP TRIGGER refuse_seen_batches")
+            conn.execute("DROP TRIGGER refuse_dead_letters")
+        assert stored.wait(30)
+    finally:
+        writer.stop()
+    assert reported.count("failed") >= 2 and reported[-1] == "stored"
+    assert query(db, "SELECT seq FROM seen_batches") == [(0,)]
 
 
 def test_group_writer_commits_before_it_reports_and_groups_what_waits(tmp_path):

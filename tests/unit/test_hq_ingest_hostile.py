@@ -3,6 +3,7 @@ batches broken one field at a time, another schema major, forged and misrouted t
 oversized payloads. Each becomes a dead letter with its reason and its raw bytes, is
 counted, and the next valid batch is still stored."""
 
+import hashlib
 import json
 import sqlite3
 import tempfile
@@ -42,10 +43,13 @@ class Harness:
         assert self.ingest.handle(topic, payload, 1.8e9) == "dead_letter"
         assert self.ingest.counters.dead_letters == letters_before + 1
         with sqlite3.connect(self.db) as conn:
-            reason, stored, stored_topic = conn.execute(
-                "SELECT reason, payload, topic FROM dead_letters ORDER BY id DESC LIMIT 1"
+            reason, stored, stored_topic, size, sha256 = conn.execute(
+                "SELECT reason, payload, topic, payload_size, payload_sha256 FROM dead_letters "
+                "ORDER BY id DESC LIMIT 1"
             ).fetchone()  # fmt: skip
-        assert stored == payload[:MAX_PAYLOAD] and stored_topic == topic
+        # The first bytes, and the size and hash of the whole message.
+        assert stored == payload[:self.ingest.limits.dead_letter_bytes] and stored_topic == topic
+        assert size == len(payload) and sha256 == hashlib.sha256(payload).hexdigest()
         assert reason.strip() and reason_part in reason
 
     def assert_still_ingesting(self) -> None:

@@ -14,7 +14,8 @@ from hq.api.models import AlertList, AlertOut, AlertStateOut, AssignIn, ResolveI
 from hq.api.routers import AUTH_ERRORS, BODY_ERRORS, PageParam, TimeParam, check_page, errors
 
 router = APIRouter(prefix="/alerts", tags=["alerts"], responses=errors(*AUTH_ERRORS))
-AlertId = Annotated[str, Path(min_length=1, max_length=128)]
+# Every id HQ makes now is URL-safe; `:path` still reaches ids stored before that held "/".
+AlertId = Annotated[str, Path(min_length=1, max_length=320)]
 
 
 @router.get("", response_model=AlertList, summary="Alerts, newest first")
@@ -30,12 +31,12 @@ def alerts(ctx: ApiContext, state: str | None, since: float | None,
     return [alert_out(r) for r in ctx.store.alerts(state=state, since=since, limit=limit)]
 
 
-@router.get("/{alert_id}", response_model=AlertOut, responses=errors(404), summary="One alert")
+@router.get("/{alert_id:path}", response_model=AlertOut, responses=errors(404), summary="One alert")
 def get_alert(alert_id: AlertId, who: Viewer, ctx: Context) -> AlertOut:
     return _alert(ctx, alert_id)
 
 
-@router.post("/{alert_id}/acknowledge", response_model=AlertOut, responses=errors(404, 409),
+@router.post("/{alert_id:path}/acknowledge", response_model=AlertOut, responses=errors(404, 409),
              summary="Acknowledge an open alert (operators; audited)")  # fmt: skip
 def acknowledge(alert_id: AlertId, who: Operator, ctx: Context) -> AlertOut:
     current = _alert(ctx, alert_id)
@@ -46,7 +47,7 @@ def acknowledge(alert_id: AlertId, who: Operator, ctx: Context) -> AlertOut:
     return _changed(ctx, alert_id)
 
 
-@router.post("/{alert_id}/assign", response_model=AlertOut,
+@router.post("/{alert_id:path}/assign", response_model=AlertOut,
              responses=errors(404, 409, *BODY_ERRORS),
              summary="Give an alert to someone, acknowledging it if open (operators; audited)")
 def assign(alert_id: AlertId, body: AssignIn, who: OperatorJson, ctx: Context) -> AlertOut:
@@ -56,7 +57,7 @@ def assign(alert_id: AlertId, body: AssignIn, who: OperatorJson, ctx: Context) -
     return _changed(ctx, alert_id)
 
 
-@router.post("/{alert_id}/resolve", response_model=AlertOut,
+@router.post("/{alert_id:path}/resolve", response_model=AlertOut,
              responses=errors(404, 409, *BODY_ERRORS),
              summary="Resolve an alert, acknowledging it first if open (operators; audited)")
 def resolve(alert_id: AlertId, body: ResolveIn, who: OperatorJson, ctx: Context) -> AlertOut:

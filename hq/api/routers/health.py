@@ -23,10 +23,13 @@ def healthz() -> HealthOut:
 
 @router.get("/readyz", response_model=ReadyOut,
             responses={503: {"model": ReadyOut, "description": "a dependency is not usable"}},
-            summary="The store and the token database answer; the live feed runs")
+            summary="The store and the token database answer; the live feed runs; no "
+                    "message waits too long for its commit")
 def readyz(ctx: Context) -> JSONResponse:
     checks = {"store": _works(ctx.store.max_global_id), "tokens": _works(ctx.tokens.tokens),
               "live_feed": ctx.feed.running}  # fmt: skip
+    if ctx.ingest_stalled is not None:
+        checks["ingest"] = not ctx.ingest_stalled()
     ready = all(checks.values())
     body = ReadyOut(status="ready" if ready else "not ready", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

@@ -121,6 +121,10 @@ MIGRATIONS = (
         "PRIMARY KEY (node_key, sysid, time))",
         "CREATE INDEX drone_points_time ON drone_points (time)",
     )),  # fmt: skip
+    Migration(3, "dead letters keep the first bytes of a payload, with its size and hash", (
+        "ALTER TABLE dead_letters ADD COLUMN payload_size bigint",
+        "ALTER TABLE dead_letters ADD COLUMN payload_sha256 text",
+    )),
 )
 
 

@@ -69,9 +69,9 @@ def _write_new(conn: psycopg.Connection, batches: Sequence[IngestBatch]) -> None
     alerts = _alerts(batches)
     if alerts:
         conn.execute(_ALERT_SQL, _columns(alerts, 9))
-    letters = [(d.received, d.topic, d.reason, d.payload, d.node_key)
-               for b in batches for d in b.dead_letters]  # fmt: skip
-    _execute(conn, _DEAD_LETTER_SQL, letters, 5)
+    letters = [(d.received, d.topic, d.reason, d.payload, d.node_key, d.payload_size,
+                d.payload_sha256) for b in batches for d in b.dead_letters]  # fmt: skip
+    _execute(conn, _DEAD_LETTER_SQL, letters, 7)
 
 
 def _stage(conn: psycopg.Connection, table: str, columns: Sequence[str], rows) -> None:
@@ -132,9 +132,11 @@ def _alerts(batches: Sequence[IngestBatch]) -> list[tuple]:
 # -- statements -----------------------------------------------------------------------------
 
 _TYPES = {"global_id": "bigint", "track_id": "bigint", "seq": "bigint", "last_seq": "bigint",
-          "batches": "bigint", "changed": "bigint", "payload": "bytea"}  # fmt: skip
+          "batches": "bigint", "changed": "bigint", "payload": "bytea",
+          "payload_size": "bigint"}  # fmt: skip
 _TEXT = {"node_key", "site", "node", "state", "status", "target_class", "track", "covariance",
-         "sources", "alert_id", "alert_type", "severity", "alert", "topic", "reason"}  # fmt: skip
+         "sources", "alert_id", "alert_type", "severity", "alert", "topic", "reason",
+         "payload_sha256"}  # fmt: skip
 
 
 def _type(column: str) -> str:
@@ -213,4 +215,5 @@ _ALERT_SQL = _upsert_sql("alerts", ("alert_id", "site", "node", "alert_type", "s
 _POINT_SQL = _upsert_sql("track_points", POINT_COLUMNS, ["global_id", "time"], guard=None,
                          staged=True)  # fmt: skip
 _DEAD_LETTER_SQL = _insert_sql("dead_letters", ("received", "topic", "reason", "payload",
-                                                "node_key"))  # fmt: skip
+                                                "node_key", "payload_size",
+                                                "payload_sha256"))  # fmt: skip

@@ -204,8 +204,9 @@ def alert_from_row(row: Sequence) -> AlertRecord:
 
 def dead_letters(db: Db, since: float | None, limit: int) -> list[DeadLetter]:
     where, params = optional_filters(("received >= ?", since))
-    rows = db.execute("SELECT received, topic, reason, payload, node_key, id FROM dead_letters"
-                      f"{where} ORDER BY received DESC LIMIT ?", [*params, limit])  # fmt: skip
+    rows = db.execute("SELECT received, topic, reason, payload, node_key, id, payload_size, "
+                      f"payload_sha256 FROM dead_letters{where} ORDER BY received DESC LIMIT ?",
+                      [*params, limit])  # fmt: skip
     return [DeadLetter(*row) for row in rows]
 
 

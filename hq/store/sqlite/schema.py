@@ -90,6 +90,10 @@ MIGRATIONS = (
         "telemetry TEXT NOT NULL, PRIMARY KEY (node_key, sysid, time)) WITHOUT ROWID",
         "CREATE INDEX drone_points_time ON drone_points (time)",
     )),  # fmt: skip
+    Migration(4, "dead letters keep the first bytes of a payload, with its size and hash", (
+        "ALTER TABLE dead_letters ADD COLUMN payload_size INTEGER",
+        "ALTER TABLE dead_letters ADD COLUMN payload_sha256 TEXT",
+    )),
 )
 
 

@@ -92,10 +92,11 @@ _ALERT_SQL = _upsert_sql("alerts", ("alert_id", "site", "node", "alert_type", "s
 # re-emit a time) replaces itself rather than failing the batch.
 _POINT_SQL = (f"INSERT OR REPLACE INTO track_points ({', '.join(POINT_COLUMNS)}) "
               f"VALUES ({', '.join('?' * len(POINT_COLUMNS))})")  # fmt: skip
-_DEAD_LETTER_SQL = ("INSERT INTO dead_letters (received, topic, reason, payload, node_key) "
-                    "VALUES (?, ?, ?, ?, ?)")  # fmt: skip
+_DEAD_LETTER_SQL = ("INSERT INTO dead_letters (received, topic, reason, payload, node_key, "
+                    "payload_size, payload_sha256) VALUES (?, ?, ?, ?, ?, ?, ?)")  # fmt: skip
 
-_dead_letter_row = attrgetter("received", "topic", "reason", "payload", "node_key")
+_dead_letter_row = attrgetter("received", "topic", "reason", "payload", "node_key",
+                              "payload_size", "payload_sha256")  # fmt: skip
 
 
 def _status_row(status: NodeStatus) -> tuple:
