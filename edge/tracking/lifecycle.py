@@ -118,6 +118,19 @@ def give_birth(x, P, floats, ints, z, R, measurements, t, sensor_bit, first_id, 
 
 
 @njit(cache=True)
+def measurement_owners(ints, assigned, n, newborn, first_id, n_meas):
+    """The id of the track that used each measurement (-1: none), before the scan closes:
+    rows 0..n-1 by `assigned`, the newborn by the ids they are about to get."""
+    owner = np.full(n_meas, -1, np.int64)
+    for i in range(n):
+        if assigned[i] >= 0:
+            owner[assigned[i]] = ints[ID, i]
+    for k in range(newborn.shape[0]):
+        owner[newborn[k]] = first_id + k
+    return owner
+
+
+@njit(cache=True)
 def close_scan(x, P, floats, ints, n, assigned, llr, newborn, z, R, t, sensor_bit, next_id,
                rules):  # fmt: skip
     """Book the scan, drop the dead, start the newborn (capacity reserved by the caller).

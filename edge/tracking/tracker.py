@@ -97,6 +97,7 @@ class Tracker:
         self._clock = -np.inf
         self._next_id = 1
         self._sensor_names: list[str] = []
+        self._measurement_track = np.empty(0, np.int64)  # the last scan's, per measurement
         c = self.config
         self._gate_d2 = float(chi2.ppf(c.gate_probability, df=2))
         self._log_pd_over_clutter = float(np.log(c.detection_probability / c.clutter_density))
@@ -115,7 +116,8 @@ class Tracker:
 
     def tracks(self) -> Tracks:
         """The current tracks, as after the last update."""
-        return self._table.snapshot(tuple(self._sensor_names), self._clock)
+        return self._table.snapshot(tuple(self._sensor_names), self._clock,
+                                    self._measurement_track)  # fmt: skip
 
     def update(self, t: float, z, R, sensor: str = "default") -> Tracks:
         """Process one scan of one sensor taken at time t (UTC seconds)."""
@@ -133,6 +135,7 @@ class Tracker:
                 "stale scan rejected sensor=%s t=%.3f clock=%.3f n=%d",
                 sensor, t, self._clock, z.shape[0],
             )  # fmt: skip
+            self._measurement_track = np.full(z.shape[0], -1, np.int64)
             return self.tracks()
 
         table = self._table
@@ -177,6 +180,9 @@ class Tracker:
         self._gnn_stage(tentative, usable[free[usable]], z, R, assigned, llr, free)
 
         newborn = usable[free[usable]]
+        self._measurement_track = lifecycle.measurement_owners(
+            table.ints, assigned, n, newborn, self._next_id, z.shape[0]
+        )
         table.n, confirmed_now, deleted = lifecycle.close_scan(
             *table.columns(), n, assigned, llr, newborn, z, R, t, sensor_bit, self._next_id,
             self._life_rules,
@@ -208,17 +214,23 @@ class Tracker:
         if tracks.shape[0] == 0 or measurements.shape[0] == 0:
             return
         x, P = self._table.x, self._table.P
-        pair_track, pair_meas, pair_llr, beta_pair, beta_miss, too_large = jpda.jpda_propose(
-            x, P, tracks, z, R, measurements, self._gate_d2, self._log_pd_over_clutter,
-            self._miss_llr, self.config.max_jpda_events,
+        pair_track, pair_meas, pair_llr, beta_pair, beta_miss, in_best_event, too_large = (
+            jpda.jpda_propose(
+                x, P, tracks, z, R, measurements, self._gate_d2, self._log_pd_over_clutter,
+                self._miss_llr, self.config.max_jpda_events,
+            )
         )  # fmt: skip
         if too_large.any():
-            self._hard_decisions(too_large, pair_track, pair_meas, pair_llr, beta_pair, beta_miss)
+            self._hard_decisions(too_large, pair_track, pair_meas, pair_llr, beta_pair, beta_miss,
+                                 in_best_event)  # fmt: skip
         jpda.jpda_apply(x, P, tracks, z, R, measurements, pair_track, pair_meas, pair_llr,
-                        beta_pair, beta_miss, self._miss_llr, assigned, llr, free)  # fmt: skip
+                        beta_pair, beta_miss, in_best_event, self._miss_llr, assigned, llr,
+                        free)  # fmt: skip
 
-    def _hard_decisions(self, too_large, pair_track, pair_meas, pair_llr, beta_pair, beta_miss):
-        """GNN for the clusters too large to enumerate, written as 0/1 betas."""
+    def _hard_decisions(self, too_large, pair_track, pair_meas, pair_llr, beta_pair, beta_miss,
+                        in_best_event):  # fmt: skip
+        """GNN for the clusters too large to enumerate, written as 0/1 betas (and as
+        their best event)."""
         pairs = np.flatnonzero(too_large)
         tracks, track_local = np.unique(pair_track[pairs], return_inverse=True)
         meas, meas_local = np.unique(pair_meas[pairs], return_inverse=True)
@@ -229,6 +241,7 @@ class Tracker:
         chosen = pairs[track_to_pair[track_to_pair >= 0]]
         beta_pair[chosen] = 1.0
         beta_miss[pair_track[chosen]] = 0.0
+        in_best_event[chosen] = True
 
 
 @njit(cache=True)
