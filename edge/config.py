@@ -81,6 +81,28 @@ class CameraSection(_Strict):
         return self
 
 
+class ClassLimits(_Strict):
+    """What a target of one class can do: the tracker refuses a detection that would need
+    more (a jump starts a new track), clips a track's velocity to `max_speed`, and lets
+    it coast unseen at most `max_coast_s`."""
+
+    max_speed: float = Field(gt=0)  # m/s
+    max_acceleration: float = Field(gt=0)  # m/s²
+    max_coast_s: float = Field(gt=0)
+
+
+class ClassLimitsTable(_Strict):
+    """`[tracking.class_limits.<class>]`. A person runs at most about 7 m/s; a camel
+    gallops up to about 18 m/s; a vehicle off road stays under 40 m/s. A track of no
+    known class yet ("unknown": every track is at first) may be any of them, so it gets
+    the widest speed, and coasts no longer than a person may hide while the drone turns."""
+
+    person: ClassLimits = ClassLimits(max_speed=7.0, max_acceleration=3.0, max_coast_s=15.0)
+    animal: ClassLimits = ClassLimits(max_speed=18.0, max_acceleration=4.0, max_coast_s=15.0)
+    vehicle: ClassLimits = ClassLimits(max_speed=40.0, max_acceleration=6.0, max_coast_s=10.0)
+    unknown: ClassLimits = ClassLimits(max_speed=40.0, max_acceleration=6.0, max_coast_s=15.0)
+
+
 class TrackerConfig(_Strict):
     """The tracker's parameters (`edge.tracking.Tracker`), the `[tracking]` section's keys.
 
@@ -110,6 +132,7 @@ class TrackerConfig(_Strict):
     confirmed_delete_drop: float = Field(default=25.0, gt=0)  # below its best: a track dies
     max_coast_time_s: float = Field(default=15.0, gt=0)  # unseen this long: a track dies
     max_position_std: float = Field(default=100.0, gt=0)  # m; a track this uncertain is no use
+    class_limits: ClassLimitsTable = ClassLimitsTable()
 
 
 class TrackingSection(TrackerConfig):

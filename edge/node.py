@@ -209,6 +209,8 @@ class EdgeNode:
         self._votes.vote(t, self._tracks, z, R, [d.target_class for d in detections],
                          [d.class_probabilities for d in detections])  # fmt: skip
         self._state.classes = self._votes.classes()
+        # The tracker bounds each track's gate, speed and coasting by its class.
+        self.tracker.set_classes(self._state.classes)
 
     # --- publishing ------------------------------------------------------------------------
 

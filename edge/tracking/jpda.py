@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from edge.tracking.assign import cluster_labels
-from edge.tracking.gating import gate_pairs
+from edge.tracking.bounds import gate_possible_pairs
 from edge.tracking.kalman import updated_one
 from edge.tracking.lifecycle import hit_log_likelihood_ratio
 
@@ -234,15 +234,18 @@ def mixture_update(x, P, tracks, pair_track, pair_meas, beta_pair, beta_miss, z,
 
 
 @njit(cache=True)
-def jpda_propose(x, P, tracks, z, R, measurements, gate_d2, log_pd_over_clutter, miss_llr,
-                 max_events):  # fmt: skip
-    """Gate `tracks` against `measurements` and compute the JPDA marginals.
+def jpda_propose(x, P, floats, ints, tracks, z, R, measurements, t, gate_d2, limits,
+                 log_pd_over_clutter, miss_llr, max_events):  # fmt: skip
+    """Gate `tracks` against `measurements` (within their class limits) and compute the
+    JPDA marginals.
 
     Returns (pair_track, pair_meas, pair_llr, beta_pair, beta_miss, in_best_event,
     too_large).
     """
     n_tracks, n_meas = tracks.shape[0], measurements.shape[0]
-    pair_track, pair_meas, d2, log_det = gate_pairs(x, P, tracks, z, R, measurements, gate_d2)
+    pair_track, pair_meas, d2, log_det = gate_possible_pairs(
+        x, P, floats, ints, tracks, z, R, measurements, gate_d2, t, limits
+    )
     pair_llr = hit_log_likelihood_ratio(d2, log_det, log_pd_over_clutter)
     labels = cluster_labels(pair_track, pair_meas, n_tracks, n_meas)
     beta_pair, beta_miss, in_best_event, too_large = marginal_probabilities(

@@ -15,11 +15,15 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from edge.tracking.bounds import MAX_COAST, UNKNOWN, clip_speed
 from edge.tracking.table import (
+    CLASS,
     CONFIRMED,
+    E_MEAS,
     HITS,
     ID,
     MISSES,
+    N_MEAS,
     SCORE,
     SCORE_MAX,
     SENSOR_MASK,
@@ -28,6 +32,7 @@ from edge.tracking.table import (
     T_STATE,
     T_UPDATE,
     TENTATIVE,
+    VAR_MEAS,
     compact_columns,
 )
 
@@ -44,6 +49,7 @@ class LifeRules(NamedTuple):
     max_position_variance: float  # m²
     velocity_variance: float  # (m/s)², a newborn track's per axis
     birth_score: float  # a newborn track's score
+    class_limits: np.ndarray  # (classes, 3) `bounds`' limits table
 
 
 @njit(cache=True)
@@ -53,7 +59,15 @@ def hit_log_likelihood_ratio(d2, log_det_s, log_pd_over_clutter):
 
 
 @njit(cache=True)
-def advance(P, floats, ints, assigned, llr, t, sensor_bit, n, rules):
+def _mark_measured(x, P, floats, i):
+    """Remember where track i is right after a measurement, and how surely."""
+    floats[E_MEAS, i] = x[0, i]
+    floats[N_MEAS, i] = x[1, i]
+    floats[VAR_MEAS, i] = max(P[0, 0, i], P[1, 1, i])
+
+
+@njit(cache=True)
+def advance(x, P, floats, ints, assigned, llr, t, sensor_bit, n, rules):
     """Book one scan into tracks 0..n-1; return the keep flag of each."""
     keep = np.ones(n, np.bool_)
     for i in range(n):
@@ -62,6 +76,7 @@ def advance(P, floats, ints, assigned, llr, t, sensor_bit, n, rules):
             ints[HITS, i] += 1
             floats[T_UPDATE, i] = t
             ints[SENSOR_MASK, i] |= sensor_bit
+            _mark_measured(x, P, floats, i)
         else:
             ints[MISSES, i] += 1
         score = floats[SCORE, i]
@@ -75,7 +90,8 @@ def advance(P, floats, ints, assigned, llr, t, sensor_bit, n, rules):
             floats[SCORE_MAX, i] = max(floats[SCORE_MAX, i], score)
             if score < floats[SCORE_MAX, i] - rules.confirmed_delete_drop:
                 keep[i] = False
-        if t - floats[T_UPDATE, i] > rules.max_coast_time_s:
+        coast_limit = min(rules.max_coast_time_s, rules.class_limits[ints[CLASS, i], MAX_COAST])
+        if t - floats[T_UPDATE, i] > coast_limit:
             keep[i] = False
         if max(P[0, 0, i], P[1, 1, i]) > rules.max_position_variance:
             keep[i] = False
@@ -115,6 +131,8 @@ def give_birth(x, P, floats, ints, z, R, measurements, t, sensor_bit, first_id, 
         ints[HITS, i] = 1
         ints[MISSES, i] = 0
         ints[SENSOR_MASK, i] = sensor_bit
+        ints[CLASS, i] = UNKNOWN
+        _mark_measured(x, P, floats, i)
 
 
 @njit(cache=True)
@@ -140,7 +158,8 @@ def close_scan(x, P, floats, ints, n, assigned, llr, newborn, z, R, t, sensor_bi
     was_confirmed = 0
     for i in range(n):
         was_confirmed += ints[STATUS, i] == CONFIRMED
-    keep = advance(P, floats, ints, assigned, llr, t, sensor_bit, n, rules)
+    clip_speed(x, ints, n, rules.class_limits)
+    keep = advance(x, P, floats, ints, assigned, llr, t, sensor_bit, n, rules)
     now_confirmed = 0
     confirmed_deleted = 0
     for i in range(n):

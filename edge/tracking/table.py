@@ -26,7 +26,10 @@ T_BORN = 1
 T_UPDATE = 2  # time of the last assigned measurement
 SCORE = 3  # log-likelihood ratio, target vs clutter
 SCORE_MAX = 4  # the best score since confirmation
-N_FLOATS = 5
+E_MEAS = 5  # position (e, n) right after the last assigned measurement
+N_MEAS = 6
+VAR_MEAS = 7  # its largest variance, m²
+N_FLOATS = 8
 
 # Rows of `ints`.
 ID = 0  # never reused within a tracker's life
@@ -34,7 +37,8 @@ STATUS = 1  # TENTATIVE or CONFIRMED
 HITS = 2  # measurements assigned
 MISSES = 3  # scans without a measurement
 SENSOR_MASK = 4  # bit s set when sensor s fed the track
-N_INTS = 5
+CLASS = 5  # the class code of `bounds.CLASS_NAMES` (0: unknown)
+N_INTS = 6
 
 
 @dataclass(frozen=True)
