@@ -133,6 +133,16 @@ class TrackerConfig(_Strict):
     max_coast_time_s: float = Field(default=15.0, gt=0)  # unseen this long: a track dies
     max_position_std: float = Field(default=100.0, gt=0)  # m; a track this uncertain is no use
     class_limits: ClassLimitsTable = ClassLimitsTable()
+    # The clutter map (`edge.tracking.clutter`): cells of this side, in which detections
+    # that no moving target explains are counted with this half-life; a tentative track
+    # in a cell needs one more hit per `clutter_detections_per_hit` counted there, at
+    # most `clutter_max_extra_hits` more (0: no map), so a person who stands still is
+    # still confirmed. A confirmed track faster than `moving_speed` m/s is moving.
+    clutter_cell_m: float = Field(default=10.0, gt=0)
+    clutter_half_life_s: float = Field(default=300.0, gt=0)
+    clutter_detections_per_hit: float = Field(default=1.5, gt=0)
+    clutter_max_extra_hits: int = Field(default=20, ge=0)
+    moving_speed: float = Field(default=0.5, ge=0)
 
 
 class TrackingSection(TrackerConfig):

@@ -67,8 +67,12 @@ def _mark_measured(x, P, floats, i):
 
 
 @njit(cache=True)
-def advance(x, P, floats, ints, assigned, llr, t, sensor_bit, n, rules):
-    """Book one scan into tracks 0..n-1; return the keep flag of each."""
+def advance(x, P, floats, ints, assigned, llr, extra_hits, t, sensor_bit, n, rules):
+    """Book one scan into tracks 0..n-1; return the keep flag of each.
+
+    extra_hits: per track, the hits beyond its first that the clutter where it
+    is demands before its score may confirm it.
+    """
     keep = np.ones(n, np.bool_)
     for i in range(n):
         floats[SCORE, i] += llr[i]
@@ -81,7 +85,7 @@ def advance(x, P, floats, ints, assigned, llr, t, sensor_bit, n, rules):
             ints[MISSES, i] += 1
         score = floats[SCORE, i]
         if ints[STATUS, i] == TENTATIVE:
-            if score >= rules.confirm_score:
+            if score >= rules.confirm_score and ints[HITS, i] >= 1 + extra_hits[i]:
                 ints[STATUS, i] = CONFIRMED
                 floats[SCORE_MAX, i] = score
             elif score < rules.tentative_delete_score:
@@ -149,8 +153,8 @@ def measurement_owners(ints, assigned, n, newborn, first_id, n_meas):
 
 
 @njit(cache=True)
-def close_scan(x, P, floats, ints, n, assigned, llr, newborn, z, R, t, sensor_bit, next_id,
-               rules):  # fmt: skip
+def close_scan(x, P, floats, ints, n, assigned, llr, extra_hits, newborn, z, R, t, sensor_bit,
+               next_id, rules):  # fmt: skip
     """Book the scan, drop the dead, start the newborn (capacity reserved by the caller).
 
     Returns (tracks now, confirmed this scan, deleted this scan).
@@ -159,7 +163,7 @@ def close_scan(x, P, floats, ints, n, assigned, llr, newborn, z, R, t, sensor_bi
     for i in range(n):
         was_confirmed += ints[STATUS, i] == CONFIRMED
     clip_speed(x, ints, n, rules.class_limits)
-    keep = advance(x, P, floats, ints, assigned, llr, t, sensor_bit, n, rules)
+    keep = advance(x, P, floats, ints, assigned, llr, extra_hits, t, sensor_bit, n, rules)
     now_confirmed = 0
     confirmed_deleted = 0
     for i in range(n):

@@ -26,7 +26,7 @@ from numba import njit
 from scipy.stats import chi2
 
 from edge.config import TrackerConfig
-from edge.tracking import jpda, kalman, lifecycle
+from edge.tracking import clutter, jpda, kalman, lifecycle
 from edge.tracking.assign import associate, gnn_apply, gnn_propose, solve_ambiguous
 from edge.tracking.bounds import CLASS_NAMES, class_code, limits_table
 from edge.tracking.table import CLASS, CONFIRMED, ID, STATUS, T_STATE, TENTATIVE, Tracks, TrackTable
@@ -105,6 +105,10 @@ class Tracker:
         self._miss_llr = float(np.log1p(-c.detection_probability))
         birth_density = c.clutter_density if c.birth_density is None else c.birth_density
         self._limits = limits_table(c.class_limits)
+        self._clutter = clutter.ClutterMap(clutter.ClutterRules(
+            c.clutter_cell_m, c.clutter_half_life_s, c.clutter_detections_per_hit,
+            c.clutter_max_extra_hits, c.moving_speed,
+        ))  # fmt: skip
         self._life_rules = lifecycle.LifeRules(
             c.confirm_score, c.tentative_delete_score, c.confirmed_delete_drop,
             c.max_coast_time_s, c.max_position_std**2, c.initial_velocity_std**2,
@@ -137,6 +141,11 @@ class Tracker:
         table = self._table
         ids, codes = table.ints[ID, : table.n], table.ints[CLASS, : table.n]
         return {int(i): CLASS_NAMES[c] for i, c in zip(ids, codes, strict=True)}
+
+    def clutter_extra_hits(self, points) -> np.ndarray:
+        """The hits beyond its first that a tentative track at each of `points` (N, 2)
+        ENU m would now need, for the static clutter learned there."""
+        return self._clutter.extra_hits_at(points, self._clock)
 
     def update(self, t: float, z, R, sensor: str = "default") -> Tracks:
         """Process one scan of one sensor taken at time t (UTC seconds)."""
@@ -202,9 +211,12 @@ class Tracker:
         self._measurement_track = lifecycle.measurement_owners(
             table.ints, assigned, n, newborn, self._next_id, z.shape[0]
         )
+        ground, rules = self._clutter.columns(), self._clutter.rules
+        clutter.record(*ground, table.x, table.ints, n, z, usable, assigned, t, rules)
+        extra_hits = clutter.required_hits(*ground, table.x, table.ints, n, t, rules)
         table.n, confirmed_now, deleted = lifecycle.close_scan(
-            *table.columns(), n, assigned, llr, newborn, z, R, t, sensor_bit, self._next_id,
-            self._life_rules,
+            *table.columns(), n, assigned, llr, extra_hits, newborn, z, R, t, sensor_bit,
+            self._next_id, self._life_rules,
         )
         self._next_id += newborn.shape[0]
         self.counters.tracks_born += newborn.shape[0]

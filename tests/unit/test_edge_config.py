@@ -79,6 +79,8 @@ TRACKER_SETTINGS = {
     "tentative_delete_score": -5.0, "confirmed_delete_drop": 9.0, "max_coast_time_s": 4.0,
     "max_position_std": 50.0,
     "class_limits": {"person": {"max_speed": 4.0, "max_acceleration": 2.0, "max_coast_s": 9.0}},
+    "clutter_cell_m": 5.0, "clutter_half_life_s": 60.0, "clutter_detections_per_hit": 2.0,
+    "clutter_max_extra_hits": 5, "moving_speed": 1.0,
 }  # fmt: skip
 
 
