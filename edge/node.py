@@ -32,6 +32,7 @@ from edge.drivers.mavlink import MavlinkDriver
 from edge.georef import Georeferencer
 from edge.georef import Pose as CameraPose
 from edge.track_classes import ClassVotes
+from edge.track_groups import GroupCounts, ground_widths
 from edge.tracking import Tracker
 from edge.uplink import Uplink
 from wire import topics
@@ -96,6 +97,7 @@ class _Clock:
     next_status: float = 0.0
     last_scan: float = -math.inf
     classes: dict[int, str] = field(default_factory=dict)
+    counts: dict[int, int] = field(default_factory=dict)  # targets a track stands for
 
 
 class EdgeNode:
@@ -111,6 +113,7 @@ class EdgeNode:
         self.counters = NodeCounters()
         self._state = _Clock()
         self._votes = ClassVotes()
+        self._groups = GroupCounts()
         self._tracks = None
 
     def run(self, stop: threading.Event, poll_s: float = 0.005) -> None:
@@ -198,6 +201,9 @@ class EdgeNode:
         self._state.last_scan = t
         located = [d for d, keep in zip(detections, ok, strict=True) if keep]
         self._vote_classes(t, ground.z[ok], ground.R[ok], located)
+        widths = ground_widths(located, pose, camera.georeferencer)
+        self._groups.count(t, self._tracks, ground.z[ok], widths, self._state.classes)
+        self._state.counts = self._groups.counts()
         return True
 
     def _vote_classes(self, t: float, z: np.ndarray, R: np.ndarray,
@@ -229,7 +235,8 @@ class EdgeNode:
             return encode(track_batch(self._tracks, settings.frame, site=settings.site,
                                       node=settings.node, seq=seq,
                                       state_time=self._state.last_scan, sent=now,
-                                      classes=self._state.classes))  # fmt: skip
+                                      classes=self._state.classes,
+                                      counts=self._state.counts))  # fmt: skip
 
         self.uplink.send_numbered(topics.tracks(settings.site, settings.node), encoded)
         self.counters.batches += 1
