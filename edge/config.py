@@ -62,6 +62,9 @@ class CameraSection(_Strict):
     width: int = Field(gt=0)
     height: int = Field(gt=0)
     latency_s: float = Field(default=0.1, ge=0)  # source to arrival, where the stream has no time
+    # At most this many of the camera's frames per second go through detection, evenly
+    # spaced; the rest are skipped and counted. Unset: every frame the loop can take.
+    process_fps: float | None = Field(default=None, gt=0)
     # On a drone's gimbal (its pose from that drone's telemetry), or on a mast at the post.
     drone_sysid: int | None = Field(default=None, ge=1, le=254)
     mast: tuple[float, float, float] | None = None  # lat, lon, height above the ground m
