@@ -76,23 +76,22 @@ def groups_of(z: np.ndarray, owners: np.ndarray, confirmed: set[int]) -> dict[in
     detections no confirmed track used that link to it (each within `LINK_M` of the
     next). A free detection that links to several tracks' groups joins the one whose
     detection is nearest, so that no detection is counted twice."""
-    anchors = [j for j in range(len(z)) if int(owners[j]) in confirmed]
-    free = [j for j in range(len(z)) if int(owners[j]) not in confirmed]
-    groups = {int(owners[j]): [j] for j in anchors}
-    if not anchors:
+    is_anchor = np.array([int(o) in confirmed for o in owners], bool)
+    anchors = np.flatnonzero(is_anchor)
+    groups = {int(owners[j]): [int(j)] for j in anchors}
+    if not len(anchors):
         return groups
+    distance = np.linalg.norm(z[:, None] - z[None], axis=2)
     # Free detections reachable from any anchor through free detections.
-    linked, frontier = set(), list(anchors)
-    while frontier:
-        k = frontier.pop()
-        for m in free:
-            if m not in linked and np.hypot(*(z[m] - z[k])) <= LINK_M:
-                linked.add(m)
-                frontier.append(m)
-    anchor_z = z[anchors]
-    for m in sorted(linked):
-        nearest = anchors[int(np.argmin(np.linalg.norm(anchor_z - z[m], axis=1)))]
-        groups[int(owners[nearest])].append(m)
+    reached = is_anchor.copy()
+    frontier = is_anchor.copy()
+    while frontier.any():
+        near = (distance[frontier] <= LINK_M).any(axis=0) & ~reached
+        reached |= near
+        frontier = near
+    for m in np.flatnonzero(reached & ~is_anchor):
+        nearest = anchors[int(np.argmin(distance[m, anchors]))]
+        groups[int(owners[nearest])].append(int(m))
     return groups
 
 
