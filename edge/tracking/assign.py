@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit
 from scipy.optimize import linear_sum_assignment
 
-from edge.tracking.bounds import gate_possible_pairs
+from edge.tracking.gating import gate_pairs
 from edge.tracking.kalman import store_one, updated_one
 from edge.tracking.lifecycle import hit_log_likelihood_ratio
 
@@ -159,7 +159,7 @@ def gnn_propose(x, P, floats, ints, tracks, z, R, measurements, t, gate_d2, limi
     ambiguous); the ambiguous clusters are left to `solve_ambiguous`.
     """
     n_tracks, n_meas = tracks.shape[0], measurements.shape[0]
-    pair_track, pair_meas, d2, log_det = gate_possible_pairs(
+    pair_track, pair_meas, d2, log_det = gate_pairs(
         x, P, floats, ints, tracks, z, R, measurements, gate_d2, t, limits
     )
     pair_llr = hit_log_likelihood_ratio(d2, log_det, log_pd_over_clutter)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from edge.tracking.gating import gate_pairs
 from edge.tracking.kalman import updated_one
 from edge.tracking.table import CLASS, E_MEAS, N_MEAS, T_UPDATE, VAR_MEAS
 
@@ -52,45 +51,31 @@ def class_code(name: str) -> int:
     return CLASS_NAMES.index(name) if name in CLASS_NAMES else UNKNOWN
 
 
-@njit(cache=True)
-def _largest_eigenvalue(a, b, c):
-    half_trace = 0.5 * (a + c)
-    half_diff = 0.5 * (a - c)
-    return half_trace + np.sqrt(half_diff * half_diff + b * b)
-
-
-@njit(cache=True)
-def possible_pairs(x, P, floats, ints, tracks, z, R, measurements, pair_track, pair_meas, d2,
-                   t, limits):  # fmt: skip
-    """Flags of the gated pairs (tracks[pair_track], measurements[pair_meas], with their
-    Mahalanobis d²) that a target of the track's class could have made: within reach
-    and acceleration."""
-    n_pairs = pair_track.shape[0]
-    possible = np.ones(n_pairs, np.bool_)
-    for k in range(n_pairs):
-        i = tracks[pair_track[k]]
-        j = measurements[pair_meas[k]]
-        c = ints[CLASS, i]
-        elapsed = max(t - floats[T_UPDATE, i], 0.0)
-        r_largest = _largest_eigenvalue(R[j, 0, 0], 0.5 * (R[j, 0, 1] + R[j, 1, 0]), R[j, 1, 1])
-        # Reach: from where the track was last measured, at the class's top speed.
-        moved = np.hypot(z[j, 0] - floats[E_MEAS, i], z[j, 1] - floats[N_MEAS, i])
-        reach = limits[c, MAX_SPEED] * elapsed
-        reach += SIGMAS * np.sqrt(floats[VAR_MEAS, i] + r_largest)
-        if moved > reach:
-            possible[k] = False
-            continue
-        # Acceleration: the velocity this update would give, against the predicted one.
-        # The change K_v ν is at most the velocity's std times sqrt(d²) (the posterior
-        # velocity covariance stays positive), so most pairs need no update to pass.
-        v_std = np.sqrt(_largest_eigenvalue(P[2, 2, i], P[2, 3, i], P[3, 3, i]))
-        allowed = limits[c, MAX_ACCELERATION] * elapsed + SIGMAS * v_std
-        if v_std * np.sqrt(d2[k]) <= allowed:
-            continue
-        u = updated_one(x, P, i, z, R, j)
-        if np.hypot(u[2] - x[2, i], u[3] - x[3, i]) > allowed:
-            possible[k] = False
-    return possible
+@njit(cache=True, inline="always")
+def possible(x, P, floats, ints, i, z, R, j, d2, t, limits):
+    """Whether a target of track i's class could have made detection j (at Mahalanobis
+    d² from it): within reach and acceleration. The standard deviations are bounded
+    by traces (never smaller than the largest eigenvalue), so a doubt favours the pair."""
+    c = ints[CLASS, i]
+    elapsed = max(t - floats[T_UPDATE, i], 0.0)
+    # Reach: from where the track was last measured, at the class's top speed.
+    de = z[j, 0] - floats[E_MEAS, i]
+    dn = z[j, 1] - floats[N_MEAS, i]
+    spread = SIGMAS * np.sqrt(floats[VAR_MEAS, i] + R[j, 0, 0] + R[j, 1, 1])
+    reach = limits[c, MAX_SPEED] * elapsed + spread
+    if de * de + dn * dn > reach * reach:
+        return False
+    # Acceleration: the velocity this update would give, against the predicted one. The
+    # change K_v ν is at most the velocity's std times sqrt(d²) (the posterior velocity
+    # covariance stays positive), so most pairs need no update to pass.
+    v_std = np.sqrt(P[2, 2, i] + P[3, 3, i])
+    allowed = limits[c, MAX_ACCELERATION] * elapsed + SIGMAS * v_std
+    if v_std * v_std * d2 <= allowed * allowed:
+        return True
+    u = updated_one(x, P, i, z, R, j)
+    dv0 = u[2] - x[2, i]
+    dv1 = u[3] - x[3, i]
+    return dv0 * dv0 + dv1 * dv1 <= allowed * allowed
 
 
 @njit(cache=True)
@@ -103,11 +88,3 @@ def clip_speed(x, ints, n, limits):
             x[2, i] *= top / speed
             x[3, i] *= top / speed
 
-
-@njit(cache=True)
-def gate_possible_pairs(x, P, floats, ints, tracks, z, R, measurements, gate_d2, t, limits):
-    """`gating.gate_pairs`, less the pairs no target of the track's class could make."""
-    pair_track, pair_meas, d2, log_det = gate_pairs(x, P, tracks, z, R, measurements, gate_d2)
-    keep = possible_pairs(x, P, floats, ints, tracks, z, R, measurements, pair_track, pair_meas,
-                          d2, t, limits)  # fmt: skip
-    return pair_track[keep], pair_meas[keep], d2[keep], log_det[keep]

@@ -14,10 +14,10 @@ finite, so a person who stands still (people stranded in the desert stop
 moving) is confirmed eventually; a track already confirmed keeps its
 confirmation wherever it stops.
 
-The cells live in a fixed-size open-addressing hash table (keys, counts and
-the time each count refers to), so the memory is bounded whatever ground the
-node's cameras sweep: when a probe run is full, the weakest cell is
-forgotten first.
+The cells live in a fixed-size open-addressing hash table (keys and decayed
+counts), so the memory is bounded whatever ground the node's cameras sweep:
+when a probe run is full, the weakest cell is forgotten first. A track's bar
+is looked up only when its score would confirm it.
 """
 
 from __future__ import annotations
@@ -27,12 +27,16 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from edge.tracking.table import CONFIRMED, STATUS, TENTATIVE
+from edge.tracking.table import CONFIRMED, STATUS
 
 SLOTS = 1 << 15  # cells remembered at once (a power of two)
 PROBES = 8  # slots looked at per cell before the weakest is replaced
 _EMPTY = -1
 _OFFSET = 1 << 30  # keeps the packed (column, row) key positive
+# Counts are kept as weights relative to an epoch (a count at t is its weight times
+# 2^-((t - epoch) / half-life)), so that decaying them costs nothing per cell; the
+# weights are brought to a new epoch before the factor could overflow.
+_REBASE_HALF_LIVES = 500.0
 
 
 class ClutterRules(NamedTuple):
@@ -44,21 +48,22 @@ class ClutterRules(NamedTuple):
 
 
 class ClutterMap:
-    """The map's arrays: slot keys, decayed counts, and the time each count refers to."""
+    """The map's arrays: slot keys, weights (counts relative to the epoch), the epoch."""
 
     def __init__(self, rules: ClutterRules):
         self.rules = rules
         self.keys = np.full(SLOTS, _EMPTY, np.int64)
-        self.counts = np.zeros(SLOTS)
-        self.stamps = np.zeros(SLOTS)
+        self.weights = np.zeros(SLOTS)
+        self.epoch = np.full(1, np.nan)  # set by the first detection recorded
 
     def columns(self):
-        return self.keys, self.counts, self.stamps
+        return self.keys, self.weights, self.epoch
 
     def extra_hits_at(self, points: np.ndarray, t: float) -> np.ndarray:
         """The extra hits a tentative track at each of `points` (N, 2) would need at t."""
         points = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 2)
-        return np.array([_extra_hits(*self.columns(), p[0], p[1], t, self.rules) for p in points])
+        return np.array([extra_hits(*self.columns(), p[0], p[1], t, self.rules) for p in points],
+                        np.int64)  # fmt: skip
 
 
 @njit(cache=True)
@@ -75,17 +80,12 @@ def _slot_of(key):
 
 
 @njit(cache=True)
-def _decayed(counts, stamps, s, t, half_life_s):
-    return counts[s] * 0.5 ** (max(t - stamps[s], 0.0) / half_life_s)
-
-
-@njit(cache=True)
-def _find(keys, counts, stamps, key, t, half_life_s, insert):
+def _find(keys, weights, key, insert):
     """The slot of `key`; with `insert`, a slot made for it (an empty one, else the
     weakest of its probe run); otherwise -1 when it is not there."""
     start = _slot_of(key)
     weakest = -1
-    weakest_count = np.inf
+    weakest_weight = np.inf
     for p in range(PROBES):
         s = (start + p) & (SLOTS - 1)
         if keys[s] == key:
@@ -94,64 +94,54 @@ def _find(keys, counts, stamps, key, t, half_life_s, insert):
             if not insert:
                 return -1
             keys[s] = key
-            counts[s] = 0.0
-            stamps[s] = t
+            weights[s] = 0.0
             return s
-        c = _decayed(counts, stamps, s, t, half_life_s)
-        if c < weakest_count:
-            weakest_count = c
+        if weights[s] < weakest_weight:
+            weakest_weight = weights[s]
             weakest = s
     if not insert:
         return -1
     keys[weakest] = key
-    counts[weakest] = 0.0
-    stamps[weakest] = t
+    weights[weakest] = 0.0
     return weakest
 
 
 @njit(cache=True)
-def _extra_hits(keys, counts, stamps, e, n, t, rules):
+def extra_hits(keys, weights, epoch, e, n, t, rules):
     """The static detections of the four cells nearest (e, n), in extra hits: a block of
     four rather than one cell, so that a track near a cell's edge (a rock's blobs
     scatter over the edge) sees the whole of what is around it."""
+    if rules.max_extra_hits == 0 or not np.isfinite(epoch[0]):
+        return 0
     c = rules.cell_m
     e0 = (np.floor(e / c - 0.5) + 0.5) * c  # the centre of the lower-left cell of the block
     n0 = (np.floor(n / c - 0.5) + 0.5) * c
     total = 0.0
     for de in range(2):
         for dn in range(2):
-            key = _key(e0 + de * c, n0 + dn * c, c)
-            s = _find(keys, counts, stamps, key, t, rules.half_life_s, False)
+            s = _find(keys, weights, _key(e0 + de * c, n0 + dn * c, c), False)
             if s >= 0:
-                total += _decayed(counts, stamps, s, t, rules.half_life_s)
-    return min(np.int64(total / rules.detections_per_hit), rules.max_extra_hits)
+                total += weights[s]
+    count = total * 0.5 ** ((t - epoch[0]) / rules.half_life_s)
+    return min(np.int64(count / rules.detections_per_hit), rules.max_extra_hits)
 
 
 @njit(cache=True)
-def record(keys, counts, stamps, x, ints, n, z, usable, assigned, t, rules):
+def record(keys, weights, epoch, x, ints, n, z, usable, assigned, t, rules):
     """Count this scan's detections that no moving confirmed track used, each in its cell."""
+    if rules.max_extra_hits == 0:
+        return
+    if not np.isfinite(epoch[0]) or (t - epoch[0]) / rules.half_life_s > _REBASE_HALF_LIVES:
+        if np.isfinite(epoch[0]):
+            weights *= 0.5 ** ((t - epoch[0]) / rules.half_life_s)
+        epoch[0] = t
+    one = 0.5 ** ((epoch[0] - t) / rules.half_life_s)  # a detection now, as a weight
     explained = np.zeros(z.shape[0], np.bool_)
     for i in range(n):
         j = assigned[i]
         if j >= 0 and ints[STATUS, i] == CONFIRMED:
             explained[j] = np.hypot(x[2, i], x[3, i]) > rules.moving_speed
     for j in usable:
-        if explained[j]:
-            continue
-        s = _find(keys, counts, stamps, _key(z[j, 0], z[j, 1], rules.cell_m), t,
-                  rules.half_life_s, True)  # fmt: skip
-        counts[s] = _decayed(counts, stamps, s, t, rules.half_life_s) + 1.0
-        stamps[s] = t
-
-
-@njit(cache=True)
-def required_hits(keys, counts, stamps, x, ints, n, t, rules):
-    """Per track 0..n-1, the extra hits it needs to be confirmed where it is now (0 for
-    confirmed tracks: the map never takes a confirmation back)."""
-    extra = np.zeros(n, np.int64)
-    if rules.max_extra_hits == 0:
-        return extra
-    for i in range(n):
-        if ints[STATUS, i] == TENTATIVE:
-            extra[i] = _extra_hits(keys, counts, stamps, x[0, i], x[1, i], t, rules)
-    return extra
+        if not explained[j]:
+            s = _find(keys, weights, _key(z[j, 0], z[j, 1], rules.cell_m), True)
+            weights[s] += one

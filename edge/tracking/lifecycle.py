@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from edge.tracking import clutter
 from edge.tracking.bounds import MAX_COAST, UNKNOWN, clip_speed
 from edge.tracking.table import (
     CLASS,
@@ -49,7 +50,6 @@ class LifeRules(NamedTuple):
     max_position_variance: float  # m²
     velocity_variance: float  # (m/s)², a newborn track's per axis
     birth_score: float  # a newborn track's score
-    class_limits: np.ndarray  # (classes, 3) `bounds`' limits table
 
 
 @njit(cache=True)
@@ -67,11 +67,13 @@ def _mark_measured(x, P, floats, i):
 
 
 @njit(cache=True)
-def advance(x, P, floats, ints, assigned, llr, extra_hits, t, sensor_bit, n, rules):
+def advance(x, P, floats, ints, assigned, llr, t, sensor_bit, n, rules, limits, ground_keys,
+            ground_weights, ground_epoch, ground_rules):  # fmt: skip
     """Book one scan into tracks 0..n-1; return the keep flag of each.
 
-    extra_hits: per track, the hits beyond its first that the clutter where it
-    is demands before its score may confirm it.
+    limits: `bounds`' table. A tentative track whose score would confirm it
+    needs, beyond its first, the hits that the clutter map (`ground_*`: its
+    arrays) asks for where it is.
     """
     keep = np.ones(n, np.bool_)
     for i in range(n):
@@ -85,7 +87,9 @@ def advance(x, P, floats, ints, assigned, llr, extra_hits, t, sensor_bit, n, rul
             ints[MISSES, i] += 1
         score = floats[SCORE, i]
         if ints[STATUS, i] == TENTATIVE:
-            if score >= rules.confirm_score and ints[HITS, i] >= 1 + extra_hits[i]:
+            if score >= rules.confirm_score and ints[HITS, i] >= 1 + clutter.extra_hits(
+                ground_keys, ground_weights, ground_epoch, x[0, i], x[1, i], t, ground_rules
+            ):
                 ints[STATUS, i] = CONFIRMED
                 floats[SCORE_MAX, i] = score
             elif score < rules.tentative_delete_score:
@@ -94,7 +98,7 @@ def advance(x, P, floats, ints, assigned, llr, extra_hits, t, sensor_bit, n, rul
             floats[SCORE_MAX, i] = max(floats[SCORE_MAX, i], score)
             if score < floats[SCORE_MAX, i] - rules.confirmed_delete_drop:
                 keep[i] = False
-        coast_limit = min(rules.max_coast_time_s, rules.class_limits[ints[CLASS, i], MAX_COAST])
+        coast_limit = min(rules.max_coast_time_s, limits[ints[CLASS, i], MAX_COAST])
         if t - floats[T_UPDATE, i] > coast_limit:
             keep[i] = False
         if max(P[0, 0, i], P[1, 1, i]) > rules.max_position_variance:
@@ -153,17 +157,25 @@ def measurement_owners(ints, assigned, n, newborn, first_id, n_meas):
 
 
 @njit(cache=True)
-def close_scan(x, P, floats, ints, n, assigned, llr, extra_hits, newborn, z, R, t, sensor_bit,
-               next_id, rules):  # fmt: skip
-    """Book the scan, drop the dead, start the newborn (capacity reserved by the caller).
+def close_scan(x, P, floats, ints, n, assigned, llr, usable, newborn, z, R, t, sensor_bit,
+               next_id, rules, limits, ground_keys, ground_weights, ground_epoch,
+               ground_rules):  # fmt: skip
+    """Book the scan into the tracks and the clutter map (`ground_*`: its arrays), drop
+    the dead, start the newborn (capacity reserved by the caller). limits: `bounds`'
+    table.
 
-    Returns (tracks now, confirmed this scan, deleted this scan).
+    Returns (tracks now, confirmed this scan, deleted this scan, the id of the track
+    that used each measurement).
     """
+    owners = measurement_owners(ints, assigned, n, newborn, next_id, z.shape[0])
+    clutter.record(ground_keys, ground_weights, ground_epoch, x, ints, n, z, usable, assigned,
+                   t, ground_rules)  # fmt: skip
     was_confirmed = 0
     for i in range(n):
         was_confirmed += ints[STATUS, i] == CONFIRMED
-    clip_speed(x, ints, n, rules.class_limits)
-    keep = advance(x, P, floats, ints, assigned, llr, extra_hits, t, sensor_bit, n, rules)
+    clip_speed(x, ints, n, limits)
+    keep = advance(x, P, floats, ints, assigned, llr, t, sensor_bit, n, rules, limits,
+                   ground_keys, ground_weights, ground_epoch, ground_rules)  # fmt: skip
     now_confirmed = 0
     confirmed_deleted = 0
     for i in range(n):
@@ -174,4 +186,4 @@ def close_scan(x, P, floats, ints, n, assigned, llr, extra_hits, newborn, z, R, 
     n = compact_columns(keep, x, P, floats, ints, n)
     give_birth(x, P, floats, ints, z, R, newborn, t, sensor_bit, next_id, n, rules)
     newly_confirmed = now_confirmed + confirmed_deleted - was_confirmed
-    return n + newborn.shape[0], newly_confirmed, deleted
+    return n + newborn.shape[0], newly_confirmed, deleted, owners

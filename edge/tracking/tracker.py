@@ -112,7 +112,7 @@ class Tracker:
         self._life_rules = lifecycle.LifeRules(
             c.confirm_score, c.tentative_delete_score, c.confirmed_delete_drop,
             c.max_coast_time_s, c.max_position_std**2, c.initial_velocity_std**2,
-            float(np.log(birth_density / c.clutter_density)), self._limits,
+            float(np.log(birth_density / c.clutter_density)),
         )  # fmt: skip
 
     @property
@@ -208,15 +208,10 @@ class Tracker:
         self._gnn_stage(t, tentative, usable[free[usable]], z, R, assigned, llr, free)
 
         newborn = usable[free[usable]]
-        self._measurement_track = lifecycle.measurement_owners(
-            table.ints, assigned, n, newborn, self._next_id, z.shape[0]
-        )
-        ground, rules = self._clutter.columns(), self._clutter.rules
-        clutter.record(*ground, table.x, table.ints, n, z, usable, assigned, t, rules)
-        extra_hits = clutter.required_hits(*ground, table.x, table.ints, n, t, rules)
-        table.n, confirmed_now, deleted = lifecycle.close_scan(
-            *table.columns(), n, assigned, llr, extra_hits, newborn, z, R, t, sensor_bit,
-            self._next_id, self._life_rules,
+        table.n, confirmed_now, deleted, self._measurement_track = lifecycle.close_scan(
+            *table.columns(), n, assigned, llr, usable, newborn, z, R, t, sensor_bit,
+            self._next_id, self._life_rules, self._limits, *self._clutter.columns(),
+            self._clutter.rules,
         )
         self._next_id += newborn.shape[0]
         self.counters.tracks_born += newborn.shape[0]

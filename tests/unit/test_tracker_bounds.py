@@ -6,7 +6,7 @@ from scipy.stats import chi2
 
 from edge.config import ClassLimits, ClassLimitsTable
 from edge.tracking import Tracker, TrackerConfig
-from edge.tracking.bounds import MAX_ACCELERATION, class_code, limits_table, possible_pairs
+from edge.tracking.bounds import MAX_ACCELERATION, class_code, limits_table, possible
 from edge.tracking.table import CLASS, N_FLOATS, N_INTS, T_UPDATE, VAR_MEAS
 
 pytestmark = pytest.mark.unit
@@ -75,12 +75,11 @@ def test_a_detection_needing_an_impossible_acceleration_is_not_the_tracks():
     ints[CLASS, 0] = class_code("person")
     z = np.array([[20.0, 0.0]])
     limits = limits_table(ClassLimitsTable())
-    one = np.array([0])
-    d2 = np.array([400.0 / 1.25])  # ν' S⁻¹ ν
-    args = (x, P, floats, ints, one, z, R(), one, one, one, d2, 10.0)
-    assert not possible_pairs(*args, limits)[0]
+    d2 = 400.0 / 1.25  # ν' S⁻¹ ν
+    args = (x, P, floats, ints, 0, z, R(), 0, d2, 10.0)
+    assert not possible(*args, limits)
     limits[class_code("person"), MAX_ACCELERATION] = 100.0
-    assert possible_pairs(*args, limits)[0]
+    assert possible(*args, limits)
 
 
 def test_a_tracks_velocity_never_exceeds_its_class_top_speed():
