@@ -14,8 +14,8 @@ finite, so a person who stands still (people stranded in the desert stop
 moving) is confirmed eventually; a track already confirmed keeps its
 confirmation wherever it stops.
 
-The cells live in a fixed-size open-addressing hash table (keys and decayed
-counts), so the memory is bounded whatever ground the node's cameras sweep:
+The cells live in a fixed-size open-addressing hash table (key and decayed
+count side by side), so the memory is bounded whatever ground the node's cameras sweep:
 when a probe run is full, the weakest cell is forgotten first. A track's bar
 is looked up only when its score would confirm it.
 """
@@ -29,10 +29,14 @@ from numba import njit
 
 from edge.tracking.table import CONFIRMED, STATUS
 
-SLOTS = 1 << 15  # cells remembered at once (a power of two)
+SLOTS = 1 << 13  # cells remembered at once (a power of two); 128 kB, cache-sized
 PROBES = 8  # slots looked at per cell before the weakest is replaced
-_EMPTY = -1
-_OFFSET = 1 << 30  # keeps the packed (column, row) key positive
+_EMPTY = -1.0
+# A cell's key packs (column, row), each offset to stay positive, into a float64 that
+# holds it exactly (under 2^53): a slot is then one row (key, weight) of one array,
+# one cache line per look, wherever on the ground. Columns and rows span 2^21 cells.
+_OFFSET = 1 << 20
+_KEY, _WEIGHT = 0, 1
 # Counts are kept as weights relative to an epoch (a count at t is its weight times
 # 2^-((t - epoch) / half-life)), so that decaying them costs nothing per cell; the
 # weights are brought to a new epoch before the factor could overflow.
@@ -48,16 +52,16 @@ class ClutterRules(NamedTuple):
 
 
 class ClutterMap:
-    """The map's arrays: slot keys, weights (counts relative to the epoch), the epoch."""
+    """The map's arrays: slots (key, weight: a count relative to the epoch), the epoch."""
 
     def __init__(self, rules: ClutterRules):
         self.rules = rules
-        self.keys = np.full(SLOTS, _EMPTY, np.int64)
-        self.weights = np.zeros(SLOTS)
+        self.slots = np.zeros((SLOTS, 2))
+        self.slots[:, _KEY] = _EMPTY
         self.epoch = np.full(1, np.nan)  # set by the first detection recorded
 
     def columns(self):
-        return self.keys, self.weights, self.epoch
+        return self.slots, self.epoch
 
     def extra_hits_at(self, points: np.ndarray, t: float) -> np.ndarray:
         """The extra hits a tentative track at each of `points` (N, 2) would need at t."""
@@ -68,8 +72,9 @@ class ClutterMap:
 
 @njit(cache=True)
 def _key(e, n, cell_m):
-    column = np.int64(np.floor(e / cell_m)) + _OFFSET
-    row = np.int64(np.floor(n / cell_m)) + _OFFSET
+    """The cell's key as an integer (for hashing); as a float64 it is exact."""
+    column = min(max(np.int64(np.floor(e / cell_m)) + _OFFSET, 0), 2 * _OFFSET - 1)
+    row = min(max(np.int64(np.floor(n / cell_m)) + _OFFSET, 0), 2 * _OFFSET - 1)
     return column * (2 * _OFFSET) + row
 
 
@@ -80,34 +85,35 @@ def _slot_of(key):
 
 
 @njit(cache=True)
-def _find(keys, weights, key, insert):
+def _find(slots, key, insert):
     """The slot of `key`; with `insert`, a slot made for it (an empty one, else the
     weakest of its probe run); otherwise -1 when it is not there."""
     start = _slot_of(key)
+    wanted = np.float64(key)
     weakest = -1
     weakest_weight = np.inf
     for p in range(PROBES):
         s = (start + p) & (SLOTS - 1)
-        if keys[s] == key:
+        if slots[s, _KEY] == wanted:
             return s
-        if keys[s] == _EMPTY:
+        if slots[s, _KEY] == _EMPTY:
             if not insert:
                 return -1
-            keys[s] = key
-            weights[s] = 0.0
+            slots[s, _KEY] = wanted
+            slots[s, _WEIGHT] = 0.0
             return s
-        if weights[s] < weakest_weight:
-            weakest_weight = weights[s]
+        if slots[s, _WEIGHT] < weakest_weight:
+            weakest_weight = slots[s, _WEIGHT]
             weakest = s
     if not insert:
         return -1
-    keys[weakest] = key
-    weights[weakest] = 0.0
+    slots[weakest, _KEY] = wanted
+    slots[weakest, _WEIGHT] = 0.0
     return weakest
 
 
 @njit(cache=True)
-def extra_hits(keys, weights, epoch, e, n, t, rules):
+def extra_hits(slots, epoch, e, n, t, rules):
     """The static detections of the four cells nearest (e, n), in extra hits: a block of
     four rather than one cell, so that a track near a cell's edge (a rock's blobs
     scatter over the edge) sees the whole of what is around it."""
@@ -119,21 +125,21 @@ def extra_hits(keys, weights, epoch, e, n, t, rules):
     total = 0.0
     for de in range(2):
         for dn in range(2):
-            s = _find(keys, weights, _key(e0 + de * c, n0 + dn * c, c), False)
+            s = _find(slots, _key(e0 + de * c, n0 + dn * c, c), False)
             if s >= 0:
-                total += weights[s]
+                total += slots[s, _WEIGHT]
     count = total * 0.5 ** ((t - epoch[0]) / rules.half_life_s)
     return min(np.int64(count / rules.detections_per_hit), rules.max_extra_hits)
 
 
 @njit(cache=True)
-def record(keys, weights, epoch, x, ints, n, z, usable, assigned, t, rules):
+def record(slots, epoch, x, ints, n, z, usable, assigned, t, rules):
     """Count this scan's detections that no moving confirmed track used, each in its cell."""
     if rules.max_extra_hits == 0:
         return
     if not np.isfinite(epoch[0]) or (t - epoch[0]) / rules.half_life_s > _REBASE_HALF_LIVES:
         if np.isfinite(epoch[0]):
-            weights *= 0.5 ** ((t - epoch[0]) / rules.half_life_s)
+            slots[:, _WEIGHT] *= 0.5 ** ((t - epoch[0]) / rules.half_life_s)
         epoch[0] = t
     one = 0.5 ** ((epoch[0] - t) / rules.half_life_s)  # a detection now, as a weight
     explained = np.zeros(z.shape[0], np.bool_)
@@ -143,5 +149,5 @@ def record(keys, weights, epoch, x, ints, n, z, usable, assigned, t, rules):
             explained[j] = np.hypot(x[2, i], x[3, i]) > rules.moving_speed
     for j in usable:
         if not explained[j]:
-            s = _find(keys, weights, _key(z[j, 0], z[j, 1], rules.cell_m), True)
-            weights[s] += one
+            s = _find(slots, _key(z[j, 0], z[j, 1], rules.cell_m), True)
+            slots[s, _WEIGHT] += one

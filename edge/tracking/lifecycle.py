@@ -67,8 +67,8 @@ def _mark_measured(x, P, floats, i):
 
 
 @njit(cache=True)
-def advance(x, P, floats, ints, assigned, llr, t, sensor_bit, n, rules, limits, ground_keys,
-            ground_weights, ground_epoch, ground_rules):  # fmt: skip
+def advance(x, P, floats, ints, assigned, llr, t, sensor_bit, n, rules, limits, ground_slots,
+            ground_epoch, ground_rules):  # fmt: skip
     """Book one scan into tracks 0..n-1; return the keep flag of each.
 
     limits: `bounds`' table. A tentative track whose score would confirm it
@@ -88,7 +88,7 @@ def advance(x, P, floats, ints, assigned, llr, t, sensor_bit, n, rules, limits, 
         score = floats[SCORE, i]
         if ints[STATUS, i] == TENTATIVE:
             if score >= rules.confirm_score and ints[HITS, i] >= 1 + clutter.extra_hits(
-                ground_keys, ground_weights, ground_epoch, x[0, i], x[1, i], t, ground_rules
+                ground_slots, ground_epoch, x[0, i], x[1, i], t, ground_rules
             ):
                 ints[STATUS, i] = CONFIRMED
                 floats[SCORE_MAX, i] = score
@@ -158,8 +158,7 @@ def measurement_owners(ints, assigned, n, newborn, first_id, n_meas):
 
 @njit(cache=True)
 def close_scan(x, P, floats, ints, n, assigned, llr, usable, newborn, z, R, t, sensor_bit,
-               next_id, rules, limits, ground_keys, ground_weights, ground_epoch,
-               ground_rules):  # fmt: skip
+               next_id, rules, limits, ground_slots, ground_epoch, ground_rules):  # fmt: skip
     """Book the scan into the tracks and the clutter map (`ground_*`: its arrays), drop
     the dead, start the newborn (capacity reserved by the caller). limits: `bounds`'
     table.
@@ -168,14 +167,13 @@ def close_scan(x, P, floats, ints, n, assigned, llr, usable, newborn, z, R, t, s
     that used each measurement).
     """
     owners = measurement_owners(ints, assigned, n, newborn, next_id, z.shape[0])
-    clutter.record(ground_keys, ground_weights, ground_epoch, x, ints, n, z, usable, assigned,
-                   t, ground_rules)  # fmt: skip
+    clutter.record(ground_slots, ground_epoch, x, ints, n, z, usable, assigned, t, ground_rules)
     was_confirmed = 0
     for i in range(n):
         was_confirmed += ints[STATUS, i] == CONFIRMED
     clip_speed(x, ints, n, limits)
     keep = advance(x, P, floats, ints, assigned, llr, t, sensor_bit, n, rules, limits,
-                   ground_keys, ground_weights, ground_epoch, ground_rules)  # fmt: skip
+                   ground_slots, ground_epoch, ground_rules)  # fmt: skip
     now_confirmed = 0
     confirmed_deleted = 0
     for i in range(n):
