@@ -29,13 +29,16 @@ def track_status(confirmed: bool, updated: bool) -> TrackStatus:
 
 def track_batch(tracks: Tracks, frame: EnuFrame, *, site: str, node: str, seq: int,
                 state_time: float, sent: float, classes: dict[int, str] | None = None,
+                counts: dict[int, int] | None = None,
                 confirmed_only: bool = True) -> TrackBatch:  # fmt: skip
     """The snapshot's tracks (confirmed only, by default) as one TrackBatch.
 
     `state_time` is the time the snapshot's states refer to (the last scan);
-    `classes` maps a track id to its class where the node has one.
+    `classes` maps a track id to its class where the node has one, `counts` to
+    how many targets it stands for where more than one (`edge.track_groups`).
     """
     classes = classes or {}
+    counts = counts or {}
     keep = tracks.confirmed if confirmed_only else np.ones(len(tracks), bool)
     index = np.flatnonzero(keep)
     x = tracks.x[index]
@@ -54,6 +57,7 @@ def track_batch(tracks: Tracks, frame: EnuFrame, *, site: str, node: str, seq: i
             velocity_covariance=tracks.P[k, 2:, 2:].tolist(),
             state_covariance=tracks.P[k].tolist(),
             target_class=classes.get(int(tracks.ids[k]), "unknown"),
+            count=max(1, counts.get(int(tracks.ids[k]), 1)),
             status=track_status(bool(tracks.confirmed[k]), bool(updated[k])),
             quality=float(quality[j]), hits=int(tracks.hits[k]), sensors=tracks.sensors(k),
             last_measured=_time_or_none(tracks.last_update[k]),

@@ -62,6 +62,9 @@ class CameraSection(_Strict):
     width: int = Field(gt=0)
     height: int = Field(gt=0)
     latency_s: float = Field(default=0.1, ge=0)  # source to arrival, where the stream has no time
+    # At most this many of the camera's frames per second go through detection, evenly
+    # spaced; the rest are skipped and counted. Unset: every frame the loop can take.
+    process_fps: float | None = Field(default=None, gt=0)
     # On a drone's gimbal (its pose from that drone's telemetry), or on a mast at the post.
     drone_sysid: int | None = Field(default=None, ge=1, le=254)
     mast: tuple[float, float, float] | None = None  # lat, lon, height above the ground m
@@ -79,6 +82,28 @@ class CameraSection(_Strict):
         if self.kind == "video" and self.hfov_deg is None:
             raise ValueError(f"camera {self.name}: hfov_deg is required")
         return self
+
+
+class ClassLimits(_Strict):
+    """What a target of one class can do: the tracker refuses a detection that would need
+    more (a jump starts a new track), clips a track's velocity to `max_speed`, and lets
+    it coast unseen at most `max_coast_s`."""
+
+    max_speed: float = Field(gt=0)  # m/s
+    max_acceleration: float = Field(gt=0)  # m/s²
+    max_coast_s: float = Field(gt=0)
+
+
+class ClassLimitsTable(_Strict):
+    """`[tracking.class_limits.<class>]`. A person runs at most about 7 m/s; a camel
+    gallops up to about 18 m/s; a vehicle off road stays under 40 m/s. A track of no
+    known class yet ("unknown": every track is at first) may be any of them, so it gets
+    the widest speed, and coasts no longer than a person may hide while the drone turns."""
+
+    person: ClassLimits = ClassLimits(max_speed=7.0, max_acceleration=3.0, max_coast_s=15.0)
+    animal: ClassLimits = ClassLimits(max_speed=18.0, max_acceleration=4.0, max_coast_s=15.0)
+    vehicle: ClassLimits = ClassLimits(max_speed=40.0, max_acceleration=6.0, max_coast_s=10.0)
+    unknown: ClassLimits = ClassLimits(max_speed=40.0, max_acceleration=6.0, max_coast_s=15.0)
 
 
 class TrackerConfig(_Strict):
@@ -110,6 +135,17 @@ class TrackerConfig(_Strict):
     confirmed_delete_drop: float = Field(default=25.0, gt=0)  # below its best: a track dies
     max_coast_time_s: float = Field(default=15.0, gt=0)  # unseen this long: a track dies
     max_position_std: float = Field(default=100.0, gt=0)  # m; a track this uncertain is no use
+    class_limits: ClassLimitsTable = ClassLimitsTable()
+    # The clutter map (`edge.tracking.clutter`): cells of this side, in which detections
+    # that no moving target explains are counted with this half-life; a tentative track
+    # in a cell needs one more hit per `clutter_detections_per_hit` counted there, at
+    # most `clutter_max_extra_hits` more (0: no map), so a person who stands still is
+    # still confirmed. A confirmed track faster than `moving_speed` m/s is moving.
+    clutter_cell_m: float = Field(default=10.0, gt=0)
+    clutter_half_life_s: float = Field(default=300.0, gt=0)
+    clutter_detections_per_hit: float = Field(default=1.5, gt=0)
+    clutter_max_extra_hits: int = Field(default=20, ge=0)
+    moving_speed: float = Field(default=0.5, ge=0)
 
 
 class TrackingSection(TrackerConfig):

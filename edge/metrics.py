@@ -113,10 +113,15 @@ class EdgeCollector(Collector):
         yield f.counters(
             "dunewatch_edge_frames_skipped_total",
             "camera frames skipped before detection, by reason: no_pose (no camera pose at "
-            "the frame's time), out_of_order (older than the last scan)",
+            "the frame's time), out_of_order (older than the last scan), decimated (within "
+            "the camera's decimation interval, on purpose)",
             ["reason"], [(["no_pose"], c.frames_without_pose),
-                         (["out_of_order"], c.frames_out_of_order)],
+                         (["out_of_order"], c.frames_out_of_order),
+                         (["decimated"], c.frames_decimated)],
         )  # fmt: skip
+        yield f.counter("dunewatch_edge_frames_late_total",
+                        "camera frames processed later after exposure than the node's bound: "
+                        "the loop is falling behind", c.frames_late)  # fmt: skip
         for name, value, text in [
             ("detector_failures", c.detector_failures,
              "frames whose detector raised an error (the frame is skipped)"),

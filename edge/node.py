@@ -2,7 +2,9 @@
 
 One thread owns the loop and the clock. Each turn it takes the newest frame
 of every camera (a camera source keeps only its newest, so a slow turn drops
-frames rather than falling behind), finds the camera's pose at the frame's
+frames rather than falling behind, and the camera driver counts them; a
+camera may also be decimated on purpose to a rate the box can hold, and the
+loop counts those frames and the ones it processed late), finds the camera's pose at the frame's
 time (a drone's from its MAVLink telemetry, a mast's fixed), detects,
 georeferences, and updates the tracker with that camera's scan. At the
 publish rate it sends the confirmed tracks as a TrackBatch and its own
@@ -32,6 +34,7 @@ from edge.drivers.mavlink import MavlinkDriver
 from edge.georef import Georeferencer
 from edge.georef import Pose as CameraPose
 from edge.track_classes import ClassVotes
+from edge.track_groups import GroupCounts, ground_widths
 from edge.tracking import Tracker
 from edge.uplink import Uplink
 from wire import topics
@@ -64,6 +67,9 @@ class CameraPipeline:
     pose_at: Callable[[float], CameraPose]  # raises LookupError when there is none
     georeferencer: Georeferencer
     drone_sysid: int | None = None  # on this drone's gimbal: its footprint goes in its telemetry
+    # Decimation: at most one frame per this many seconds goes through detection; the
+    # frames between are skipped on purpose and counted (0: every frame taken).
+    min_interval_s: float = 0.0
 
 
 @dataclass
@@ -71,6 +77,8 @@ class NodeCounters:
     frames: int = 0
     frames_without_pose: int = 0  # no telemetry at the frame's time: skipped
     frames_out_of_order: int = 0  # older than the tracker's clock: skipped
+    frames_decimated: int = 0  # within a camera's decimation interval: skipped on purpose
+    frames_late: int = 0  # processed, but more than `late_frame_s` after exposure
     detector_failures: int = 0
     detections: int = 0
     measurements: int = 0  # detections that reached the ground
@@ -87,6 +95,7 @@ class NodeSettings:
     min_batch_interval_s: float = 0.1  # at most this often when tracks come and go
     status_period_s: float = 10.0
     capabilities: tuple[str, ...] = ("tracks", "telemetry")
+    late_frame_s: float = 1.0  # a frame processed later than this after exposure is late
 
 
 @dataclass
@@ -97,6 +106,7 @@ class _Clock:
     next_status: float = 0.0
     last_scan: float = -math.inf
     classes: dict[int, str] = field(default_factory=dict)
+    counts: dict[int, int] = field(default_factory=dict)  # targets a track stands for
 
 
 class EdgeNode:
@@ -112,7 +122,9 @@ class EdgeNode:
         self.counters = NodeCounters()
         self._state = _Clock()
         self._votes = ClassVotes()
+        self._groups = GroupCounts()
         self._tracks = None
+        self._last_processed: dict[str, float] = {}  # camera -> time of its last frame taken
 
     def run(self, stop: threading.Event, poll_s: float = 0.005) -> None:
         """Turn the loop until `stop` is set; then flush and say offline."""
@@ -179,6 +191,11 @@ class EdgeNode:
         if t < self._state.last_scan:
             self.counters.frames_out_of_order += 1
             return True
+        if self._decimated(camera, t):
+            self.counters.frames_decimated += 1
+            return True
+        if self.clock() - t > self.settings.late_frame_s:
+            self.counters.frames_late += 1  # still used: late is better than never
         try:
             pose = camera.pose_at(t)
         except LookupError as error:
@@ -199,7 +216,19 @@ class EdgeNode:
         self._state.last_scan = t
         located = [d for d, keep in zip(detections, ok, strict=True) if keep]
         self._vote_classes(t, ground.z[ok], ground.R[ok], located)
+        widths = ground_widths(located, pose, camera.georeferencer)
+        self._groups.count(t, self._tracks, ground.z[ok], widths, self._state.classes)
+        self._state.counts = self._groups.counts()
         return True
+
+    def _decimated(self, camera: CameraPipeline, t: float) -> bool:
+        """Whether the frame at t falls within the camera's decimation interval since its
+        last frame taken (a tenth of the interval's slack for the frames' timing jitter)."""
+        last = self._last_processed.get(camera.name, -math.inf)
+        if t - last < 0.9 * camera.min_interval_s:
+            return True
+        self._last_processed[camera.name] = t
+        return False
 
     def _vote_classes(self, t: float, z: np.ndarray, R: np.ndarray,
                       detections: list[Detection]) -> None:  # fmt: skip
@@ -210,6 +239,8 @@ class EdgeNode:
         self._votes.vote(t, self._tracks, z, R, [d.target_class for d in detections],
                          [d.class_probabilities for d in detections])  # fmt: skip
         self._state.classes = self._votes.classes()
+        # The tracker bounds each track's gate, speed and coasting by its class.
+        self.tracker.set_classes(self._state.classes)
 
     # --- publishing ------------------------------------------------------------------------
 
@@ -228,7 +259,8 @@ class EdgeNode:
             return encode(track_batch(self._tracks, settings.frame, site=settings.site,
                                       node=settings.node, seq=seq,
                                       state_time=self._state.last_scan, sent=now,
-                                      classes=self._state.classes))  # fmt: skip
+                                      classes=self._state.classes,
+                                      counts=self._state.counts))  # fmt: skip
 
         self.uplink.send_numbered(topics.tracks(settings.site, settings.node), encoded)
         self.counters.batches += 1

@@ -121,7 +121,8 @@ def build_klv_camera(section: CameraSection, frame: EnuFrame) -> CameraPipeline:
 
     detector = FollowingDetector(klv, *size, detector_for, section.hfov_deg)
     source = CameraDriver(CameraConfig(section.source, frame_size=size), opener=klv.open)
-    return CameraPipeline(section.name, source, detector, klv.pose_at, georeferencer)
+    return CameraPipeline(section.name, source, detector, klv.pose_at, georeferencer,
+                          min_interval_s=min_interval(section))  # fmt: skip
 
 
 def build_cameras(config: EdgeConfig, drivers: list[MavlinkDriver]) -> list[CameraPipeline]:
@@ -142,8 +143,14 @@ def build_cameras(config: EdgeConfig, drivers: list[MavlinkDriver]) -> list[Came
         pose_at = (drone_pose(drivers, section.drone_sysid) if section.drone_sysid is not None
                    else mast_pose(section, config.post.alt))  # fmt: skip
         pipelines.append(CameraPipeline(section.name, source, detector, pose_at, georeferencer,
-                                        drone_sysid=section.drone_sysid))  # fmt: skip
+                                        drone_sysid=section.drone_sysid,
+                                        min_interval_s=min_interval(section)))  # fmt: skip
     return pipelines
+
+
+def min_interval(section: CameraSection) -> float:
+    """The camera's decimation interval: 1 / process_fps, or 0 for every frame."""
+    return 0.0 if section.process_fps is None else 1.0 / section.process_fps
 
 
 def build_node(config: EdgeConfig) -> EdgeNode:

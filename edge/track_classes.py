@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 CLASS_HALF_LIFE_S = 30.0  # a track's class votes count half as much this much later
-CLASS_GATE = 9.21  # Mahalanobis d² (99 % in 2-D) within which a detection is a track's witness
 FOOT_SPEED_MS = 5.0  # no person or animal keeps this up: a track surely faster is a vehicle
 STRETCH_S = 1.0  # the length of each of the two stretches the speed is judged over
 SHORTEST_STRETCH_S = 0.5  # a stretch shorter than this (detections missed) judges nothing
@@ -51,21 +50,20 @@ class ClassVotes:
         """Book the scan at time t: detections z (N, 2), R (N, 2, 2), classes `labels`,
         and per detection its class probabilities where the detector gives them.
 
-        The tracker does not say which detection fed which track, so each
-        detection witnesses the track it is nearest (Mahalanobis), if within
-        the gate.
+        `tracks` is the tracker's snapshot after this very scan: each detection
+        witnesses the track the tracker's association gave it
+        (`tracks.measurement_track`), and none where it gave it to no track, so
+        the class and the track's motion never disagree about who saw what.
         """
-        self._forget_deleted({int(i) for i in tracks.ids})
-        if not len(tracks) or not len(z):
-            return
+        alive = {int(i) for i in tracks.ids}
+        self._forget_deleted(alive)
+        owners = tracks.measurement_track
+        if len(owners) != len(labels):
+            raise ValueError(f"{len(labels)} detections, but the tracks' scan had {len(owners)}")
         for j, label in enumerate(labels):
-            offsets = z[j] - tracks.x[:, :2]
-            gates = np.linalg.inv(tracks.P[:, :2, :2] + R[j])
-            distances = np.einsum("ki,kij,kj->k", offsets, gates, offsets)
-            k = int(np.argmin(distances))
-            if distances[k] >= CLASS_GATE:
-                continue
-            track_id = int(tracks.ids[k])
+            track_id = int(owners[j])
+            if track_id not in alive:
+                continue  # used by no track, or by one the scan deleted
             self._witness(track_id, _Witness(t, z[j].copy(), R[j].copy()))
             shares = None if probabilities is None else probabilities[j]
             if shares:

@@ -150,14 +150,18 @@ def solve_ambiguous(pair_track, pair_meas, pair_cost, miss_cost, labels, ambiguo
 
 
 @njit(cache=True)
-def gnn_propose(x, P, tracks, z, R, measurements, gate_d2, log_pd_over_clutter, miss_llr):
-    """Gate `tracks` against `measurements` and solve the unambiguous clusters.
+def gnn_propose(x, P, floats, ints, tracks, z, R, measurements, t, gate_d2, limits,
+                log_pd_over_clutter, miss_llr):  # fmt: skip
+    """Gate `tracks` against `measurements` (within their class limits) and solve the
+    unambiguous clusters.
 
     Returns (pair_track, pair_meas, pair_llr, labels, track_to_pair,
     ambiguous); the ambiguous clusters are left to `solve_ambiguous`.
     """
     n_tracks, n_meas = tracks.shape[0], measurements.shape[0]
-    pair_track, pair_meas, d2, log_det = gate_pairs(x, P, tracks, z, R, measurements, gate_d2)
+    pair_track, pair_meas, d2, log_det = gate_pairs(
+        x, P, floats, ints, tracks, z, R, measurements, gate_d2, t, limits
+    )
     pair_llr = hit_log_likelihood_ratio(d2, log_det, log_pd_over_clutter)
     labels = cluster_labels(pair_track, pair_meas, n_tracks, n_meas)
     miss_cost = np.full(n_tracks, -miss_llr)

@@ -6,7 +6,8 @@ looks only at the cells its gate can reach, so the cost grows with the number
 of pairs that are actually close, not with T * N.
 
 A pair passes the gate when its squared Mahalanobis distance d² = ν' S⁻¹ ν is
-at most `gate` (a chi-square quantile with 2 degrees of freedom). Each pair
+at most `gate` (a chi-square quantile with 2 degrees of freedom) and a target
+of the track's class could have made it (`bounds.possible`). Each pair
 comes back with d² and ln det S, which the association and the track score need.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from edge.tracking.bounds import possible
 from edge.tracking.kalman import innovation
 
 # Cell keys pack (column, row) into one int64; the offset keeps them positive
@@ -37,8 +39,9 @@ def _largest_eigenvalue(a, b, c):
 
 
 @njit(cache=True)
-def gate_pairs(x, P, tracks, z, R, measurements, gate):
-    """Pairs of tracks[a] and measurements[b] inside the gate.
+def gate_pairs(x, P, floats, ints, tracks, z, R, measurements, gate, t, limits):
+    """Pairs of tracks[a] and measurements[b] inside the gate, at time t, within the
+    class limits (`bounds`).
 
     Returns (pair_track, pair_meas, d2, log_det_S) where pair_track and
     pair_meas are positions into `tracks` and `measurements` (not global
@@ -94,7 +97,7 @@ def gate_pairs(x, P, tracks, z, R, measurements, gate):
                 if abs(z[j, 0] - x[0, i]) > radius[a] or abs(z[j, 1] - x[1, i]) > radius[a]:
                     continue  # outside the gate's bounding box: skip the algebra
                 d2, log_det = innovation(x, P, i, z, R, j)[5:]
-                if d2 <= gate:
+                if d2 <= gate and possible(x, P, floats, ints, i, z, R, j, d2, t, limits):
                     if count == capacity:
                         capacity *= 2
                         pair_track = _grow(pair_track, capacity)

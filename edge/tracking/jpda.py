@@ -9,6 +9,12 @@ the mixture of its per-measurement updates, moment-matched to one Gaussian.
 Joint events are enumerated exactly, which is exponential in the cluster
 size; clusters with more events than a bound are left to GNN (the caller
 solves them with `linear_sum_assignment`), which the result flags.
+
+Beside the marginals the enumeration keeps the most probable joint event: the
+one hard answer to "which track used this measurement" that the rest of the
+node (class votes, group counts, the clutter map, hit counts) shares. Unlike
+each track's own most likely option it never gives one measurement to two
+tracks.
 """
 
 from __future__ import annotations
@@ -32,15 +38,18 @@ def marginal_probabilities(pair_track, pair_meas, pair_llr, miss_llr, labels, n_
     """Marginal association probabilities of each pair and each track's miss.
 
     pair_llr: ln(pd N(ν; 0, S) / λ) of each pair; miss_llr: ln(1 - pd).
-    Returns (beta_pair, beta_miss, too_large): too_large[k] marks the pairs of
-    clusters with more than max_events joint events, whose betas are unset.
+    Returns (beta_pair, beta_miss, in_best_event, too_large): in_best_event[k]
+    marks the pairs of each cluster's most probable joint event; too_large[k]
+    marks the pairs of clusters with more than max_events joint events, whose
+    betas and best event are unset.
     """
     n_pairs = pair_track.shape[0]
     beta_pair = np.zeros(n_pairs)
     beta_miss = np.ones(n_tracks)
+    in_best_event = np.zeros(n_pairs, np.bool_)
     too_large = np.zeros(n_pairs, np.bool_)
     if n_pairs == 0:
-        return beta_pair, beta_miss, too_large
+        return beta_pair, beta_miss, in_best_event, too_large
     # Weights relative to a miss, so that the empty event weighs 1.
     weight = np.exp(pair_llr - miss_llr)
 
@@ -52,13 +61,14 @@ def marginal_probabilities(pair_track, pair_meas, pair_llr, miss_llr, labels, n_
             stop += 1
         cluster = order[start:stop]
         if _single_track(pair_track, cluster):
-            _solve_single_track(pair_track, weight, cluster, beta_pair, beta_miss)
+            _solve_single_track(pair_track, weight, cluster, beta_pair, beta_miss, in_best_event)
         elif _event_count(pair_track, cluster, max_events) > max_events:
             too_large[cluster] = True
         else:
-            _enumerate_cluster(pair_track, pair_meas, weight, cluster, beta_pair, beta_miss)
+            _enumerate_cluster(pair_track, pair_meas, weight, cluster, beta_pair, beta_miss,
+                               in_best_event)  # fmt: skip
         start = stop
-    return beta_pair, beta_miss, too_large
+    return beta_pair, beta_miss, in_best_event, too_large
 
 
 @njit(cache=True)
@@ -71,14 +81,24 @@ def _single_track(pair_track, cluster):
 
 
 @njit(cache=True)
-def _solve_single_track(pair_track, weight, cluster, beta_pair, beta_miss):
-    """The common case, in closed form: PDA of one track (its measurements gate nobody else)."""
+def _solve_single_track(pair_track, weight, cluster, beta_pair, beta_miss, in_best_event):
+    """The common case, in closed form: PDA of one track (its measurements gate nobody else).
+
+    Its best event is its likeliest option: a measurement that outweighs the miss (1).
+    """
     total = 1.0
+    best = -1
+    best_weight = 1.0
     for k in cluster:
         total += weight[k]
+        if weight[k] > best_weight:
+            best_weight = weight[k]
+            best = k
     for k in cluster:
         beta_pair[k] = weight[k] / total
     beta_miss[pair_track[cluster[0]]] = 1.0 / total
+    if best >= 0:
+        in_best_event[best] = True
 
 
 @njit(cache=True)
@@ -98,8 +118,10 @@ def _event_count(pair_track, cluster, limit):
 
 
 @njit(cache=True)
-def _enumerate_cluster(pair_track, pair_meas, weight, cluster, beta_pair, beta_miss):
-    """Exact marginals of one cluster by depth-first enumeration of its events."""
+def _enumerate_cluster(pair_track, pair_meas, weight, cluster, beta_pair, beta_miss,
+                       in_best_event):  # fmt: skip
+    """Exact marginals and the most probable event of one cluster, by depth-first
+    enumeration of its events."""
     tracks = np.unique(pair_track[cluster])
     n = tracks.shape[0]
     # Pairs of each track, in a flat list with offsets.
@@ -119,11 +141,16 @@ def _enumerate_cluster(pair_track, pair_meas, weight, cluster, beta_pair, beta_m
     pair_sum = np.zeros(offsets[n])
     miss_sum = np.zeros(n)
     total = 0.0
+    best_weight = -1.0
+    best_choice = np.full(n, -1, np.int64)
     depth = 0
     while depth >= 0:
         if depth == n:
             w = event_weight[n]
             total += w
+            if w > best_weight:
+                best_weight = w
+                best_choice[:] = choice
             for t in range(n):
                 if choice[t] == -1:
                     miss_sum[t] += w
@@ -159,6 +186,8 @@ def _enumerate_cluster(pair_track, pair_meas, weight, cluster, beta_pair, beta_m
         beta_miss[tracks[t]] = miss_sum[t] / total
         for s in range(offsets[t], offsets[t + 1]):
             beta_pair[pairs_of[s]] = pair_sum[s] / total
+        if best_choice[t] >= 0:
+            in_best_event[pairs_of[best_choice[t]]] = True
 
 
 @njit(cache=True)
@@ -205,49 +234,51 @@ def mixture_update(x, P, tracks, pair_track, pair_meas, beta_pair, beta_miss, z,
 
 
 @njit(cache=True)
-def jpda_propose(x, P, tracks, z, R, measurements, gate_d2, log_pd_over_clutter, miss_llr,
-                 max_events):  # fmt: skip
-    """Gate `tracks` against `measurements` and compute the JPDA marginals.
+def jpda_propose(x, P, floats, ints, tracks, z, R, measurements, t, gate_d2, limits,
+                 log_pd_over_clutter, miss_llr, max_events):  # fmt: skip
+    """Gate `tracks` against `measurements` (within their class limits) and compute the
+    JPDA marginals.
 
-    Returns (pair_track, pair_meas, pair_llr, beta_pair, beta_miss, too_large).
+    Returns (pair_track, pair_meas, pair_llr, beta_pair, beta_miss, in_best_event,
+    too_large).
     """
     n_tracks, n_meas = tracks.shape[0], measurements.shape[0]
-    pair_track, pair_meas, d2, log_det = gate_pairs(x, P, tracks, z, R, measurements, gate_d2)
+    pair_track, pair_meas, d2, log_det = gate_pairs(
+        x, P, floats, ints, tracks, z, R, measurements, gate_d2, t, limits
+    )
     pair_llr = hit_log_likelihood_ratio(d2, log_det, log_pd_over_clutter)
     labels = cluster_labels(pair_track, pair_meas, n_tracks, n_meas)
-    beta_pair, beta_miss, too_large = marginal_probabilities(
+    beta_pair, beta_miss, in_best_event, too_large = marginal_probabilities(
         pair_track, pair_meas, pair_llr, miss_llr, labels, n_tracks, n_meas, max_events
     )
-    return pair_track, pair_meas, pair_llr, beta_pair, beta_miss, too_large
+    return pair_track, pair_meas, pair_llr, beta_pair, beta_miss, in_best_event, too_large
 
 
 @njit(cache=True)
 def jpda_apply(x, P, tracks, z, R, measurements, pair_track, pair_meas, pair_llr, beta_pair,
-               beta_miss, miss_llr, assigned, llr, free):  # fmt: skip
+               beta_miss, in_best_event, miss_llr, assigned, llr, free):  # fmt: skip
     """Mixture-update `tracks` and book the outcome.
 
-    A track counts a hit when a detection is more likely than a miss; its
-    score moves by ln of the likelihood ratio of "one of the gated
-    detections, or a miss". A measurement stays free for tentative tracks
-    while it more likely belongs to none of `tracks`.
+    A track counts a hit when the most probable joint event gives it a
+    detection, which is then the one it used; its score moves by ln of the
+    likelihood ratio of "one of the gated detections, or a miss". A
+    measurement stays free for tentative tracks while no track used it and it
+    more likely belongs to none of `tracks`.
     """
     mixture_update(x, P, tracks, pair_track, pair_meas, beta_pair, beta_miss, z, R, measurements)
     n_tracks, n_meas = tracks.shape[0], measurements.shape[0]
     relative = np.zeros(n_tracks)
     claimed = np.zeros(n_meas)
-    best = np.full(n_tracks, -1, np.int64)
     for k in range(pair_track.shape[0]):
         a = pair_track[k]
         b = pair_meas[k]
         relative[a] += np.exp(pair_llr[k] - miss_llr)
         claimed[b] += beta_pair[k]
-        if best[a] < 0 or beta_pair[k] > beta_pair[best[a]]:
-            best[a] = k
+        if in_best_event[k]:
+            assigned[tracks[a]] = measurements[b]
+            free[measurements[b]] = False  # used: it starts no track of its own
     for a in range(n_tracks):
-        i = tracks[a]
-        llr[i] = miss_llr + np.log1p(relative[a])
-        if beta_miss[a] < 0.5 and best[a] >= 0:
-            assigned[i] = measurements[pair_meas[best[a]]]
+        llr[tracks[a]] = miss_llr + np.log1p(relative[a])
     for b in range(n_meas):
         if claimed[b] >= 0.5:
             free[measurements[b]] = False

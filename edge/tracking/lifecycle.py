@@ -15,11 +15,16 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from edge.tracking import clutter
+from edge.tracking.bounds import MAX_COAST, UNKNOWN, clip_speed
 from edge.tracking.table import (
+    CLASS,
     CONFIRMED,
+    E_MEAS,
     HITS,
     ID,
     MISSES,
+    N_MEAS,
     SCORE,
     SCORE_MAX,
     SENSOR_MASK,
@@ -28,6 +33,7 @@ from edge.tracking.table import (
     T_STATE,
     T_UPDATE,
     TENTATIVE,
+    VAR_MEAS,
     compact_columns,
 )
 
@@ -53,8 +59,22 @@ def hit_log_likelihood_ratio(d2, log_det_s, log_pd_over_clutter):
 
 
 @njit(cache=True)
-def advance(P, floats, ints, assigned, llr, t, sensor_bit, n, rules):
-    """Book one scan into tracks 0..n-1; return the keep flag of each."""
+def _mark_measured(x, P, floats, i):
+    """Remember where track i is right after a measurement, and how surely."""
+    floats[E_MEAS, i] = x[0, i]
+    floats[N_MEAS, i] = x[1, i]
+    floats[VAR_MEAS, i] = max(P[0, 0, i], P[1, 1, i])
+
+
+@njit(cache=True)
+def advance(x, P, floats, ints, assigned, llr, t, sensor_bit, n, rules, limits, ground_slots,
+            ground_epoch, ground_rules):  # fmt: skip
+    """Book one scan into tracks 0..n-1; return the keep flag of each.
+
+    limits: `bounds`' table. A tentative track whose score would confirm it
+    needs, beyond its first, the hits that the clutter map (`ground_*`: its
+    arrays) asks for where it is.
+    """
     keep = np.ones(n, np.bool_)
     for i in range(n):
         floats[SCORE, i] += llr[i]
@@ -62,11 +82,14 @@ def advance(P, floats, ints, assigned, llr, t, sensor_bit, n, rules):
             ints[HITS, i] += 1
             floats[T_UPDATE, i] = t
             ints[SENSOR_MASK, i] |= sensor_bit
+            _mark_measured(x, P, floats, i)
         else:
             ints[MISSES, i] += 1
         score = floats[SCORE, i]
         if ints[STATUS, i] == TENTATIVE:
-            if score >= rules.confirm_score:
+            if score >= rules.confirm_score and ints[HITS, i] >= 1 + clutter.extra_hits(
+                ground_slots, ground_epoch, x[0, i], x[1, i], t, ground_rules
+            ):
                 ints[STATUS, i] = CONFIRMED
                 floats[SCORE_MAX, i] = score
             elif score < rules.tentative_delete_score:
@@ -75,7 +98,8 @@ def advance(P, floats, ints, assigned, llr, t, sensor_bit, n, rules):
             floats[SCORE_MAX, i] = max(floats[SCORE_MAX, i], score)
             if score < floats[SCORE_MAX, i] - rules.confirmed_delete_drop:
                 keep[i] = False
-        if t - floats[T_UPDATE, i] > rules.max_coast_time_s:
+        coast_limit = min(rules.max_coast_time_s, limits[ints[CLASS, i], MAX_COAST])
+        if t - floats[T_UPDATE, i] > coast_limit:
             keep[i] = False
         if max(P[0, 0, i], P[1, 1, i]) > rules.max_position_variance:
             keep[i] = False
@@ -115,19 +139,41 @@ def give_birth(x, P, floats, ints, z, R, measurements, t, sensor_bit, first_id, 
         ints[HITS, i] = 1
         ints[MISSES, i] = 0
         ints[SENSOR_MASK, i] = sensor_bit
+        ints[CLASS, i] = UNKNOWN
+        _mark_measured(x, P, floats, i)
 
 
 @njit(cache=True)
-def close_scan(x, P, floats, ints, n, assigned, llr, newborn, z, R, t, sensor_bit, next_id,
-               rules):  # fmt: skip
-    """Book the scan, drop the dead, start the newborn (capacity reserved by the caller).
+def measurement_owners(ints, assigned, n, newborn, first_id, n_meas):
+    """The id of the track that used each measurement (-1: none), before the scan closes:
+    rows 0..n-1 by `assigned`, the newborn by the ids they are about to get."""
+    owner = np.full(n_meas, -1, np.int64)
+    for i in range(n):
+        if assigned[i] >= 0:
+            owner[assigned[i]] = ints[ID, i]
+    for k in range(newborn.shape[0]):
+        owner[newborn[k]] = first_id + k
+    return owner
 
-    Returns (tracks now, confirmed this scan, deleted this scan).
+
+@njit(cache=True)
+def close_scan(x, P, floats, ints, n, assigned, llr, usable, newborn, z, R, t, sensor_bit,
+               next_id, rules, limits, ground_slots, ground_epoch, ground_rules):  # fmt: skip
+    """Book the scan into the tracks and the clutter map (`ground_*`: its arrays), drop
+    the dead, start the newborn (capacity reserved by the caller). limits: `bounds`'
+    table.
+
+    Returns (tracks now, confirmed this scan, deleted this scan, the id of the track
+    that used each measurement).
     """
+    owners = measurement_owners(ints, assigned, n, newborn, next_id, z.shape[0])
+    clutter.record(ground_slots, ground_epoch, x, ints, n, z, usable, assigned, t, ground_rules)
     was_confirmed = 0
     for i in range(n):
         was_confirmed += ints[STATUS, i] == CONFIRMED
-    keep = advance(P, floats, ints, assigned, llr, t, sensor_bit, n, rules)
+    clip_speed(x, ints, n, limits)
+    keep = advance(x, P, floats, ints, assigned, llr, t, sensor_bit, n, rules, limits,
+                   ground_slots, ground_epoch, ground_rules)  # fmt: skip
     now_confirmed = 0
     confirmed_deleted = 0
     for i in range(n):
@@ -138,4 +184,4 @@ def close_scan(x, P, floats, ints, n, assigned, llr, newborn, z, R, t, sensor_bi
     n = compact_columns(keep, x, P, floats, ints, n)
     give_birth(x, P, floats, ints, z, R, newborn, t, sensor_bit, next_id, n, rules)
     newly_confirmed = now_confirmed + confirmed_deleted - was_confirmed
-    return n + newborn.shape[0], newly_confirmed, deleted
+    return n + newborn.shape[0], newly_confirmed, deleted, owners

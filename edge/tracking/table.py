@@ -12,7 +12,7 @@ constants below (`floats[SCORE, i]` is track i's score).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit
@@ -26,7 +26,10 @@ T_BORN = 1
 T_UPDATE = 2  # time of the last assigned measurement
 SCORE = 3  # log-likelihood ratio, target vs clutter
 SCORE_MAX = 4  # the best score since confirmation
-N_FLOATS = 5
+E_MEAS = 5  # position (e, n) right after the last assigned measurement
+N_MEAS = 6
+VAR_MEAS = 7  # its largest variance, m²
+N_FLOATS = 8
 
 # Rows of `ints`.
 ID = 0  # never reused within a tracker's life
@@ -34,7 +37,8 @@ STATUS = 1  # TENTATIVE or CONFIRMED
 HITS = 2  # measurements assigned
 MISSES = 3  # scans without a measurement
 SENSOR_MASK = 4  # bit s set when sensor s fed the track
-N_INTS = 5
+CLASS = 5  # the class code of `bounds.CLASS_NAMES` (0: unknown)
+N_INTS = 6
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,10 @@ class Tracks:
     score: np.ndarray  # (M,) float64 log-likelihood ratio (target vs clutter)
     sensor_mask: np.ndarray  # (M,) int64, bit s set when sensor s fed the track
     sensor_names: tuple[str, ...]  # bit s of sensor_mask is sensor_names[s]
+    # For each measurement of the scan this snapshot follows, in the order given to
+    # `update`: the id of the track that used it (-1: none; it may be a track this scan
+    # deleted). The association's own answer, for whatever else the node books per track.
+    measurement_track: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -93,12 +101,13 @@ class TrackTable:
         for new, values in zip(self.columns(), old, strict=True):
             new[..., : self.n] = values[..., : self.n]
 
-    def snapshot(self, sensor_names: tuple[str, ...], now: float) -> Tracks:
+    def snapshot(self, sensor_names: tuple[str, ...], now: float,
+                 measurement_track: np.ndarray) -> Tracks:  # fmt: skip
         ids, x, P, confirmed, hits, misses, age, last_update, score, sensor_mask = _copy_out(
             *self.columns(), self.n, now
         )
         return Tracks(ids, x, P, confirmed, hits, misses, age, last_update, score, sensor_mask,
-                      sensor_names)  # fmt: skip
+                      sensor_names, measurement_track)  # fmt: skip
 
 
 @njit(cache=True)

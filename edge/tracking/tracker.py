@@ -26,9 +26,10 @@ from numba import njit
 from scipy.stats import chi2
 
 from edge.config import TrackerConfig
-from edge.tracking import jpda, kalman, lifecycle
+from edge.tracking import clutter, jpda, kalman, lifecycle
 from edge.tracking.assign import associate, gnn_apply, gnn_propose, solve_ambiguous
-from edge.tracking.table import CONFIRMED, STATUS, T_STATE, TENTATIVE, Tracks, TrackTable
+from edge.tracking.bounds import CLASS_NAMES, class_code, limits_table
+from edge.tracking.table import CLASS, CONFIRMED, ID, STATUS, T_STATE, TENTATIVE, Tracks, TrackTable
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +98,17 @@ class Tracker:
         self._clock = -np.inf
         self._next_id = 1
         self._sensor_names: list[str] = []
+        self._measurement_track = np.empty(0, np.int64)  # the last scan's, per measurement
         c = self.config
         self._gate_d2 = float(chi2.ppf(c.gate_probability, df=2))
         self._log_pd_over_clutter = float(np.log(c.detection_probability / c.clutter_density))
         self._miss_llr = float(np.log1p(-c.detection_probability))
         birth_density = c.clutter_density if c.birth_density is None else c.birth_density
+        self._limits = limits_table(c.class_limits)
+        self._clutter = clutter.ClutterMap(clutter.ClutterRules(
+            c.clutter_cell_m, c.clutter_half_life_s, c.clutter_detections_per_hit,
+            c.clutter_max_extra_hits, c.moving_speed,
+        ))  # fmt: skip
         self._life_rules = lifecycle.LifeRules(
             c.confirm_score, c.tentative_delete_score, c.confirmed_delete_drop,
             c.max_coast_time_s, c.max_position_std**2, c.initial_velocity_std**2,
@@ -115,7 +122,30 @@ class Tracker:
 
     def tracks(self) -> Tracks:
         """The current tracks, as after the last update."""
-        return self._table.snapshot(tuple(self._sensor_names), self._clock)
+        return self._table.snapshot(tuple(self._sensor_names), self._clock,
+                                    self._measurement_track)  # fmt: skip
+
+    def set_classes(self, classes: dict[int, str]) -> None:
+        """Tell the tracker the class of tracks (id -> class name), so that it bounds
+        their gates, speed and coasting by what such a target can do. Ids of tracks no
+        longer there are ignored; a track never named stays "unknown"."""
+        table = self._table
+        ids = table.ints[ID, : table.n]  # ascending: ids are handed out in order
+        for track_id, name in classes.items():
+            row = int(np.searchsorted(ids, track_id))
+            if row < table.n and ids[row] == track_id:
+                table.ints[CLASS, row] = class_code(name)
+
+    def classes(self) -> dict[int, str]:
+        """The class the tracker bounds each track by (id -> name)."""
+        table = self._table
+        ids, codes = table.ints[ID, : table.n], table.ints[CLASS, : table.n]
+        return {int(i): CLASS_NAMES[c] for i, c in zip(ids, codes, strict=True)}
+
+    def clutter_extra_hits(self, points) -> np.ndarray:
+        """The hits beyond its first that a tentative track at each of `points` (N, 2)
+        ENU m would now need, for the static clutter learned there."""
+        return self._clutter.extra_hits_at(points, self._clock)
 
     def update(self, t: float, z, R, sensor: str = "default") -> Tracks:
         """Process one scan of one sensor taken at time t (UTC seconds)."""
@@ -133,6 +163,7 @@ class Tracker:
                 "stale scan rejected sensor=%s t=%.3f clock=%.3f n=%d",
                 sensor, t, self._clock, z.shape[0],
             )  # fmt: skip
+            self._measurement_track = np.full(z.shape[0], -1, np.int64)
             return self.tracks()
 
         table = self._table
@@ -173,27 +204,28 @@ class Tracker:
         free = np.ones(z.shape[0], np.bool_)
 
         confirmed_stage = self._jpda_stage if self.config.association == "jpda" else self._gnn_stage
-        confirmed_stage(confirmed, usable, z, R, assigned, llr, free)
-        self._gnn_stage(tentative, usable[free[usable]], z, R, assigned, llr, free)
+        confirmed_stage(t, confirmed, usable, z, R, assigned, llr, free)
+        self._gnn_stage(t, tentative, usable[free[usable]], z, R, assigned, llr, free)
 
         newborn = usable[free[usable]]
-        table.n, confirmed_now, deleted = lifecycle.close_scan(
-            *table.columns(), n, assigned, llr, newborn, z, R, t, sensor_bit, self._next_id,
-            self._life_rules,
+        table.n, confirmed_now, deleted, self._measurement_track = lifecycle.close_scan(
+            *table.columns(), n, assigned, llr, usable, newborn, z, R, t, sensor_bit,
+            self._next_id, self._life_rules, self._limits, *self._clutter.columns(),
+            self._clutter.rules,
         )
         self._next_id += newborn.shape[0]
         self.counters.tracks_born += newborn.shape[0]
         self.counters.tracks_confirmed += confirmed_now
         self.counters.tracks_deleted += deleted
 
-    def _gnn_stage(self, tracks, measurements, z, R, assigned, llr, free):
+    def _gnn_stage(self, t, tracks, measurements, z, R, assigned, llr, free):
         """Hard assignment and update of `tracks`; marks what was used."""
         if tracks.shape[0] == 0 or measurements.shape[0] == 0:
             return
-        x, P = self._table.x, self._table.P
+        x, P, floats, ints = self._table.columns()
         pair_track, pair_meas, pair_llr, labels, track_to_pair, ambiguous = gnn_propose(
-            x, P, tracks, z, R, measurements, self._gate_d2, self._log_pd_over_clutter,
-            self._miss_llr,
+            x, P, floats, ints, tracks, z, R, measurements, t, self._gate_d2, self._limits,
+            self._log_pd_over_clutter, self._miss_llr,
         )  # fmt: skip
         if ambiguous.shape[0]:
             miss_cost = np.full(tracks.shape[0], -self._miss_llr)
@@ -203,22 +235,28 @@ class Tracker:
         gnn_apply(x, P, tracks, z, R, measurements, pair_track, pair_meas, pair_llr,
                   track_to_pair, assigned, llr, free)  # fmt: skip
 
-    def _jpda_stage(self, tracks, measurements, z, R, assigned, llr, free):
+    def _jpda_stage(self, t, tracks, measurements, z, R, assigned, llr, free):
         """Probabilistic association and mixture update of `tracks`."""
         if tracks.shape[0] == 0 or measurements.shape[0] == 0:
             return
-        x, P = self._table.x, self._table.P
-        pair_track, pair_meas, pair_llr, beta_pair, beta_miss, too_large = jpda.jpda_propose(
-            x, P, tracks, z, R, measurements, self._gate_d2, self._log_pd_over_clutter,
-            self._miss_llr, self.config.max_jpda_events,
+        x, P, floats, ints = self._table.columns()
+        pair_track, pair_meas, pair_llr, beta_pair, beta_miss, in_best_event, too_large = (
+            jpda.jpda_propose(
+                x, P, floats, ints, tracks, z, R, measurements, t, self._gate_d2, self._limits,
+                self._log_pd_over_clutter, self._miss_llr, self.config.max_jpda_events,
+            )
         )  # fmt: skip
         if too_large.any():
-            self._hard_decisions(too_large, pair_track, pair_meas, pair_llr, beta_pair, beta_miss)
+            self._hard_decisions(too_large, pair_track, pair_meas, pair_llr, beta_pair, beta_miss,
+                                 in_best_event)  # fmt: skip
         jpda.jpda_apply(x, P, tracks, z, R, measurements, pair_track, pair_meas, pair_llr,
-                        beta_pair, beta_miss, self._miss_llr, assigned, llr, free)  # fmt: skip
+                        beta_pair, beta_miss, in_best_event, self._miss_llr, assigned, llr,
+                        free)  # fmt: skip
 
-    def _hard_decisions(self, too_large, pair_track, pair_meas, pair_llr, beta_pair, beta_miss):
-        """GNN for the clusters too large to enumerate, written as 0/1 betas."""
+    def _hard_decisions(self, too_large, pair_track, pair_meas, pair_llr, beta_pair, beta_miss,
+                        in_best_event):  # fmt: skip
+        """GNN for the clusters too large to enumerate, written as 0/1 betas (and as
+        their best event)."""
         pairs = np.flatnonzero(too_large)
         tracks, track_local = np.unique(pair_track[pairs], return_inverse=True)
         meas, meas_local = np.unique(pair_meas[pairs], return_inverse=True)
@@ -229,6 +267,7 @@ class Tracker:
         chosen = pairs[track_to_pair[track_to_pair >= 0]]
         beta_pair[chosen] = 1.0
         beta_miss[pair_track[chosen]] = 0.0
+        in_best_event[chosen] = True
 
 
 @njit(cache=True)

@@ -120,14 +120,23 @@ def test_rendered_thermal_camera_to_track_batches(tmp_path):
     to_anything = np.min(np.linalg.norm(tracks[:, None] - anything[None], axis=2), axis=1)
     assert np.all(to_track < 5.0), to_track
     assert np.all(to_anything < 8.0), to_anything
+    # The three walkers side by side: however many tracks the node keeps for them, the
+    # tracks near them stand for three people, no more (each detection counted once).
+    walkers = _last_positions(rendered, {"person"}, group="walkers")
+    assert len(walkers) == 3
+    near = [t for t in final.tracks
+            if np.min(np.linalg.norm(walkers - t.position_enu, axis=1)) < 5.0]  # fmt: skip
+    assert sum(t.count for t in near) == 3, [(t.track_id, t.count) for t in near]
 
 
-def _last_positions(rendered, classes) -> np.ndarray:
-    """Ground positions (ENU) of the targets of `classes` in view in the last second."""
+def _last_positions(rendered, classes, group: str | None = None) -> np.ndarray:
+    """Ground positions (ENU) of the targets of `classes` (of one group, `group-k` ids,
+    where given) in view in the last second."""
     last = {}
     for frame in rendered:
         for target in frame.targets:
-            if target.target_class in classes:
+            in_group = group is None or target.target_id.startswith(f"{group}-")
+            if target.target_class in classes and in_group:
                 last[target.target_id] = (frame.time, target.ground_enu)
     newest = rendered[-1].time
     return np.array([p for t, p in last.values() if newest - t < 1.0])

@@ -17,24 +17,30 @@ MISS_LLR = float(np.log(0.25))
 
 
 def brute_force_marginals(pair_track, pair_meas, pair_llr, n_tracks):
-    """Sum the weights of every feasible joint event, written from the definition."""
+    """Sum the weights of every feasible joint event, written from the definition; and
+    the pairs of the heaviest event (the most probable joint assignment)."""
     options = [[None] + [k for k in range(len(pair_track)) if pair_track[k] == a]
                for a in range(n_tracks)]  # fmt: skip
     pair_weight = np.zeros(len(pair_track))
     miss_weight = np.zeros(n_tracks)
     total = 0.0
+    best_weight, best_event = -1.0, ()
     for event in itertools.product(*options):
         taken = [pair_meas[k] for k in event if k is not None]
         if len(taken) != len(set(taken)):
             continue
         w = np.exp(sum(MISS_LLR if k is None else pair_llr[k] for k in event))
         total += w
+        if w > best_weight:
+            best_weight, best_event = w, event
         for a, k in enumerate(event):
             if k is None:
                 miss_weight[a] += w
             else:
                 pair_weight[k] += w
-    return pair_weight / total, miss_weight / total
+    in_best = np.zeros(len(pair_track), bool)
+    in_best[[k for k in best_event if k is not None]] = True
+    return pair_weight / total, miss_weight / total, in_best
 
 
 @settings(max_examples=150, deadline=None)
@@ -52,10 +58,12 @@ def test_marginals_equal_brute_force_enumeration(n_tracks, n_meas, seed):
     pair_meas = np.array([b for _, b in pairs], np.int64)
     pair_llr = rng.normal(0, 3, size=len(pairs))
     labels = cluster_labels(pair_track, pair_meas, n_tracks, n_meas)
-    beta_pair, beta_miss, too_large = marginal_probabilities(
+    beta_pair, beta_miss, in_best_event, too_large = marginal_probabilities(
         pair_track, pair_meas, pair_llr, MISS_LLR, labels, n_tracks, n_meas, 10**6
     )
-    expected_pair, expected_miss = brute_force_marginals(pair_track, pair_meas, pair_llr, n_tracks)
+    expected_pair, expected_miss, expected_best = brute_force_marginals(
+        pair_track, pair_meas, pair_llr, n_tracks
+    )
     gated = np.zeros(n_tracks, bool)
     gated[pair_track] = True
     assert not too_large.any()
@@ -63,6 +71,9 @@ def test_marginals_equal_brute_force_enumeration(n_tracks, n_meas, seed):
     assert np.allclose(beta_miss[gated], expected_miss[gated], rtol=1e-10, atol=1e-12)
     # A measurement's probabilities over tracks never exceed one.
     assert np.all(np.bincount(pair_meas, weights=beta_pair) <= 1 + 1e-12)
+    # The one hard answer is the most probable joint event: no measurement used twice.
+    assert np.array_equal(in_best_event, expected_best)
+    assert len(set(pair_meas[in_best_event])) == in_best_event.sum()
 
 
 def test_clusters_over_the_event_bound_are_flagged_not_solved():
@@ -71,7 +82,7 @@ def test_clusters_over_the_event_bound_are_flagged_not_solved():
     pair_meas = np.tile(np.arange(n), n).astype(np.int64)
     pair_llr = np.zeros(n * n)
     labels = cluster_labels(pair_track, pair_meas, n, n)
-    _, _, too_large = marginal_probabilities(
+    *_, too_large = marginal_probabilities(
         pair_track, pair_meas, pair_llr, MISS_LLR, labels, n, n, 1000
     )
     assert too_large.all()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from edge.track_classes import CLASS_HALF_LIFE_S, ClassVotes
+from edge.tracking import Tracker, TrackerConfig
 from edge.tracking.table import Tracks
 
 pytestmark = pytest.mark.unit
@@ -23,10 +26,18 @@ def tracks(*states) -> Tracks:
                   sensor_mask=np.ones(n, np.int64), sensor_names=("thermal",))  # fmt: skip
 
 
-def vote(votes: ClassVotes, t: float, snapshot: Tracks, detections) -> dict[int, str]:
-    """detections: [(e, n, class)]; returns the classes after the vote."""
+def used_by(snapshot: Tracks, owners) -> Tracks:
+    """The snapshot as after a scan whose measurements the tracker gave to `owners`."""
+    return replace(snapshot, measurement_track=np.array(owners, np.int64))
+
+
+def vote(votes: ClassVotes, t: float, snapshot: Tracks, detections, owners=None):
+    """detections: [(e, n, class)], each used by track `owners[j]` (default: track 1);
+    returns the classes after the vote."""
     z = np.array([d[:2] for d in detections], float).reshape(-1, 2)
-    votes.vote(t, snapshot, z, np.repeat(R, len(z), axis=0), [d[2] for d in detections])
+    owners = [1] * len(detections) if owners is None else owners
+    votes.vote(t, used_by(snapshot, owners), z, np.repeat(R, len(z), axis=0),
+               [d[2] for d in detections])  # fmt: skip
     return votes.classes()
 
 
@@ -57,7 +68,7 @@ def test_class_probabilities_split_each_vote():
     z = np.zeros((1, 2))
     for t, (label, shares) in enumerate([("vehicle", sure_vehicle), ("person", toss_up),
                                          ("person", toss_up)]):
-        votes.vote(0.001 * t, track, z, R, [label], [shares])  # no time to fade
+        votes.vote(0.001 * t, used_by(track, [1]), z, R, [label], [shares])  # no time to fade
     assert votes.classes() == {1: "vehicle"}
     assert votes.tallies[1]["person"] == pytest.approx(1.15, abs=0.01)
 
@@ -65,7 +76,7 @@ def test_class_probabilities_split_each_vote():
 def test_a_detection_without_probabilities_votes_its_label():
     votes, track = ClassVotes(), tracks((0.0, 0.0, 0.0, 0.0))
     z = np.zeros((2, 2))
-    votes.vote(0.0, track, z, np.repeat(R, 2, axis=0), ["animal", "person"],
+    votes.vote(0.0, used_by(track, [1, 1]), z, np.repeat(R, 2, axis=0), ["animal", "person"],
                [None, {"person": 0.3, "vehicle": 0.1, "animal": 0.6}])
     assert votes.tallies[1] == pytest.approx({"animal": 1.6, "person": 0.3, "vehicle": 0.1})
 
@@ -80,12 +91,52 @@ def test_old_votes_fade_so_that_a_class_can_change():
     assert vote(votes, later + 0.1, track, [(0.0, 0.0, "animal")]) == {1: "animal"}
 
 
-def test_each_detection_votes_for_the_nearest_track_within_its_gate():
+def test_each_detection_votes_for_the_track_the_tracker_gave_it():
     votes = ClassVotes()
     snapshot = tracks((0.0, 0.0, 0.0, 0.0), (30.0, 0.0, 0.0, 0.0))
+    # The association gave the animal blob beside track 2 to track 1 (say the joint
+    # event said so): the vote follows the association, not the nearest track. The
+    # vehicle went to no track and votes for nothing.
     classes = vote(votes, 0.0, snapshot, [(29.0, 0.5, "animal"), (0.5, 0.0, "person"),
-                                          (200.0, 0.0, "vehicle")])  # fmt: skip
-    assert classes == {1: "person", 2: "animal"}, "the far vehicle witnesses no track"
+                                          (200.0, 0.0, "vehicle")], owners=[1, 2, -1])  # fmt: skip
+    assert classes == {1: "animal", 2: "person"}
+
+
+def test_a_detection_of_a_deleted_track_votes_for_nothing():
+    votes = ClassVotes()
+    classes = vote(votes, 0.0, tracks((0.0, 0.0, 0.0, 0.0)), [(0.0, 0.0, "person")], owners=[7])
+    assert classes == {}
+
+
+def test_detections_and_the_tracks_scan_must_match():
+    with pytest.raises(ValueError, match="2 detections"):
+        vote(ClassVotes(), 0.0, tracks((0.0, 0.0, 0.0, 0.0)),
+             [(0.0, 0.0, "person"), (1.0, 0.0, "person")], owners=[1])  # fmt: skip
+
+
+def test_votes_follow_the_trackers_association_as_a_person_and_a_camel_pass():
+    # A walker and a camel pass 2 m apart on crossing paths; each detection is labelled
+    # with the truth of whom it saw. Each of the two tracks ends with the class of the
+    # target it follows, and the tracker's association is what carried the votes.
+    rng = np.random.default_rng(3)
+    sigma = 0.5
+    tracker = Tracker(TrackerConfig(detection_probability=0.9))
+    votes = ClassVotes()
+    start = np.array([[-20.0, 1.0], [20.0, -1.0]])
+    velocity = np.array([[1.4, 0.0], [-1.2, 0.0]])
+    labels = ["person", "animal"]
+    for k in range(150):
+        t = 0.2 * k
+        truth = start + velocity * t
+        z = truth + rng.normal(0.0, sigma, truth.shape)
+        Rs = np.tile(np.eye(2) * sigma**2, (2, 1, 1))
+        snapshot = tracker.update(t, z, Rs)
+        votes.vote(t, snapshot, z, Rs, labels)
+    classes = votes.classes()
+    for target, label in enumerate(labels):
+        nearest = np.argmin(np.linalg.norm(snapshot.x[:, :2] - truth[target], axis=1))
+        assert snapshot.confirmed[nearest]
+        assert classes[int(snapshot.ids[nearest])] == label, (classes, target)
 
 
 def follow(votes: ClassVotes, path, label: str, velocity=(0.0, 0.0)) -> dict[int, str]:
@@ -131,7 +182,7 @@ def test_detections_too_sparse_to_judge_a_stretch_decide_nothing():
 def test_the_tally_of_a_deleted_track_is_dropped():
     votes = ClassVotes()
     vote(votes, 0.0, tracks((0.0, 0.0, 0.0, 0.0), (50.0, 0.0, 0.0, 0.0)),
-         [(0.0, 0.0, "person"), (50.0, 0.0, "animal")])  # fmt: skip
+         [(0.0, 0.0, "person"), (50.0, 0.0, "animal")], owners=[1, 2])  # fmt: skip
     survivor = tracks((0.0, 0.0, 0.0, 0.0))  # id 1 only
     assert vote(votes, 1.0, survivor, []) == {1: "person"}
     assert set(votes.tallies) == {1}

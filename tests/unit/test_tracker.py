@@ -130,3 +130,45 @@ def test_several_sensors_feed_one_track_in_time_order():
     assert tracker.counters.rejected_stale_scans == 1
     assert tracker.counters.rejected_stale_measurements == 1
     assert np.array_equal(before.x, after.x) and np.array_equal(before.ids, after.ids)
+
+
+@pytest.mark.parametrize("association", ["jpda", "gnn"])
+def test_each_measurement_names_the_track_that_used_it(association):
+    # Four walkers 4 m apart in clutter. Each scan, the detection of each walker names the
+    # confirmed track that follows that walker (the one nearest it after the scan), a
+    # clutter point never names a confirmed track, and no track is named twice.
+    rng = np.random.default_rng(5)
+    sigma = 0.7
+    tracker = Tracker(TrackerConfig(association=association, detection_probability=0.9,
+                                    clutter_density=1e-4))  # fmt: skip
+    start = np.array([[0.0, 0.0], [4.0, 0.0], [8.0, 0.0], [12.0, 0.0]])
+    velocity = np.array([0.0, 1.3])
+    checked = 0
+    for k in range(60):
+        t = 0.5 * k
+        truth = start + velocity * t
+        clutter = rng.uniform(-100.0, 100.0, size=(3, 2)) + [300.0, 0.0]
+        z = np.vstack([truth + rng.normal(0.0, sigma, truth.shape), clutter])
+        tracks = tracker.update(t, z, np.tile(np.eye(2) * sigma**2, (len(z), 1, 1)))
+        owners = tracks.measurement_track
+        assert owners.shape == (len(z),)
+        named = owners[owners >= 0]
+        assert len(set(named.tolist())) == len(named), owners
+        confirmed_ids = set(tracks.ids[tracks.confirmed].tolist())
+        assert not confirmed_ids & set(owners[4:].tolist()), "clutter fed a confirmed track"
+        if k >= 10:
+            for walker in range(4):
+                nearest, _ = nearest_track(tracks, truth[walker])
+                if tracks.confirmed[nearest]:
+                    assert owners[walker] == tracks.ids[nearest], (k, walker, owners)
+                    checked += 1
+    assert checked > 150
+
+
+def test_a_rejected_measurement_is_used_by_no_track():
+    tracker = Tracker()
+    z = np.array([[0.0, 0.0], [np.nan, 1.0]])
+    tracks = tracker.update(0.0, z, np.tile(np.eye(2), (2, 1, 1)))
+    assert tracks.measurement_track.tolist() == [tracks.ids[0], -1]
+    stale = tracker.update(-1.0, z, np.tile(np.eye(2), (2, 1, 1)))
+    assert stale.measurement_track.tolist() == [-1, -1]
