@@ -50,8 +50,11 @@ def build_uplink(config: EdgeConfig) -> Uplink:
         username=section.username, password=secret(section.password),
         ca_file=None if section.ca_file is None else str(section.ca_file),
         drain_rate=section.drain_rate, status_expiry_s=section.status_expiry_s,
+        confirm_timeout_s=section.confirm_timeout_s,
     )  # fmt: skip
-    return Uplink(uplink_config, Outbox(section.outbox, section.outbox_max_messages))
+    outbox = Outbox(section.outbox, section.outbox_max_messages,
+                    max_bytes=section.outbox_max_bytes)  # fmt: skip
+    return Uplink(uplink_config, outbox)
 
 
 def mast_pose(camera: CameraSection, ground_alt: float):

@@ -32,10 +32,12 @@ def username(site: str, node: str) -> str:
 def acl_text(nodes: list[tuple[str, str]]) -> str:
     blocks = "\n".join(
         f"user {username(site, node)}\ntopic write {topics.node_root(site, node)}\n"
+        f"topic read {topics.delivered(site, node)}\n"
         for site, node in nodes
     )
     template = (CONFIG_DIR / "acl.template").read_text()
-    return template.format(hq_user=HQ_USER, node_blocks=blocks)
+    return template.format(hq_user=HQ_USER, node_blocks=blocks,
+                           hq_acks=topics.all_delivered())  # fmt: skip
 
 
 def write_broker_config(out: Path, nodes: list[tuple[str, str]], port: int = 1883,

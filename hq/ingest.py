@@ -113,6 +113,8 @@ class Ingest:
         self.health = health
         self.flow = flow or FlowStatistics()
         self.on_commit = on_commit
+        # on_delivered(node_key, seq): the store holds this batch (hq/delivery.py tells the node)
+        self.on_delivered: Callable[[str, int], None] | None = None
         self.counters = IngestCounters()
         self.telemetry: dict[tuple[str, int], VehicleTelemetry] = {}  # latest per drone
         self._lock = threading.Lock()  # groups and ticks take turns
@@ -187,9 +189,14 @@ class Ingest:
     def _track_batch(self, batch: TrackBatch, received: float, group: _Group) -> None:
         key = node_key(batch.site, batch.node)
         # Seen if committed before, or earlier in this very group (not yet committed).
-        if (key, batch.seq) in group.claimed or self.store.already_seen(key, batch.seq):
+        if (key, batch.seq) in group.claimed:  # its first copy is confirmed once committed
             self.counters.duplicates += 1
             group.done("duplicate")
+            return
+        if self.store.already_seen(key, batch.seq):
+            self.counters.duplicates += 1
+            group.done("duplicate")
+            self._delivered(key, batch.seq)
             return
         group.claimed.add((key, batch.seq))
         update = self.fusion.ingest(batch, received)
@@ -246,6 +253,8 @@ class Ingest:
         self.counters.groups += 1
         written = self._write([batch for _, batch, _ in group.pending])
         for (index, batch, outcome), ok in zip(group.pending, written, strict=True):
+            if ok is not None and batch.seq is not None:
+                self._delivered(batch.node_key, batch.seq)
             if ok is None:
                 self.counters.failed += 1
                 group.outcomes[index] = "failed"
@@ -278,6 +287,10 @@ class Ingest:
         except Exception:
             log.exception("batch not committed node=%s seq=%s", batch.node_key, batch.seq)
             return None
+
+    def _delivered(self, node_key: str, seq: int) -> None:
+        if self.on_delivered is not None:
+            self.on_delivered(node_key, seq)
 
     def _notify(self, batch: IngestBatch) -> None:
         if self.on_commit is None:

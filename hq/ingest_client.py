@@ -7,7 +7,8 @@ what arrives; the `GroupWriter`'s one thread takes everything waiting (at most
 `max_group` messages), hands it to `hq.ingest.Ingest` as one group and only
 after the commit acknowledges each message. When HQ dies, the broker sends
 again whatever was not acknowledged, and the (node, seq) record makes a
-repeat of a committed batch a no-op.
+repeat of a committed batch a no-op. After each commit, `DeliveryAcks`
+(hq/delivery.py) tells each node which of its batches the store holds.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from hq.delivery import DeliveryAcks
 from hq.ingest import Ingest, Outcome, Received
 from wire import topics
 
@@ -129,12 +131,15 @@ class IngestClient:
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
         self.client.reconnect_delay_set(1, 30)
+        self.delivery = DeliveryAcks(self._publish_delivered)
+        ingest.on_delivered = self.delivery.committed
         self._host, self._port = host, port
         self._properties = Properties(PacketTypes.CONNECT)
         self._properties.SessionExpiryInterval = session_expiry_s
         self._properties.ReceiveMaximum = receive_maximum
 
     def start(self) -> IngestClient:
+        self.delivery.start()
         self.writer.start()
         self.client.connect_async(self._host, self._port, keepalive=15, clean_start=False,
                                   properties=self._properties)  # fmt: skip
@@ -145,6 +150,7 @@ class IngestClient:
         """Commit and acknowledge the group in hand; the broker sends the rest again on the
         next start."""
         self.writer.stop()
+        self.delivery.stop()
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -160,13 +166,17 @@ class IngestClient:
         # From here the broker keeps the posts' messages for HQ's session, even while HQ
         # is down: a deployment starts its nodes after this line.
         granted = all(not code.is_failure for code in reason_codes)
-        log.log(logging.INFO if granted else logging.WARNING,
-                "HQ ingest subscribed granted=%s", granted)
+        log.log(
+            logging.INFO if granted else logging.WARNING, "HQ ingest subscribed granted=%s", granted
+        )
 
     def _on_message(self, client, userdata, message) -> None:
         # The network thread only queues: committing here would hold up every other message.
         self.writer.put(Received(message.topic, message.payload, time.time()),
                         (message.mid, message.qos))  # fmt: skip
+
+    def _publish_delivered(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1, retain=True)
 
     def _acknowledge(self, token: tuple[int, int], outcome: Outcome) -> None:
         if outcome != "failed":  # not acknowledged: the broker sends it again
