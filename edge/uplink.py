@@ -52,6 +52,10 @@ QOS = 1
 DISK_FULL_ALERT_EVERY_S = 60.0
 
 
+class _TooLarge(Exception):
+    pass
+
+
 @dataclass(frozen=True)
 class UplinkConfig:
     site: str
@@ -69,6 +73,9 @@ class UplinkConfig:
     status_expiry_s: int = 600
     confirm_timeout_s: float = 10.0  # a batch the broker took, unconfirmed by HQ: sent again
     confirm_timeout_max_s: float = 120.0
+    # The broker's message_size_limit (hq/broker.py): it closes the connection on a larger
+    # publish, so such a message is refused here, before it is stored and sent for ever.
+    max_message_bytes: int = 1024 * 1024
 
 
 @dataclass
@@ -83,6 +90,7 @@ class UplinkCounters:
     resend_rounds: int = 0  # times the unconfirmed batches were sent again
     bad_confirmations: int = 0  # messages on the delivered topic that did not parse
     lost_disk_full: int = 0  # messages the outbox could not store (the disk is full)
+    refused_too_large: int = 0  # messages over max_message_bytes, never stored
     connected: bool = False
 
 
@@ -148,6 +156,8 @@ class Uplink:
         """Store a message for HQ; it leaves when the link allows. Its outbox id; None when
         the disk is full even after dropping the oldest (counted and logged: the node goes
         on, and the next message may find room)."""
+        if self._too_large(topic, payload):
+            return None
         dropped = self.outbox.counters.dropped_disk_full
         try:
             message_id = self.outbox.put(topic, payload)
@@ -162,16 +172,33 @@ class Uplink:
     def send_numbered(self, topic: str, payload_of) -> int | None:
         """Store a numbered batch: `payload_of(seq)` gives its bytes. Its seq; None when
         the disk is full (as `send`; the number was not used)."""
+
+        def checked(seq: int) -> bytes:
+            payload = payload_of(seq)
+            if self._too_large(topic, payload):
+                raise _TooLarge  # rolls the number back: it is not used
+            return payload
+
         dropped = self.outbox.counters.dropped_disk_full
         try:
-            seq, _ = self.outbox.put_numbered(topic, payload_of)
+            seq, _ = self.outbox.put_numbered(topic, checked)
         except OutboxFull as error:
             self._lost_to_full_disk(error)
+            return None
+        except _TooLarge:
             return None
         if self.outbox.counters.dropped_disk_full != dropped:
             self._alert_full_disk()
         self._wake.set()
         return seq
+
+    def _too_large(self, topic: str, payload: bytes) -> bool:
+        if len(payload) <= self.config.max_message_bytes:
+            return False
+        self.counters.refused_too_large += 1
+        log.error("message refused: %d bytes exceed %d topic=%s", len(payload),
+                  self.config.max_message_bytes, topic)  # fmt: skip
+        return True
 
     def _lost_to_full_disk(self, error: OutboxFull) -> None:
         self.counters.lost_disk_full += 1

@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from edge.outbox import Outbox, OutboxFull
+from edge.uplink import Uplink, UplinkConfig
 from wire.delivery import Delivered, SeqRanges, decode, encode
 
 pytestmark = pytest.mark.unit
@@ -113,3 +114,12 @@ def test_a_message_larger_than_the_whole_quota_is_lost_with_a_clear_error(tmp_pa
     assert outbox.counters.lost_disk_full == 1
     outbox.put("t", b"small again")  # the outbox still works
     assert outbox.after(0)[-1].payload == b"small again"
+
+
+def test_a_message_over_the_brokers_size_limit_is_refused_before_it_is_stored(tmp_path):
+    outbox = Outbox(tmp_path / "outbox.db", first_seq=0)
+    uplink = Uplink(UplinkConfig(site="s", node="n", max_message_bytes=1000), outbox)
+    assert uplink.send("t", b"x" * 1001) is None
+    assert uplink.send_numbered("t", lambda seq: b"y" * 5000) is None
+    assert outbox.depth() == 0 and uplink.counters.refused_too_large == 2
+    assert uplink.send_numbered("t", lambda seq: b"fits") == 0  # the refused one used no number
