@@ -28,7 +28,7 @@ from edge.outbox import Outbox
 from edge.tracking import Tracker
 from edge.uplink import Uplink, UplinkConfig
 from wire.geo import EnuFrame
-from wire.secrets import secret
+from wire.secrets import secret, signing_key
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,8 @@ log = logging.getLogger(__name__)
 def build_drivers(config: EdgeConfig) -> list[MavlinkDriver]:
     drivers = []
     for link in config.mavlink:
-        key = secret(link.signing_key)
-        signing_key = None if key is None else bytes.fromhex(key)
-        drivers.append(MavlinkDriver(MavlinkConfig(url=link.url, signing_key=signing_key)))
+        key = signing_key(link.signing_key)
+        drivers.append(MavlinkDriver(MavlinkConfig(url=link.url, signing_key=key)))
     return drivers
 
 

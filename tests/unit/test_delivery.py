@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from edge.outbox import Outbox, OutboxFull
 from edge.uplink import Uplink, UplinkConfig
 from wire.delivery import Delivered, SeqRanges, decode, encode
+from wire.secrets import signing_key_of
 
 pytestmark = pytest.mark.unit
 
@@ -123,3 +124,20 @@ def test_a_message_over_the_brokers_size_limit_is_refused_before_it_is_stored(tm
     assert uplink.send_numbered("t", lambda seq: b"y" * 5000) is None
     assert outbox.depth() == 0 and uplink.counters.refused_too_large == 2
     assert uplink.send_numbered("t", lambda seq: b"fits") == 0  # the refused one used no number
+
+
+@pytest.mark.parametrize(
+    "data",
+    [bytes(range(32)), b" \n" * 16, bytes(range(32)).hex().encode(),
+     b"  " + bytes(range(32)).hex().upper().encode() + b"\n"],
+)  # fmt: skip
+def test_a_signing_key_reads_as_32_raw_bytes_or_64_hex_digits(data):
+    key = signing_key_of(data, "a test")
+    assert len(key) == 32
+    assert key == (data if len(data) == 32 else bytes.fromhex(data.strip().decode()))
+
+
+@pytest.mark.parametrize("data", [b"short", bytes(range(33)), b"zz" * 32, b"\xff" * 64])
+def test_anything_else_is_refused_with_a_clear_error(data):
+    with pytest.raises(ValueError, match="neither 32 raw bytes nor 64 hex digits"):
+        signing_key_of(data, "a test")
