@@ -67,6 +67,23 @@ class DeliveryRig:
     def start_post(self, name: str) -> None:
         self.posts[name].start().wait_for_line("post streaming")
 
+    def drain_posts(self, timeout_s: float = 180.0) -> dict[str, int]:
+        """Stop the posts (SIGTERM) and run each again making nothing, until HQ confirmed all
+        its outbox held; the messages each left behind (0 when all were confirmed)."""
+        for service in self.posts.values():
+            service.stop(timeout=15)
+        drains = {name: Service(f"{name}-drain", [*service.args, "--drain", "--drain-timeout",
+                                                  str(timeout_s)], service.env,
+                                log_path=service.log_path).start()
+                  for name, service in self.posts.items()}  # fmt: skip
+        left = {}
+        for name, drain in drains.items():
+            drain.process.wait(timeout=timeout_s + 30)
+            drain.wait_for_line("post drained", timeout=10)
+            line = next(x for x in drain.lines if "post drained" in x)
+            left[name] = int(line.split("left=")[1].split()[0])
+        return left
+
     def kill_broker(self, keep_persistence: bool) -> None:
         """kill -9 of mosquitto; without its persistence file it comes back empty."""
         self.broker.kill()

@@ -8,7 +8,8 @@ real node, for the chaos benchmark and the delivery tests.
 Each batch holds `--tracks` walkers a few hundred metres from the post. Runs until
 SIGTERM or SIGINT, then flushes as a node does and says offline. The outbox file
 keeps the numbers handed out (`produced`), so a test or the benchmark reads what
-was made from it even after a kill -9.
+was made from it even after a kill -9. With `--drain` it makes nothing and exits
+once HQ has confirmed everything in the outbox (or after `--drain-timeout`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="an edge node's TOML")
     parser.add_argument("--rate", type=float, default=20.0, help="batches per second")
     parser.add_argument("--tracks", type=int, default=3)
+    parser.add_argument("--drain", action="store_true", help="only deliver what is stored")
+    parser.add_argument("--drain-timeout", type=float, default=120.0, help="s")
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(message)s")
     config = load_config(args.config)
@@ -64,6 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     uplink.start()
+    if args.drain:
+        print(f"post draining depth={uplink.outbox.depth()}", flush=True)
+        deadline = time.monotonic() + args.drain_timeout
+        while uplink.outbox.depth() and not stop.is_set() and time.monotonic() < deadline:
+            stop.wait(0.2)
+        uplink.stop()
+        print(f"post drained left={uplink.outbox.depth()} counters={uplink.counters}", flush=True)
+        return 0 if uplink.outbox.depth() == 0 else 1
     topic = topics.tracks(config.site, config.node)
     print(f"post streaming site={config.site} node={config.node} rate={args.rate}", flush=True)
     period = 1.0 / args.rate
