@@ -176,7 +176,10 @@ class IngestClient:
                         (message.mid, message.qos))  # fmt: skip
 
     def _publish_delivered(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload, qos=1, retain=True)
+        # Not queued while disconnected: each confirmation holds all the earlier ones, and a
+        # node whose batches go unconfirmed sends them again and hears then.
+        if self.client.is_connected():
+            self.client.publish(topic, payload, qos=1, retain=True)
 
     def _acknowledge(self, token: tuple[int, int], outcome: Outcome) -> None:
         if outcome != "failed":  # not acknowledged: the broker sends it again
