@@ -356,6 +356,11 @@ class Uplink:
                 self._sending.confirmed_in_flight.add(message_id)
         if gone:
             self.counters.confirmed += len(gone)
+        # The wait goes back to its base only once HQ keeps up (nothing older than it still
+        # waits), so that an HQ that lags behind is not flooded with repeats meanwhile.
+        awaiting = self._sending.awaiting
+        oldest = next(iter(awaiting.values()), None)
+        if oldest is None or time.monotonic() - oldest < self.config.confirm_timeout_s:
             self._confirm_timeout_s = self.config.confirm_timeout_s
 
     def _resend_when_unconfirmed(self) -> None:
