@@ -2,8 +2,9 @@
 radio to the drone (loss, bursts, a 15 s cut, corrupted bytes, a GPS dropout), the camera
 stream dropping, the uplink silent for 60 s, the broker killed with -9 and restarted
 empty (its persistence file gone: whatever it had accepted and not yet handed to HQ is
-lost with it, HQ's session too), HQ killed with -9 and restarted. HQ must end up with every track batch the node made, each stored once, and a
-picture that follows the targets again."""
+lost with it, HQ's session too), HQ killed with -9 and restarted. HQ must end up with
+every track batch the node made, each stored once, and a picture that follows the
+targets again."""
 
 import sqlite3
 import time
