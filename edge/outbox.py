@@ -138,7 +138,7 @@ class Outbox:
             return seq, *self._insert(topic, payload_of(seq), created, seq)
 
         seq, message_id, overflow = self._on_full_disk_make_room(store)
-        self._report_overflow(overflow)
+        self._stored(overflow)
         return seq, message_id
 
     def put(self, topic: str, payload: bytes, created: float | None = None) -> int:
@@ -146,7 +146,7 @@ class Outbox:
         message_id, overflow = self._on_full_disk_make_room(
             lambda: self._insert(topic, payload, created, None)
         )
-        self._report_overflow(overflow)
+        self._stored(overflow)
         return message_id
 
     def after(self, message_id: int, limit: int = 100) -> list[StoredMessage]:
@@ -245,12 +245,10 @@ class Outbox:
         overflow = self._drop_oldest(max(0, self._count - self.max_messages + 1))
         while self._count and self._bytes + len(payload) > self.max_bytes:
             overflow += self._drop_oldest(1)
-        self.counters.dropped_when_full += overflow
         cursor = self._db.execute(
             "INSERT INTO messages (topic, payload, created, seq) VALUES (?, ?, ?, ?)",
             [topic, payload, time.time() if created is None else created, seq],
         )
-        self.counters.stored += 1
         self._count += 1
         self._bytes += len(payload)
         return cursor.lastrowid, overflow
@@ -280,6 +278,12 @@ class Outbox:
         self._count, self._bytes = self._db.execute(
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM messages"
         ).fetchone()
+
+    def _stored(self, overflow: int) -> None:
+        """Count a message stored (after its commit: a rolled-back one is not counted)."""
+        self.counters.stored += 1
+        self.counters.dropped_when_full += overflow
+        self._report_overflow(overflow)
 
     def _report_overflow(self, overflow: int) -> None:
         if overflow and self.on_overflow is not None:
