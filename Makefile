@@ -77,6 +77,7 @@ bench: setup
 	$(PY) -m bench hq --json
 	$(PY) -m bench hq_api --json
 	$(PY) -m bench soak --json
+	$(PY) -m bench chaos --json
 
 lint: setup
 	$(PY) -m ruff check .

@@ -35,6 +35,10 @@ class UplinkSection(_Strict):
     ca_file: Path | None = None
     outbox: Path = Path("/var/lib/dunewatch/outbox.db")
     outbox_max_messages: int = Field(default=200_000, ge=1)
+    outbox_max_bytes: int = Field(default=1024**3, ge=1)  # payload bytes held, at most
+    # HQ confirms each batch its store holds; one the broker took but HQ did not confirm
+    # within this is sent again (the wait doubles while HQ stays silent).
+    confirm_timeout_s: float = Field(default=10.0, gt=0)
     drain_rate: float = Field(default=50.0, gt=0)  # backlog messages per second
     status_period_s: float = Field(default=10.0, gt=0)
     status_expiry_s: int = Field(default=600, ge=1)

@@ -146,6 +146,16 @@ class EdgeCollector(Collector):
             ("disconnects", c.disconnects, "connections to the broker lost or closed"),
             ("publish_errors", c.publish_errors,
              "publishes the MQTT client or the broker refused (the message stays stored)"),
+            ("confirmed", c.confirmed,
+             "batches HQ confirmed its store holds (deleted from the outbox)"),
+            ("resend_rounds", c.resend_rounds,
+             "times the batches HQ had not confirmed in time were sent again"),
+            ("bad_confirmations", c.bad_confirmations,
+             "messages on the node's confirmation topic that did not parse or name another node"),
+            ("lost_disk_full", c.lost_disk_full,
+             "messages lost because the disk under the outbox was full"),
+            ("refused_too_large", c.refused_too_large,
+             "messages over the broker's size limit, refused before they were stored"),
         ]:  # fmt: skip
             yield f.counter(f"dunewatch_edge_uplink_{name}_total", text, value)
         yield f.gauge("dunewatch_edge_uplink_connected", "1 while connected to the broker, else 0",
@@ -153,8 +163,10 @@ class EdgeCollector(Collector):
 
         outbox = uplink.outbox
         yield f.gauge("dunewatch_edge_outbox_depth",
-                      "messages in the outbox waiting for the broker's acknowledgement",
+                      "messages in the outbox waiting for delivery (batches: HQ's confirmation)",
                       outbox.depth())  # fmt: skip
+        yield f.gauge("dunewatch_edge_outbox_bytes", "payload bytes in the outbox",
+                      outbox.size_bytes())  # fmt: skip
         yield f.gauge("dunewatch_edge_outbox_capacity",
                       "messages the outbox holds before it drops the oldest",
                       outbox.max_messages)  # fmt: skip
@@ -164,6 +176,8 @@ class EdgeCollector(Collector):
             ("delivered", oc.delivered, "messages deleted from the outbox once acknowledged"),
             ("dropped", oc.dropped_when_full,
              "messages dropped undelivered, oldest first, because the outbox was full"),
+            ("dropped_disk_full", oc.dropped_disk_full,
+             "messages dropped undelivered, oldest first, to make room on a full disk"),
         ]:  # fmt: skip
             yield f.counter(f"dunewatch_edge_outbox_{name}_total", text, value)
 

@@ -28,7 +28,7 @@ from edge.outbox import Outbox
 from edge.tracking import Tracker
 from edge.uplink import Uplink, UplinkConfig
 from wire.geo import EnuFrame
-from wire.secrets import secret
+from wire.secrets import secret, signing_key
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,8 @@ log = logging.getLogger(__name__)
 def build_drivers(config: EdgeConfig) -> list[MavlinkDriver]:
     drivers = []
     for link in config.mavlink:
-        key = secret(link.signing_key)
-        signing_key = None if key is None else bytes.fromhex(key)
-        drivers.append(MavlinkDriver(MavlinkConfig(url=link.url, signing_key=signing_key)))
+        key = signing_key(link.signing_key)
+        drivers.append(MavlinkDriver(MavlinkConfig(url=link.url, signing_key=key)))
     return drivers
 
 
@@ -50,8 +49,11 @@ def build_uplink(config: EdgeConfig) -> Uplink:
         username=section.username, password=secret(section.password),
         ca_file=None if section.ca_file is None else str(section.ca_file),
         drain_rate=section.drain_rate, status_expiry_s=section.status_expiry_s,
+        confirm_timeout_s=section.confirm_timeout_s,
     )  # fmt: skip
-    return Uplink(uplink_config, Outbox(section.outbox, section.outbox_max_messages))
+    outbox = Outbox(section.outbox, section.outbox_max_messages,
+                    max_bytes=section.outbox_max_bytes)  # fmt: skip
+    return Uplink(uplink_config, outbox)
 
 
 def mast_pose(camera: CameraSection, ground_alt: float):

@@ -2,8 +2,11 @@
 
 `python -m hq broker-config --node SITE/NODE ... --out DIR` writes, for
 mosquitto, `DIR/acl` (a node publishes only under `dunewatch/v1/SITE/NODE/#`
-and subscribes to nothing; HQ's account reads all), `DIR/passwd` (hashed by
-`mosquitto_passwd`), `DIR/mosquitto.conf` (from configs/mosquitto/), and
+and reads only HQ's confirmations of its own batches; HQ's account reads all
+and writes only the confirmations), `DIR/passwd` (hashed by
+`mosquitto_passwd`), `DIR/mosquitto.conf` (from configs/mosquitto/: each
+client's id is its account name, so that no account can take another's
+session; publishes over `MESSAGE_SIZE_LIMIT` are refused), and
 `DIR/credentials.toml` (mode 600) holding the generated passwords for
 provisioning each edge box. DIR must be outside the repository.
 """
@@ -23,6 +26,7 @@ from wire import topics
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "mosquitto"
 HQ_USER = "hq"
+MESSAGE_SIZE_LIMIT = 1024 * 1024  # bytes of payload the broker accepts in one publish
 
 
 def username(site: str, node: str) -> str:
@@ -32,10 +36,12 @@ def username(site: str, node: str) -> str:
 def acl_text(nodes: list[tuple[str, str]]) -> str:
     blocks = "\n".join(
         f"user {username(site, node)}\ntopic write {topics.node_root(site, node)}\n"
+        f"topic read {topics.delivered(site, node)}\n"
         for site, node in nodes
     )
     template = (CONFIG_DIR / "acl.template").read_text()
-    return template.format(hq_user=HQ_USER, node_blocks=blocks)
+    return template.format(hq_user=HQ_USER, node_blocks=blocks,
+                           hq_acks=topics.all_delivered())  # fmt: skip
 
 
 def write_broker_config(out: Path, nodes: list[tuple[str, str]], port: int = 1883,
@@ -60,6 +66,7 @@ def write_broker_config(out: Path, nodes: list[tuple[str, str]], port: int = 188
     conf = (CONFIG_DIR / "mosquitto.conf").read_text().format(
         password_file=password_file, acl_file=out / "acl", persistence="true",
         persistence_location=f"{out / 'data'}/", port=port, bind=bind, run_as=run_as,
+        message_size_limit=MESSAGE_SIZE_LIMIT,
     )  # fmt: skip
     (out / "mosquitto.conf").write_text(conf)
     credentials = out / "credentials.toml"

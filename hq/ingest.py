@@ -151,6 +151,8 @@ class Ingest:
         self.limits = limits or IngestSection()
         self.bounds = MessageBounds(self.limits, region)
         self.rate = PostRateLimit(self.limits.rate_per_s, self.limits.rate_burst)
+        # on_delivered(node_key, seq): the store holds this batch (hq/delivery.py tells the node)
+        self.on_delivered: Callable[[str, int], None] | None = None
         self.counters = IngestCounters()
         self._lock = threading.Lock()  # groups and ticks take turns
 
@@ -268,9 +270,14 @@ class Ingest:
         received = message.received
         key = node_key(batch.site, batch.node)
         # Seen if committed before, or earlier in this very group (not yet committed).
-        if (key, batch.seq) in group.claimed or self.store.already_seen(key, batch.seq):
+        if (key, batch.seq) in group.claimed:  # its first copy is confirmed once committed
             self.counters.duplicates += 1
             group.done("duplicate")
+            return
+        if self.store.already_seen(key, batch.seq):
+            self.counters.duplicates += 1
+            group.done("duplicate")
+            self._delivered(key, batch.seq)
             return
         group.claimed.add((key, batch.seq))
         update = self.fusion.ingest(batch, received)
@@ -332,6 +339,8 @@ class Ingest:
         self.counters.groups += 1
         written = self._write(group.pending)
         for pending, ok in zip(group.pending, written, strict=True):
+            if ok in (True, False) and pending.batch.seq is not None:  # held by the store
+                self._delivered(pending.batch.node_key, pending.batch.seq)
             if ok is None:
                 self.counters.failed += 1
                 group.outcomes[pending.index] = "failed"
@@ -383,6 +392,10 @@ class Ingest:
             log.exception("dead letter not committed either topic=%s", pending.message.topic)
             return None
         return "dead_letter"
+
+    def _delivered(self, node_key: str, seq: int) -> None:
+        if self.on_delivered is not None:
+            self.on_delivered(node_key, seq)
 
     def _notify(self, batch: IngestBatch) -> None:
         if self.on_commit is None:

@@ -12,6 +12,8 @@ committed batch a no-op. `unacknowledged` is what the ingest watchdog
 (hq/ingest_watchdog.py) watches. Only status topics send HQ their retained
 message when it subscribes; elsewhere a retained message is marked, and
 refused.
+After each commit, `DeliveryAcks` (hq/delivery.py) tells each node which of
+its batches the store holds.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from hq.delivery import DeliveryAcks
 from hq.ingest import Ingest, Outcome, Received
 from hq.ingest_watchdog import Unacknowledged
 from wire import topics
@@ -152,12 +155,15 @@ class IngestClient:
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
         self.client.reconnect_delay_set(1, 30)
+        self.delivery = DeliveryAcks(self._publish_delivered)
+        ingest.on_delivered = self.delivery.committed
         self._host, self._port = host, port
         self._properties = Properties(PacketTypes.CONNECT)
         self._properties.SessionExpiryInterval = session_expiry_s
         self._properties.ReceiveMaximum = receive_maximum
 
     def start(self) -> IngestClient:
+        self.delivery.start()
         self.writer.start()
         self.client.connect_async(self._host, self._port, keepalive=15, clean_start=False,
                                   properties=self._properties)  # fmt: skip
@@ -168,6 +174,7 @@ class IngestClient:
         """Commit and acknowledge the group in hand; the broker sends the rest again on the
         next start."""
         self.writer.stop()
+        self.delivery.stop()
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -186,8 +193,9 @@ class IngestClient:
         # From here the broker keeps the posts' messages for HQ's session, even while HQ
         # is down: a deployment starts its nodes after this line.
         granted = all(not code.is_failure for code in reason_codes)
-        log.log(logging.INFO if granted else logging.WARNING,
-                "HQ ingest subscribed granted=%s", granted)
+        log.log(
+            logging.INFO if granted else logging.WARNING, "HQ ingest subscribed granted=%s", granted
+        )
 
     def _on_message(self, client, userdata, message) -> None:
         # The network thread only queues: committing here would hold up every other message.
@@ -196,6 +204,12 @@ class IngestClient:
             self.unacknowledged.add(token, received)
         self.writer.put(Received(message.topic, message.payload, received, bool(message.retain)),
                         token)  # fmt: skip
+
+    def _publish_delivered(self, topic: str, payload: bytes) -> None:
+        # Not queued while disconnected: each confirmation holds all the earlier ones, and a
+        # node whose batches go unconfirmed sends them again and hears then.
+        if self.client.is_connected():
+            self.client.publish(topic, payload, qos=1, retain=True)
 
     def _acknowledge(self, token: tuple[int, int], outcome: Outcome) -> None:
         if outcome != "failed":  # not acknowledged: the writer tries it again

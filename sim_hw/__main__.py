@@ -24,6 +24,7 @@ from sim_hw.telemetry import Drone, frames, local_level
 from sim_hw.terrain import ground_up
 from sim_hw.tlog import write_tlog
 from wire.geo import EnuFrame
+from wire.stopping import stop_on_sigterm_as_on_ctrl_c
 
 MAV_TYPES = {"multirotor": mavlink.MAV_TYPE_QUADROTOR, "fixed_wing": mavlink.MAV_TYPE_FIXED_WING}
 
@@ -144,6 +145,7 @@ COMMANDS = {"generate": generate, "scenario": scenario, "replay": replay, "camer
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop_on_sigterm_as_on_ctrl_c()  # each command ends on Ctrl-C cleanly; SIGTERM too
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS:
         print(f"usage: python -m sim_hw {{{','.join(COMMANDS)}}} ...", file=sys.stderr)

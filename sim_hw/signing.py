@@ -15,6 +15,7 @@ from pathlib import Path
 from pymavlink.dialects.v20 import ardupilotmega as dialect
 
 from sim_hw.tlog import MAVLINK2_MAGIC
+from wire.secrets import signing_key_of
 
 SIGNING_EPOCH = 1_420_070_400  # 2015-01-01T00:00:00Z
 KEY_LENGTH = 32
@@ -22,15 +23,7 @@ KEY_LENGTH = 32
 
 def read_key(path: str | Path) -> bytes:
     """The secret key: 32 raw bytes, or 64 hexadecimal characters."""
-    data = Path(path).read_bytes().strip()
-    if len(data) == 2 * KEY_LENGTH:
-        try:
-            return bytes.fromhex(data.decode("ascii"))
-        except ValueError:
-            pass  # 64 bytes that are not hex: judged as raw bytes below
-    if len(data) != KEY_LENGTH:
-        raise ValueError(f"{path}: a signing key is {KEY_LENGTH} bytes or 64 hex digits")
-    return data
+    return signing_key_of(Path(path).read_bytes(), f"file {path}")
 
 
 class FrameSigner:

@@ -7,8 +7,9 @@ Starts a private mosquitto, HQ with its API, one edge node per post and the
 simulator playing the scenario live (drones' telemetry over UDP, their
 gimbal cameras as MJPEG), prints the operator page's address and a login
 token, then a one-screen summary every few seconds: fused tracks by class,
-open alerts, each post's link and backlog. Ctrl-C (or the end of
---duration) stops every part; nothing is left running. All files (configs,
+open alerts, each post's link and backlog. Ctrl-C, SIGTERM (as `timeout` or
+a service manager stops it) or the end of --duration stops every part;
+nothing is left running. All files (configs,
 logs, the database) stay in --folder to read afterwards.
 """
 
@@ -25,6 +26,7 @@ from pathlib import Path
 from hq.broker import free_tcp_port
 from hq.store.sqlite import SqliteStore
 from stack.deployment import Deployment, StackOptions
+from wire.stopping import stop_on_sigterm_as_on_ctrl_c
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,6 +78,7 @@ def demo(argv: list[str]) -> int:
                                                 "arducopter-canberra-2015.tlog"),
                         help="a real flight log replayed beside the scenario, if it exists")
     args = parser.parse_args(argv)
+    stop_on_sigterm_as_on_ctrl_c()
     size, _, fps = args.camera.partition("@")
     width, _, height = size.partition("x")
     folder = Path(args.folder or tempfile.mkdtemp(prefix="dunewatch-demo-"))

@@ -4,6 +4,9 @@
     dunewatch/v1/{site}/{node}/status     NodeStatus (retained; the Last Will says offline)
     dunewatch/v1/{site}/{node}/telemetry  VehicleTelemetry
     dunewatch/v1/{site}/{node}/alerts     Alert
+    dunewatch/ack/v1/{site}/{node}        Delivered (wire/delivery.py): HQ to the node, what
+                                          HQ's store holds; outside the node's own tree, so
+                                          that only HQ may write it and only that node read it
 
 The version in the topic is the wire's major version, so a broker can carry
 two generations side by side during an upgrade.
@@ -14,6 +17,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 ROOT = "dunewatch/v1"
+ACK_ROOT = "dunewatch/ack/v1"
 CHANNELS = ("tracks", "status", "telemetry", "alerts")
 
 
@@ -54,6 +58,16 @@ def alerts(site: str, node: str) -> str:
 def node_root(site: str, node: str) -> str:
     """Everything one node may publish under (its ACL grant)."""
     return f"{ROOT}/{_checked(site)}/{_checked(node)}/#"
+
+
+def delivered(site: str, node: str) -> str:
+    """Where HQ tells this node which of its batches the store holds."""
+    return f"{ACK_ROOT}/{_checked(site)}/{_checked(node)}"
+
+
+def all_delivered() -> str:
+    """Everything HQ may publish under (its ACL grant)."""
+    return f"{ACK_ROOT}/#"
 
 
 def all_nodes(channel: str | None = None) -> str:

@@ -1,8 +1,10 @@
 """The whole stack on the small scenario under the faults of a bad day at a post: a poor
 radio to the drone (loss, bursts, a 15 s cut, corrupted bytes, a GPS dropout), the camera
-stream dropping, the uplink silent for 60 s, the broker restarted, HQ killed with -9 and
-restarted. HQ must end up with every track batch the node made, each stored once, and a
-picture that follows the targets again."""
+stream dropping, the uplink silent for 60 s, the broker killed with -9 and restarted
+empty (its persistence file gone: whatever it had accepted and not yet handed to HQ is
+lost with it, HQ's session too), HQ killed with -9 and restarted. HQ must end up with
+every track batch the node made, each stored once, and a picture that follows the
+targets again."""
 
 import sqlite3
 import time
@@ -54,6 +56,8 @@ def test_no_batch_lost_or_stored_twice_and_the_picture_recovers(tmp_path):
         relay.restore()
         time.sleep(3.0)
         deployment.broker.kill()  # a crash of the broker, with the backlog draining
+        for file in (tmp_path / "broker" / "data").glob("mosquitto.db*"):
+            file.unlink()  # and it comes back empty: only the node's outbox still has them
         deployment.broker.start()
         time.sleep(5.0)
         deployment.restart("hq", kill=True)  # kill -9 of HQ, and its restart

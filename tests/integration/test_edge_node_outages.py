@@ -16,6 +16,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hq.broker import BrokerProcess, free_tcp_port, username, write_broker_config
+from hq.delivery import DeliveryAcks
 from sim_hw.live import LiveCamera, LiveScenario
 from sim_hw.scenario import load_config
 from stack.config_files import write_config
@@ -35,12 +36,14 @@ SITE, POST = SCENARIO.name, SCENARIO.posts[0]
 
 
 class Hq:
-    """Subscribes as HQ does and keeps every TrackBatch with its arrival time."""
+    """Subscribes as HQ does, keeps every TrackBatch with its arrival time and confirms each
+    to the node as HQ does after its commit (hq/delivery.py)."""
 
     def __init__(self, port, password):
         self.arrivals: list[tuple[float, bytes, TrackBatch]] = []
         self.changed = threading.Condition()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.acks = DeliveryAcks(lambda t, p: self.client.publish(t, p, qos=1, retain=True))
         self.client.username_pw_set("hq", password)
         self.client.on_connect = lambda c, *_: c.subscribe("dunewatch/v1/+/+/tracks", qos=1)
         self.client.on_message = self._on_message
@@ -52,6 +55,8 @@ class Hq:
         with self.changed:
             self.arrivals.append((time.time(), bytes(message.payload), batch))
             self.changed.notify_all()
+        self.acks.committed(f"{batch.site}/{batch.node}", batch.seq)
+        self.acks.flush()
 
     def wait_for(self, predicate, timeout):
         with self.changed:
@@ -64,8 +69,11 @@ class Hq:
 
 def start_node(config, password) -> Service:
     # Warming the kernels takes tens of seconds on a cold cache (a fresh clone).
-    return Service("node", ["edge", "run", "--config", str(config)],
-                   {"NODE_MQTT_PASSWORD": password}).start().wait_for_line("node running")
+    return (
+        Service("node", ["edge", "run", "--config", str(config)], {"NODE_MQTT_PASSWORD": password})
+        .start()
+        .wait_for_line("node running")
+    )
 
 
 def test_link_cut_and_kill_9_lose_no_batch_and_the_tracks_follow_the_truth(tmp_path):

@@ -17,7 +17,8 @@ from paho.mqtt.properties import Properties
 from edge.outbox import Outbox
 from edge.uplink import Uplink, UplinkConfig
 from hq.broker import BrokerProcess, free_tcp_port, write_broker_config
-from wire import topics
+from hq.delivery import DeliveryAcks
+from wire import delivery, topics
 from wire.messages import NodeStatus, TrackBatch, decode, encode
 
 pytestmark = pytest.mark.integration
@@ -207,6 +208,69 @@ def test_the_backlog_drains_at_its_bounded_rate_behind_live_data(broker, tmp_pat
     backlog = [s for s in arrival if s < 100]
     assert backlog == sorted(backlog)
     uplink.stop()
+    listener.close()
+
+
+def send_numbered_batches(uplink, count, site="tummo", node="west-1"):
+    for _ in range(count):
+        uplink.send_numbered(topics.tracks(site, node), lambda seq: encode(TrackBatch(
+            site=site, node=node, seq=seq, sent=time.time(),
+            frame_origin=(22.84, 14.13, 620.0), tracks=[])))  # fmt: skip
+
+
+def connected_client(broker, user, client_id):
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.username_pw_set(user, broker.passwords[user])
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    return client
+
+
+def test_a_batch_leaves_the_outbox_only_when_hq_confirms_it(broker, tmp_path):
+    listener = Listener(broker)  # takes every batch, confirms none
+    uplink = node_uplink(broker, tmp_path / "outbox.db", confirm_timeout_s=1.0)
+    uplink.start()
+    send_numbered_batches(uplink, 10)
+    assert listener.wait_for(lambda m: len(listener.batches()) >= 10)
+    assert wait_until(lambda: uplink.counters.acknowledged >= 10)
+    assert uplink.outbox.depth() == 10  # the broker's PUBACK deleted none of them
+    # Unconfirmed past the timeout: all ten are sent again.
+    assert listener.wait_for(lambda m: len(listener.batches()) >= 20, timeout=15)
+    assert uplink.counters.resend_rounds >= 1
+
+    # A node cannot confirm its own batches (nor hear another's confirmations): the ACL
+    # keeps the delivered topics to HQ's account.
+    forged = delivery.encode(delivery.Delivered(site="tummo", node="west-1", time=time.time(),
+                                                ranges=[(0, 9)]))  # fmt: skip
+    east = connected_client(broker, "tummo.east-1", "east")
+    overheard = []
+    east.on_message = lambda c, u, m: overheard.append(m.topic)
+    east.subscribe(topics.delivered("tummo", "west-1"), qos=1)
+    # (Under west-1's own account: the broker makes its client id the account's, so this
+    # connection takes the uplink's place for a moment, and the uplink reconnects.)
+    west = connected_client(broker, "tummo.west-1", "west-forger")
+    west.publish(topics.delivered("tummo", "west-1"), forged, qos=1).wait_for_publish(5)
+    west.loop_stop()
+    west.disconnect()
+    assert wait_until(lambda: uplink.counters.connected)
+    time.sleep(1.0)
+    assert uplink.outbox.depth() == 10 and uplink.counters.confirmed == 0
+
+    # HQ's account confirms 0..6: those go, 7..9 stay.
+    hq = listener.client
+    acks = DeliveryAcks(lambda t, p: hq.publish(t, p, qos=1, retain=True))
+    for seq in range(7):
+        acks.committed("tummo/west-1", seq)
+    acks.flush()
+    assert wait_until(lambda: uplink.outbox.depth() == 3)
+    assert [m.seq for m in uplink.outbox.after(0)] == [7, 8, 9]
+    assert uplink.counters.confirmed == 7
+    time.sleep(0.5)
+    assert overheard == []  # east-1 heard none of west-1's confirmations
+    for client in (east,):
+        client.loop_stop()
+        client.disconnect()
+    uplink.stop(flush_timeout_s=0.1)
     listener.close()
 
 
