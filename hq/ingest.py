@@ -27,7 +27,14 @@ from typing import Literal
 
 import numpy as np
 
-from hq.alerts import AlertEvent, CrossingDetector, DistressDetector, NodeHealthDetector
+from hq.alerts import (
+    AlertEvent,
+    CrossingDetector,
+    DistressDetector,
+    NodeHealthDetector,
+    StoreGeography,
+    TrackColumns,
+)
 from hq.flow import FlowStatistics
 from hq.fusion import Fusion, FusionUpdate, GlobalTracks, History
 from hq.fusion.tables import CLASSES, WIRE_ENDED, WIRE_STATUSES
@@ -103,9 +110,12 @@ class Ingest:
     def __init__(self, store: Store, fusion: Fusion, crossings: CrossingDetector,
                  distress: DistressDetector, health: NodeHealthDetector,
                  flow: FlowStatistics | None = None,
-                 on_commit: Callable[[IngestBatch], None] | None = None):  # fmt: skip
+                 on_commit: Callable[[IngestBatch], None] | None = None,
+                 geography: StoreGeography | None = None):  # fmt: skip
         """`on_commit(batch)` is called once per committed batch, after its commit, on the
-        ingesting thread; what it raises is logged and counted, and ingest goes on."""
+        ingesting thread; what it raises is logged and counted, and ingest goes on.
+        `geography`, the detectors' border, zones and places, is brought up to date with
+        the store at the start of every group and tick."""
         self.store = store
         self.fusion = fusion
         self.crossings = crossings
@@ -113,6 +123,7 @@ class Ingest:
         self.health = health
         self.flow = flow or FlowStatistics()
         self.on_commit = on_commit
+        self.geography = geography
         self.counters = IngestCounters()
         self.telemetry: dict[tuple[str, int], VehicleTelemetry] = {}  # latest per drone
         self._lock = threading.Lock()  # groups and ticks take turns
@@ -125,6 +136,8 @@ class Ingest:
         """Ingest `messages` in order and commit them in one transaction; an outcome each,
         all of them committed (but "failed" ones) when this returns."""
         with self._lock:
+            if self.geography is not None:
+                self.geography.refresh()
             group = _Group()
             for message in messages:
                 self.counters.messages += 1
@@ -136,10 +149,12 @@ class Ingest:
     def tick(self, now: float) -> None:
         """Coast and end stale fused tracks; raise alerts for silent posts."""
         with self._lock:
+            if self.geography is not None:
+                self.geography.refresh()
             update = self.fusion.tick(now)
             events = self.health.silence(now)
             fused, tracks = self._changed_tracks(update)
-            events += self.distress.update_many(*_alert_columns(tracks))
+            events += self.distress.update_many(_alert_columns(tracks))
             if len(fused) or events:
                 group = _Group()
                 group.write(IngestBatch(now, fused_tracks=fused, alerts=self._wire_alerts(events)))
@@ -195,10 +210,10 @@ class Ingest:
         update = self.fusion.ingest(batch, received)
         fused, tracks = self._changed_tracks(update)
         columns = _alert_columns(tracks)
-        crossings = self.crossings.update_many(*columns)
+        crossings = self.crossings.update_many(columns)
         for event in crossings:
             self.flow.add(event)
-        events = crossings + self.distress.update_many(*columns)
+        events = crossings + self.distress.update_many(columns)
         node_tracks = _node_tracks(key, batch.tracks, update.history)
         group.write(IngestBatch(
             received, node_key=key, seq=batch.seq, node_tracks=node_tracks, fused_tracks=fused,
@@ -343,15 +358,15 @@ def _fused(tracks: GlobalTracks, ground_alt: float) -> FusedTracks:
         global_id=tracks.id, time=tracks.time, lat=tracks.lat, lon=tracks.lon,
         alt=np.full(n, ground_alt), state=tracks.x, covariance=tracks.P.reshape(n, 16),
         target_class=tuple(CLASSES[c] for c in tracks.target_class.tolist()),
-        status=tuple(WIRE_STATUSES[s] for s in tracks.status.tolist()), quality=np.ones(n),
+        status=tuple(WIRE_STATUSES[s] for s in tracks.status.tolist()), quality=tracks.quality,
         sources=tuple(tuple(f"{node}:{local}" for node, local in s) for s in tracks.sources),
     )  # fmt: skip
 
 
-def _alert_columns(tracks: GlobalTracks) -> tuple[np.ndarray, ...]:
-    """What the alert detectors' `update_many` takes: ids, times, east, north, classes, ended."""
-    return (tracks.id, tracks.time, tracks.x[:, 0], tracks.x[:, 1], tracks.target_class,
-            tracks.status == WIRE_ENDED)  # fmt: skip
+def _alert_columns(tracks: GlobalTracks) -> TrackColumns:
+    """The fused tracks as the alert detectors' `update_many` takes them."""
+    return TrackColumns(tracks.id, tracks.time, tracks.x[:, 0], tracks.x[:, 1], tracks.class_p,
+                        tracks.status == WIRE_ENDED, tracks.count, tracks.measured)  # fmt: skip
 
 
 def _history_points(update: FusionUpdate) -> HistoryPoints:

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from hq.fusion.tables import CLASSES, WIRE_STATUSES
+from hq.fusion.tables import CLASSES, UNKNOWN_CLASS, WIRE_STATUSES
 from wire.geo import EnuFrame, enu_axes
-from wire.messages import Track
+from wire.messages import Track, TrackStatus
 
 
 def frame_transform(node_origin, hq: EnuFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -42,6 +42,9 @@ class NodeRows:
     target_class: np.ndarray  # (n,) index into CLASSES
     quality: np.ndarray  # (n,)
     status: np.ndarray  # (n,) index into WIRE_STATUSES
+    class_p: np.ndarray  # (n, len(CLASSES)) the node's belief in each class
+    count: np.ndarray  # (n,) int64 objects the track stands for
+    measured: np.ndarray  # (n,) UTC s of the newest detection in the state; -inf: none
 
     def __len__(self) -> int:
         return int(self.local_id.shape[0])
@@ -52,7 +55,8 @@ class NodeRows:
 
 
 def read_rows(tracks: list[Track], M: np.ndarray, c: np.ndarray,
-              unknown_velocity_variance: float) -> tuple[NodeRows, int, int]:  # fmt: skip
+              unknown_velocity_variance: float,
+              unstated_class_belief: float = 1.0) -> tuple[NodeRows, int, int]:  # fmt: skip
     """The batch's usable tracks in HQ's frame, with the counts rejected and without velocity.
 
     A track is rejected for a non-finite time or position, a position covariance
@@ -75,8 +79,42 @@ def read_rows(tracks: list[Track], M: np.ndarray, c: np.ndarray,
         target_class=np.array([CLASSES.index(t.target_class) for t in tracks], np.int64),
         quality=numbers[:, 14],
         status=np.array([WIRE_STATUSES.index(t.status) for t in tracks], np.int64),
+        class_p=class_beliefs(tracks, unstated_class_belief),
+        count=np.array([t.count for t in tracks], np.int64),
+        measured=np.array([measured_time(t) for t in tracks], np.float64),
     )  # fmt: skip
     return rows.take(usable), int(n - usable.sum()), int((no_velocity & usable).sum())
+
+
+def class_beliefs(tracks: list[Track], unstated: float = 1.0) -> np.ndarray:
+    """Each track's class probabilities as a row over CLASSES: those the node sent, or (a
+    sender without them) `unstated` on its `target_class` and the rest on unknown."""
+    beliefs = np.zeros((len(tracks), len(CLASSES)))
+    beliefs[:, UNKNOWN_CLASS] = 1.0 - unstated
+    for k, track in enumerate(tracks):
+        if track.class_probabilities:
+            beliefs[k] = 0.0
+            for name, p in track.class_probabilities.items():
+                beliefs[k, CLASSES.index(name)] = p
+            beliefs[k] /= beliefs[k].sum() or 1.0
+        else:
+            beliefs[k, CLASSES.index(track.target_class)] += unstated
+    return beliefs
+
+
+def measured_time(track: Track) -> float:
+    """When the track's state last took in a detection. A sender that does not say: its
+    state time, unless the track is coasting (a prediction, never measured here)."""
+    if track.last_measured is not None:
+        return track.last_measured
+    return -math.inf if track.status == TrackStatus.COASTING else track.time
+
+
+def position_spread(P: np.ndarray) -> np.ndarray:
+    """sqrt(det) of each (n, 4, 4) state's position block, m²: the area its position is
+    known within (up to a constant), small where the post's view resolves it finely."""
+    a, b, d = P[:, 0, 0], P[:, 0, 1], P[:, 1, 1]
+    return np.sqrt(np.maximum(a * d - b * b, 0.0))
 
 
 def _first_occurrence(ids: np.ndarray) -> np.ndarray:
