@@ -53,6 +53,7 @@ class DistressDetector:
             "last_point": ((2,), np.float64, np.nan),  # where it is now
             "count": ((), np.int64, 1),
             "ended": ((), np.bool_, False),
+            "track_id": ((), np.int64, -1),
         })  # fmt: skip
         self._alerts: dict[str, set[int]] = {}  # alert id -> the tracks it is about
         self._refreshed: dict[str, float] = {}  # alert id -> time of its last event
@@ -107,7 +108,11 @@ class DistressDetector:
         measured, _, stepped = self._moves(tracks, row)
         watched = self._stranded.union(*self._alerts.values())
         eventful = np.array([i in watched for i in tracks.ids.tolist()], bool)
-        eventful |= measured & (row < 0)
+        new = np.flatnonzero(measured & (row < 0))
+        if new.size:
+            lost = self._lost_stays(float(tracks.times[new].min()))
+            eventful[new] = [self._found_again(float(tracks.times[k]), tracks.points()[k],
+                                               lost) >= 0 for k in new.tolist()]  # fmt: skip
         still = np.flatnonzero(measured & (row >= 0) & ~stepped)
         eventful[still] |= self._dwelt(tracks, row[still], still)
         return eventful
@@ -120,8 +125,10 @@ class DistressDetector:
         stays.ended[row[tracks.ended & known]] = True
         point, t = tracks.points(), tracks.times
         measured, away, stepped = self._moves(tracks, row)
-        for k in np.flatnonzero(measured & ~known).tolist():
-            row[k] = self._start(id_list[k], float(t[k]), point[k])
+        new = np.flatnonzero(measured & ~known)
+        lost = self._lost_stays(float(t[new].min())) if new.size else None
+        for k in new.tolist():
+            row[k] = self._start(id_list[k], float(t[k]), point[k], lost)
         moved_on = [id_list[k] for k in np.flatnonzero(away).tolist()]
         events = [e for k in np.flatnonzero(away).tolist()
                   for e in self._clear_moved(id_list[k], float(t[k]))]  # fmt: skip
@@ -141,28 +148,56 @@ class DistressDetector:
                 self._stranded.add(id_list[k])
             if is_dwelt or id_list[k] in watched:
                 events += self._raise_or_update(id_list[k], float(t[k]))
+        if tracks.ended.any():
+            self._forget_ended(float(t.max()))
         return events
 
-    def _start(self, track_id: int, time: float, point: np.ndarray) -> int:
+    def _forget_ended(self, now: float) -> None:
+        """Stays of tracks ended longer ago than a new id could take them over, unless an
+        alert stands on them."""
+        stays = self._stays
+        used = stays.used
+        with np.errstate(invalid="ignore"):
+            old = stays.ended[:used] & (stays.last_seen[:used] < now - self.config.distress_dwell_s)
+        watched = self._stranded.union(*self._alerts.values())
+        for track_id in stays.track_id[:used][old].tolist():
+            if track_id not in watched and track_id in stays.index:
+                stays.remove(track_id)
+
+    def _start(self, track_id: int, time: float, point: np.ndarray, lost: np.ndarray) -> int:
         """A new track's stay. Where a track lost lately had stopped, it is that one again
         (found under a new id): it takes over its stop, and whether it was seen to move."""
-        stays, config = self._stays, self.config
+        stays = self._stays
+        earlier = self._found_again(time, point, lost)
         row = stays.add(track_id)
+        stays.track_id[row] = track_id
         stays.anchor[row] = stays.stop[row] = stays.last_point[row] = point
         stays.stopped_since[row] = stays.last_seen[row] = time
         stays.moved[row] = False
-        used = stays.used
-        lost = time - stays.last_seen[:used] > config.measured_within_s
-        recent = stays.last_seen[:used] >= time - config.distress_dwell_s
-        with np.errstate(invalid="ignore"):
-            near = np.hypot(*(stays.stop[:used] - point).T) <= config.distress_stop_radius_m
-        earlier = np.flatnonzero(lost & recent & near)
-        if earlier.size:
-            first = earlier[np.argmin(stays.stopped_since[earlier])]
-            stays.stopped_since[row] = stays.stopped_since[first]
-            stays.moved[row] = stays.moved[first]
-            stays.stop[row] = stays.stop[first]
+        if earlier >= 0:
+            stays.stopped_since[row] = stays.stopped_since[earlier]
+            stays.moved[row] = stays.moved[earlier]
+            stays.stop[row] = stays.stop[earlier]
         return row
+
+    def _lost_stays(self, time: float) -> np.ndarray:
+        """Rows of the stays of tracks lost lately: not measured for a while before `time`,
+        but within the dwell time (a few, where tracks are followed)."""
+        stays, config = self._stays, self.config
+        seen = stays.last_seen[: stays.used]
+        with np.errstate(invalid="ignore"):
+            return np.flatnonzero((seen < time - config.measured_within_s)
+                                  & (seen >= time - config.distress_dwell_s))  # fmt: skip
+
+    def _found_again(self, time: float, point: np.ndarray, lost: np.ndarray) -> int:
+        """The stay (one of the `lost`) of the track a new one at `point` is most likely to
+        be, found again: the one stopped longest within the stop radius of it; -1: none."""
+        stays, config = self._stays, self.config
+        lost = lost[stays.last_seen[lost] < time - config.measured_within_s]
+        with np.errstate(invalid="ignore"):
+            near = lost[np.hypot(*(stays.stop[lost] - point).T)
+                        <= config.distress_stop_radius_m]  # fmt: skip
+        return int(near[np.argmin(stays.stopped_since[near])]) if near.size else -1
 
     def _raise_or_update(self, track_id: int, now: float) -> list[AlertEvent]:
         """Raise, or refresh, the alert of the stranded group this track belongs to."""

@@ -277,3 +277,13 @@ def test_a_stop_radius_beyond_the_stay_radius_is_refused():
 
     with pytest.raises(ValidationError, match="distress_stop_radius_m"):
         AlertSection(distress_radius_m=10.0, distress_stop_radius_m=20.0)
+
+
+def test_stays_of_ended_tracks_are_forgotten_once_no_new_id_could_take_them_over():
+    detector = DistressDetector(config(distress_dwell_s=60.0), FRAME)
+    for gid in range(1, 201):  # walkers passing by, each seen 3 s, then ended
+        for t in range(3):
+            detector.update(TrackView(gid, gid * 10.0 + t, 100.0 * gid, -3000.0, "person"))
+        detector.update(TrackView(gid, gid * 10.0 + 3, 100.0 * gid, -3000.0, "person",
+                                  ended=True))  # fmt: skip
+    assert len(detector._stays.index) <= 60 / 10 + 2  # those ended within the dwell time
