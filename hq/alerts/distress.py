@@ -69,9 +69,13 @@ class DistressDetector:
         then go one by one: the others change nothing but their own stay."""
         events = []
         for part in tracks.in_order():
-            eventful = self._eventful(part)
-            if len(part) > 1 and not eventful.all():
-                self._update(part.take(~eventful))
+            row = self._stays.rows(part.ids.tolist())
+            eventful = self._eventful(part, row)
+            if not eventful.any():
+                events += self._update(part, row)
+            elif len(part) > 1 and not eventful.all():
+                quiet = ~eventful
+                self._update(part.take(quiet), row[quiet])
                 for k in np.flatnonzero(eventful).tolist():
                     events += self._update(part.take(slice(k, k + 1)))
             else:
@@ -102,9 +106,9 @@ class DistressDetector:
                 & (tracks.class_p[which, PERSON] >= sure)
                 & self.geography.current.open_desert(stays.stop[row]))  # fmt: skip
 
-    def _eventful(self, tracks: TrackColumns) -> np.ndarray:
-        """The rows that may make an event or read another track's stay."""
-        row = self._stays.rows(tracks.ids.tolist())
+    def _eventful(self, tracks: TrackColumns, row: np.ndarray) -> np.ndarray:
+        """The rows that may make an event or read another track's stay (`row`: each
+        track's stay, -1 for none yet)."""
         measured, _, stepped = self._moves(tracks, row)
         watched = self._stranded.union(*self._alerts.values())
         eventful = np.array([i in watched for i in tracks.ids.tolist()], bool)
@@ -117,10 +121,10 @@ class DistressDetector:
         eventful[still] |= self._dwelt(tracks, row[still], still)
         return eventful
 
-    def _update(self, tracks: TrackColumns) -> list[AlertEvent]:
+    def _update(self, tracks: TrackColumns, row: np.ndarray | None = None) -> list[AlertEvent]:
         stays = self._stays
         id_list = tracks.ids.tolist()
-        row = stays.rows(id_list)
+        row = stays.rows(id_list) if row is None else row.copy()
         known = row >= 0
         stays.ended[row[tracks.ended & known]] = True
         point, t = tracks.points(), tracks.times

@@ -74,40 +74,45 @@ def read_rows(tracks: list[Track], M: np.ndarray, c: np.ndarray,
     local_id = numbers[:, 0].astype(np.int64)
     x, P, up, usable, no_velocity = node_states(numbers, M, c, unknown_velocity_variance)
     usable &= _first_occurrence(local_id)
+    target_class = np.array([CLASSES.index(t.target_class) for t in tracks], np.int64)
+    status = np.array([WIRE_STATUSES.index(t.status) for t in tracks], np.int64)
+    count, measured = _counts_and_measured(tracks, numbers[:, 1], status)
     rows = NodeRows(
-        local_id=local_id, time=numbers[:, 1], x=x, P=P, up=up,
-        target_class=np.array([CLASSES.index(t.target_class) for t in tracks], np.int64),
-        quality=numbers[:, 14],
-        status=np.array([WIRE_STATUSES.index(t.status) for t in tracks], np.int64),
-        class_p=class_beliefs(tracks, unstated_class_belief),
-        count=np.array([t.count for t in tracks], np.int64),
-        measured=np.array([measured_time(t) for t in tracks], np.float64),
+        local_id=local_id, time=numbers[:, 1], x=x, P=P, up=up, target_class=target_class,
+        quality=numbers[:, 14], status=status,
+        class_p=class_beliefs(tracks, target_class, unstated_class_belief),
+        count=count, measured=measured,
     )  # fmt: skip
     return rows.take(usable), int(n - usable.sum()), int((no_velocity & usable).sum())
 
 
-def class_beliefs(tracks: list[Track], unstated: float = 1.0) -> np.ndarray:
+def class_beliefs(tracks: list[Track], target_class: np.ndarray,
+                  unstated: float = 1.0) -> np.ndarray:  # fmt: skip
     """Each track's class probabilities as a row over CLASSES: those the node sent, or (a
-    sender without them) `unstated` on its `target_class` and the rest on unknown."""
+    sender without them) `unstated` on its `target_class` (indices) and the rest on
+    unknown."""
     beliefs = np.zeros((len(tracks), len(CLASSES)))
     beliefs[:, UNKNOWN_CLASS] = 1.0 - unstated
-    for k, track in enumerate(tracks):
-        if track.class_probabilities:
-            beliefs[k] = 0.0
-            for name, p in track.class_probabilities.items():
-                beliefs[k, CLASSES.index(name)] = p
-            beliefs[k] /= beliefs[k].sum() or 1.0
-        else:
-            beliefs[k, CLASSES.index(track.target_class)] += unstated
+    beliefs[np.arange(len(tracks)), target_class] += unstated
+    for k in [k for k, t in enumerate(tracks) if t.class_probabilities]:
+        beliefs[k] = 0.0
+        for name, p in tracks[k].class_probabilities.items():
+            beliefs[k, CLASSES.index(name)] = p
+        beliefs[k] /= beliefs[k].sum() or 1.0
     return beliefs
 
 
-def measured_time(track: Track) -> float:
-    """When the track's state last took in a detection. A sender that does not say: its
-    state time, unless the track is coasting (a prediction, never measured here)."""
-    if track.last_measured is not None:
-        return track.last_measured
-    return -math.inf if track.status == TrackStatus.COASTING else track.time
+def _counts_and_measured(tracks: list[Track], time: np.ndarray,
+                         status: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Each track's count, and when its state last took in a detection: `last_measured`,
+    or for a sender that does not say, its state time unless it is coasting (a
+    prediction, never measured here: -inf)."""
+    pairs = [(t.count, math.nan if t.last_measured is None else t.last_measured)
+             for t in tracks]  # fmt: skip
+    numbers = np.array(pairs, np.float64).reshape(len(tracks), 2)
+    unsaid = np.isnan(numbers[:, 1])
+    guessed = np.where(status == WIRE_STATUSES.index(TrackStatus.COASTING), -np.inf, time)
+    return numbers[:, 0].astype(np.int64), np.where(unsaid, guessed, numbers[:, 1])
 
 
 def position_spread(P: np.ndarray) -> np.ndarray:
