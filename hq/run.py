@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 
 import uvicorn
@@ -43,7 +44,9 @@ def build_ingest(config: HqConfig, store: Store,
     fusion = Fusion(FusionConfig(**config.fusion.model_dump(), origin=config.origin,
                                  first_global_id=store.max_global_id() + 1))  # fmt: skip
     alerts = config.alert_config()
-    # The border, zones and places the detectors use: the store's, the current version.
+    # The border, zones and places the detectors use: the store's, the current version (the
+    # config's on the first start, with or without an API to change them).
+    config.seed_geography(store, time.time())
     geography = StoreGeography(store, frame, config.home)
     return Ingest(store, fusion, CrossingDetector(alerts, frame, geography),
                   DistressDetector(alerts, frame, geography), NodeHealthDetector(alerts),

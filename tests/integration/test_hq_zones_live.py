@@ -107,7 +107,7 @@ def test_a_zone_drawn_through_the_api_alerts_from_the_next_batch(hq_with_api):
     post.loop_stop()
     # Once, on the way back, at the first batch inside: 5090 m east (seq 15). The way out,
     # before the zone was drawn, crossed the same ground and raised nothing.
-    first_inside = EAST.index(5090.0)
+    first_inside = DRAWN_BEFORE + EAST[DRAWN_BEFORE:].index(5090.0)
     assert len(entries) == 1, entries
     (entry,) = entries
     assert "wadi-gate" in entry["message"] and entry["severity"] == "warning"

@@ -66,3 +66,19 @@ def test_a_place_added_stops_distress_there(store):
     events = [e for t in range(80)
               for e in distress.update(TrackView(1, float(t), 3000.0, -3000.0, "person"))]
     assert not events  # help is at hand there
+
+
+def test_hq_without_an_api_alerts_on_the_border_of_its_config(tmp_path):
+    from hq.config import HqConfig
+    from hq.run import build_ingest
+    from hq.store.sqlite import SqliteStore
+
+    config = HqConfig(origin=(22.0, 14.0, 600.0), home=geodetic(0, 0),
+                      border=[geodetic(-5000, 1000), geodetic(5000, 1000)],
+                      store=str(tmp_path / "hq.db"))  # fmt: skip
+    with SqliteStore(tmp_path / "hq.db") as store:  # a first start: nothing stored yet
+        ingest = build_ingest(config, store)
+        events = [e for t, north in ((0.0, 980.0), (1.0, 1020.0))
+                  for e in ingest.crossings.update(TrackView(1, t, 0.0, north, "vehicle"))]
+        assert store.border() is not None
+    assert [e.kind for e in events] == ["border_crossing"]
