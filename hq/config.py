@@ -60,7 +60,7 @@ class AlertSection(_Strict):
     distress_stop_radius_m: float = Field(default=8.0, gt=0)
     distress_dwell_s: float = Field(default=600.0, gt=0)
     distress_person_confidence: float = Field(default=0.6, ge=0, le=1)
-    distress_verify_confidence: float = Field(default=0.85, ge=0, le=1)
+    distress_verify_confidence: float = Field(default=0.8, ge=0, le=1)
     node_silence_s: float = Field(default=120.0, gt=0)
     battery_low: float = Field(default=0.2, ge=0, le=1)
     backlog_high: int = Field(default=1000, ge=1)

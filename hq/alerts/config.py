@@ -57,7 +57,7 @@ class AlertConfig:
     # track found already stationary (never seen moving) needs for "possible stranded
     # people, verify": higher, since a warm rock never moves either.
     distress_person_confidence: float = 0.6
-    distress_verify_confidence: float = 0.85
+    distress_verify_confidence: float = 0.8
     node_silence_s: float = 120.0
     battery_low: float = 0.2
     backlog_high: int = 1000

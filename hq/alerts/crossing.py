@@ -12,10 +12,13 @@ track alerted is not alerted again, either way, for `crossing_hold_s`.
 The class decides what a crossing raises: nothing for an animal, or for a track
 believed an animal at least `animal_probability` (camels cross where people do);
 a warning for a person, vehicle or aircraft believed at least `class_confidence`.
-A crossing of a track not yet classed that well waits up to `crossing_class_wait_s`
-for its class (a node needs a few detections to tell a camel), and is dropped if
-the track crosses back meanwhile; still unknown then (or ended), it raises what
-`unknown_crossings` says: a warning, an info, or nothing. A zone entry is the
+A young track's class is a guess (a node needs a few detections to tell a pickup
+from a camel): a crossing is alerted at once only if the track has been
+confidently its class for `crossing_class_wait_s` already; otherwise it waits
+until it has, or until that long after the crossing (or the track's end), and
+the class then decides: an animal raises nothing, an unknown class what
+`unknown_crossings` says (a warning, an info, or nothing). A track that crosses
+back meanwhile raises nothing. A zone entry is the
 step between two measured positions that ends inside a zone and began outside
 it, with the same classes, decided at once.
 """
@@ -61,6 +64,9 @@ class CrossingDetector:
             "pending_at": ((2,), np.float64, np.nan),
             "pending_segment": ((), np.int64, -1),
             "pending_inbound": ((), np.bool_, False),
+            # The class the track has been confidently, and since when.
+            "known_class": ((), np.int64, -1),
+            "known_since": ((), np.float64, np.nan),
         })  # fmt: skip
 
     @property
@@ -104,16 +110,28 @@ class CrossingDetector:
         else:
             entering[:] = False
         waiting = seen & np.isfinite(state.pending_time[row]) & ~crossing
+        known_since = self._known_since(tracks, row, seen, category)
+        sure = (category == KNOWN) & (tracks.times - known_since >= config.crossing_class_wait_s)
         events = []
         for k in np.flatnonzero(crossing | entering | waiting).tolist():
             if waiting[k]:
-                events += self._settle(tracks, k, row[k], category[k])
+                events += self._settle(tracks, k, row[k], category[k], sure[k])
             if crossing[k]:
-                events += self._crossing(tracks, k, row[k], category[k])
+                events += self._crossing(tracks, k, row[k], category[k], sure[k])
             if entering[k]:
                 events += self._zone_entries(tracks, k, row[k], category[k])
         self._keep(tracks, row, seen, point, measured, settled)
+        state.known_class[row[~tracks.ended]] = np.where(category == KNOWN, tracks.chosen(),
+                                                         -1)[~tracks.ended]  # fmt: skip
+        state.known_since[row[~tracks.ended]] = known_since[~tracks.ended]
         return events
+
+    def _known_since(self, tracks, row, seen, category) -> np.ndarray:
+        """Since when each row's track has been confidently its class now (NaN: it is not)."""
+        state = self._tracks
+        same = seen & (category == KNOWN) & (state.known_class[row] == tracks.chosen())
+        since = np.where(same, state.known_since[row], tracks.times)
+        return np.where(category == KNOWN, since, np.nan)
 
     def _category(self, tracks: TrackColumns) -> np.ndarray:
         """Each row's class for crossings: ANIMAL_LIKE (raises nothing), KNOWN or UNKNOWN."""
@@ -145,35 +163,35 @@ class CrossingDetector:
         )
         state.last[row[measured]] = point[measured]
 
-    def _crossing(self, tracks: TrackColumns, k: int, row: int,
-                  category: int) -> list[AlertEvent]:  # fmt: skip
-        """A crossing of row k's track: alerted, waiting for its class, or nothing."""
+    def _crossing(self, tracks: TrackColumns, k: int, row: int, category: int,
+                  sure: bool) -> list[AlertEvent]:  # fmt: skip
+        """A crossing of row k's track: alerted, waiting for its class, or nothing. `sure`:
+        the track has been confidently its class for the wait already."""
         state, geography = self._tracks, self.geography.current
         before, point = state.anchor[row].copy(), tracks.points()[k]
         t0, t1 = float(state.anchor_time[row]), float(tracks.times[k])
         _, segment, fraction = last_crossing(before, point, geography.border)
         when = t0 + fraction * (t1 - t0)
-        if np.isfinite(state.pending_time[row]):  # back across before its class was known
+        if np.isfinite(state.pending_time[row]):  # back across before its class was sure
             state.pending_time[row] = np.nan
             return []
-        if category == ANIMAL_LIKE or when - state.alerted_at[row] < self.config.crossing_hold_s:
+        if when - state.alerted_at[row] < self.config.crossing_hold_s:
             return []
         p, q = geography.border[segment], geography.border[segment + 1]
         state.pending_time[row], state.pending_at[row] = when, before + fraction * (point - before)
         state.pending_segment[row] = segment
         state.pending_inbound[row] = side(p, q, point) * side(p, q, geography.home) > 0
-        if category == KNOWN or self.config.crossing_class_wait_s <= 0:
-            return self._settle(tracks, k, row, category, now=True)
-        return []
+        return self._settle(tracks, k, row, category, sure)
 
     def _settle(self, tracks: TrackColumns, k: int, row: int, category: int,
-                now: bool = False) -> list[AlertEvent]:  # fmt: skip
-        """The track's waiting crossing, now that its class is known, or it waited long
-        enough (`now`: no more waiting), or it ended."""
+                sure: bool) -> list[AlertEvent]:  # fmt: skip
+        """The track's waiting crossing: alerted once the track has been confidently a
+        person, vehicle or aircraft for the wait (`sure`); at the end of the wait after the
+        crossing (or when the track ends), decided by the class it has then."""
         state, config = self._tracks, self.config
         when = float(state.pending_time[row])
         waited = tracks.ended[k] or tracks.times[k] - when >= config.crossing_class_wait_s
-        if category == UNKNOWN and not (now or waited):
+        if not (sure or waited):
             return []
         state.pending_time[row] = np.nan
         severity = self._severity(category)

@@ -45,7 +45,7 @@ def config() -> AlertConfig:
                                       (1200, -500), (800, -500)]))),  # an L, concave
         places=(Place("post", *geodetic([(0, 2000)])[0], 500.0),),
         distress_radius_m=30.0, distress_dwell_s=20.0, distress_update_s=10.0,
-        crossing_hold_s=0.0,  # hysteresis is tested in test_hq_alerts_hold.py
+        crossing_hold_s=0.0, crossing_class_wait_s=0.0,  # tested in test_hq_alerts_hold.py
     )  # fmt: skip
 
 

@@ -30,7 +30,8 @@ def store(request, tmp_path):
 def test_a_change_in_the_store_reaches_the_detectors_at_the_next_refresh(store):
     store.seed_geography([geodetic(-5000, 1000), geodetic(5000, 1000)], {}, [], 0.0)
     geography = StoreGeography(store, FRAME, geodetic(0, 0))
-    config = AlertConfig(border=(), home=geodetic(0, 0), distress_dwell_s=30.0)
+    config = AlertConfig(border=(), home=geodetic(0, 0), distress_dwell_s=30.0,
+                         crossing_class_wait_s=0.0)  # a class sure at once: no waiting
     crossings = CrossingDetector(config, FRAME, geography)
     distress = DistressDetector(config, FRAME, geography)
     assert not geography.refresh()  # nothing changed
@@ -69,13 +70,14 @@ def test_a_place_added_stops_distress_there(store):
 
 
 def test_hq_without_an_api_alerts_on_the_border_of_its_config(tmp_path):
-    from hq.config import HqConfig
+    from hq.config import AlertSection, HqConfig
     from hq.run import build_ingest
     from hq.store.sqlite import SqliteStore
 
     config = HqConfig(origin=(22.0, 14.0, 600.0), home=geodetic(0, 0),
                       border=[geodetic(-5000, 1000), geodetic(5000, 1000)],
-                      store=str(tmp_path / "hq.db"))  # fmt: skip
+                      store=str(tmp_path / "hq.db"),
+                      alerts=AlertSection(crossing_class_wait_s=0.0))  # fmt: skip
     with SqliteStore(tmp_path / "hq.db") as store:  # a first start: nothing stored yet
         ingest = build_ingest(config, store)
         events = [e for t, north in ((0.0, 980.0), (1.0, 1020.0))

@@ -75,12 +75,13 @@ def test_jitter_on_the_line_never_crosses_and_a_real_crossing_does():
 
 def test_a_track_alerted_is_held_against_turning_back_but_not_for_ever():
     detector = CrossingDetector(config(crossing_hold_s=30.0), FRAME)
-    # In, out and in again within 4 s (a jittering or jumping track): one alert.
-    path = [(0.0, 1020.0), (0.0, 980.0), (0.0, 1020.0), (0.0, 980.0), (0.0, 980.0)]
+    # A vehicle north of the line for 12 s, then in, out and in again within 3 s (a
+    # jittering or jumping track): one alert.
+    path = [(0.0, 1020.0)] * 12 + [(0.0, 980.0), (0.0, 1020.0), (0.0, 980.0), (0.0, 980.0)]
     events = crossings(walk(detector, 3, path, dt=1.0, target_class="vehicle"))
     assert [e.details["direction"] for e in events] == ["inbound"]
     # Out again a minute later: a crossing of its own.
-    later = detector.update(TrackView(3, 64.0, 0.0, 1020.0, "vehicle"))
+    later = detector.update(TrackView(3, 80.0, 0.0, 1020.0, "vehicle"))  # crossed at ~48 s
     assert [e.details["direction"] for e in crossings(later)] == ["outbound"]
 
 
@@ -104,12 +105,31 @@ def test_a_class_known_while_the_crossing_waits_decides_it(later_class, alerted)
     detector = CrossingDetector(config(unknown_crossings="alert", crossing_class_wait_s=15.0),
                                 FRAME)  # fmt: skip
     events = walk(detector, 5, NORTHWARD, target_class="unknown")
-    events += detector.update(TrackView(5, 24.0, 100.0, 1045.0, later_class))
+    # Its class for the rest of the wait, which ends 15 s after the crossing.
+    events += walk(detector, 5, [(100.0, 1045.0)] * 3, t0=24.0, target_class=later_class)
     got = crossings(events)
     assert len(got) == int(alerted)
     if alerted:
         assert got[0].time == pytest.approx(10.0, abs=0.01)
         assert got[0].details["class"] == "person"
+
+
+@pytest.mark.parametrize("first, then, alerted", [
+    ("animal", "vehicle", True),  # a pickup's first blobs looked like an animal's
+    ("person", "animal", False),  # a camel whose first blobs looked like a person's
+    ("animal", "animal", False),
+])  # fmt: skip
+def test_a_young_tracks_crossing_is_decided_by_its_class_once_it_settles(first, then, alerted):
+    # A track first seen 4 s before it crosses (at 10 s), its class changing at 12 s.
+    detector = CrossingDetector(config(crossing_class_wait_s=10.0), FRAME)
+    young = NORTHWARD[6:]
+    events = walk(detector, 8, young[:6], t0=6.0, target_class=first)
+    events += walk(detector, 8, young[6:] + [(100.0, 1040.0)] * 10, t0=12.0, target_class=then)
+    got = crossings(events)
+    assert len(got) == int(alerted)
+    if alerted:
+        assert got[0].time == pytest.approx(10.0, abs=0.01)
+        assert got[0].details["class"] == then
 
 
 @pytest.mark.parametrize("beliefs, alerted", [
