@@ -49,6 +49,7 @@ class ZoneSection(_Strict):
 class AlertSection(_Strict):
     """hq/alerts/config.py's AlertConfig says what each setting does."""
 
+    trace_back_s: float = Field(default=10.0, ge=0)
     measured_within_s: float = Field(default=1.0, ge=0)
     crossing_margin_m: float = Field(default=5.0, ge=0)
     crossing_hold_s: float = Field(default=30.0, ge=0)

@@ -366,7 +366,8 @@ def _fused(tracks: GlobalTracks, ground_alt: float) -> FusedTracks:
 def _alert_columns(tracks: GlobalTracks) -> TrackColumns:
     """The fused tracks as the alert detectors' `update_many` takes them."""
     return TrackColumns(tracks.id, tracks.time, tracks.x[:, 0], tracks.x[:, 1], tracks.class_p,
-                        tracks.status == WIRE_ENDED, tracks.count, tracks.measured)  # fmt: skip
+                        tracks.status == WIRE_ENDED, tracks.count, tracks.measured,
+                        tracks.x[:, 2], tracks.x[:, 3])  # fmt: skip
 
 
 def _history_points(update: FusionUpdate) -> HistoryPoints:

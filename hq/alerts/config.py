@@ -31,8 +31,11 @@ class AlertConfig:
     home: LatLon  # a point on the side of the border HQ guards (a post)
     zones: tuple[Zone, ...] = ()
     places: tuple[Place, ...] = ()  # posts and settlements
-    # A position counts only if the track took in a detection at most this long before it:
-    # a prediction (a coasting track, its velocity maybe wrong) never crosses or stops.
+    # Only where detections put a track counts: a state (a coasting track's prediction, its
+    # velocity maybe wrong) is traced back to its newest detection, if that is at most
+    # `trace_back_s` old; older, the state is not used. A track not detected for
+    # `measured_within_s` is lost for now (a new track there may be it, found again).
+    trace_back_s: float = 10.0
     measured_within_s: float = 1.0
     # A crossing: measured positions at least this far from the line on each side of it ...
     crossing_margin_m: float = 5.0

@@ -1,12 +1,13 @@
 """Border crossings (and, through the geography's zones, zone entries) of the fused tracks.
 
 A crossing is what the track's own detections show, not what a filter predicts:
-only measured positions count (a state at most `measured_within_s` newer than the
-detection it took in; a coasting track with a wrong velocity never crosses), and
-only those at least `crossing_margin_m` from the line (a track jittering on it
-never crosses). Each track keeps its last such position (its anchor); a measured
-position beyond the margin whose step from the anchor crosses the line an odd
-number of times is a crossing, at the point where the step meets the line. A
+each state counts as where its newest detection put the track (traced back along
+its velocity, `TrackColumns.at_detection`; at most `trace_back_s` back), so a
+coasting track with a wrong velocity never crosses; and only positions at least
+`crossing_margin_m` from the line count (a track jittering on it never crosses).
+Each track keeps its last such position (its anchor); one beyond the margin
+whose step from the anchor crosses the line an odd number of times is a
+crossing, at the point and time where the step meets the line. A
 track alerted is not alerted again, either way, for `crossing_hold_s`.
 
 The class decides what a crossing raises: nothing for an animal, or for a track
@@ -85,8 +86,8 @@ class CrossingDetector:
         config, geography, state = self.config, self.geography.current, self._tracks
         row = state.rows(tracks.ids.tolist())
         seen = row >= 0
-        point = tracks.points()
-        measured = ~tracks.ended & (tracks.times - tracks.measured <= config.measured_within_s)
+        point = tracks.at_detection()
+        measured = tracks.detected(config.trace_back_s)
         settled = measured.copy()
         if geography.has_border:
             settled &= distances_to_line(point, geography.border) >= config.crossing_margin_m
@@ -159,7 +160,7 @@ class CrossingDetector:
             row[k] = state.add(id_list[k])
         state.anchor[row[settled]], state.anchor_time[row[settled]] = (
             point[settled],
-            tracks.times[settled],
+            tracks.measured[settled],
         )
         state.last[row[measured]] = point[measured]
 
@@ -168,8 +169,8 @@ class CrossingDetector:
         """A crossing of row k's track: alerted, waiting for its class, or nothing. `sure`:
         the track has been confidently its class for the wait already."""
         state, geography = self._tracks, self.geography.current
-        before, point = state.anchor[row].copy(), tracks.points()[k]
-        t0, t1 = float(state.anchor_time[row]), float(tracks.times[k])
+        before, point = state.anchor[row].copy(), tracks.at_detection()[k]
+        t0, t1 = float(state.anchor_time[row]), float(tracks.measured[k])
         _, segment, fraction = last_crossing(before, point, geography.border)
         when = t0 + fraction * (t1 - t0)
         if np.isfinite(state.pending_time[row]):  # back across before its class was sure
@@ -218,9 +219,9 @@ class CrossingDetector:
         if severity is None:
             return []
         geography = self.geography.current
-        before, point = self._tracks.last[row].copy(), tracks.points()[k]
+        before, point = self._tracks.last[row].copy(), tracks.at_detection()[k]
         target_class, count, gid = self._described(tracks, k)
-        time = float(tracks.times[k])
+        time = float(tracks.measured[k])
         lat, lon, _ = self.frame.to_geodetic(point[0], point[1], 0.0)
         return [AlertEvent(
             alert_id=f"zone-{zone}-{gid}-{int(time)}", kind="zone_entry", change="raised",

@@ -1,11 +1,12 @@
 """Distress (search and rescue): people stationary in open desert (away from posts and
 settlements) for the dwell time, counted from when they stopped.
 
-Only measured positions count (as for crossings): a prediction neither moves nor
-stops. Each track keeps a stay (where it came within `distress_radius_m` of
-where it is: beyond that it has moved on) and, inside it, its stop: the point
-it last moved to, and since when it has kept within `distress_stop_radius_m`
-of it. The dwell counts from that time, not from when it came near.
+Only where detections put a track counts (as for crossings: each state traced
+back to its newest detection): a prediction neither moves nor stops a track.
+Each track keeps a stay (where it came within `distress_radius_m` of where it
+is: beyond that it has moved on) and, inside it, its stop: the point it last
+moved to, and since when it has kept within `distress_stop_radius_m` of it.
+The dwell counts from that time, not from when it came near.
 
 Two alerts, by what was seen:
 - a track seen to move and then stop, believed a person at least
@@ -87,8 +88,8 @@ class DistressDetector:
         position, beyond the stay's radius, beyond the stop's radius."""
         config, stays = self.config, self._stays
         known = row >= 0
-        measured = ~tracks.ended & (tracks.times - tracks.measured <= config.measured_within_s)
-        point = tracks.points()
+        measured = tracks.detected(config.trace_back_s)
+        point = tracks.at_detection()
         with np.errstate(invalid="ignore"):
             away = measured & known & (np.hypot(*(point - stays.anchor[row]).T)
                                        > config.distress_radius_m)  # fmt: skip
@@ -102,7 +103,7 @@ class DistressDetector:
         config, stays = self.config, self._stays
         sure = np.where(stays.moved[row], config.distress_person_confidence,
                         config.distress_verify_confidence)  # fmt: skip
-        return ((tracks.times[which] - stays.stopped_since[row] >= config.distress_dwell_s)
+        return ((tracks.measured[which] - stays.stopped_since[row] >= config.distress_dwell_s)
                 & (tracks.class_p[which, PERSON] >= sure)
                 & self.geography.current.open_desert(stays.stop[row]))  # fmt: skip
 
@@ -114,9 +115,10 @@ class DistressDetector:
         eventful = np.array([i in watched for i in tracks.ids.tolist()], bool)
         new = np.flatnonzero(measured & (row < 0))
         if new.size:
-            lost = self._lost_stays(float(tracks.times[new].min()))
-            eventful[new] = [self._found_again(float(tracks.times[k]), tracks.points()[k],
-                                               lost) >= 0 for k in new.tolist()]  # fmt: skip
+            lost = self._lost_stays(float(tracks.measured[new].min()))
+            points = tracks.at_detection()
+            eventful[new] = [self._found_again(float(tracks.measured[k]), points[k], lost) >= 0
+                             for k in new.tolist()]  # fmt: skip
         still = np.flatnonzero(measured & (row >= 0) & ~stepped)
         eventful[still] |= self._dwelt(tracks, row[still], still)
         return eventful
@@ -127,7 +129,7 @@ class DistressDetector:
         row = stays.rows(id_list) if row is None else row.copy()
         known = row >= 0
         stays.ended[row[tracks.ended & known]] = True
-        point, t = tracks.points(), tracks.times
+        point, t = tracks.at_detection(), tracks.measured  # where and when detected
         measured, away, stepped = self._moves(tracks, row)
         new = np.flatnonzero(measured & ~known)
         lost = self._lost_stays(float(t[new].min())) if new.size else None

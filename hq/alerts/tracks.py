@@ -30,6 +30,7 @@ class TrackView:
     class_probabilities: dict[str, float] | None = None
     count: int = 1  # objects the track stands for (a group the sensors cannot resolve)
     measured: float | None = None  # UTC s of the newest detection in it; None: `time`
+    velocity: tuple[float, float] = (0.0, 0.0)  # east, north m/s
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,6 +45,8 @@ class TrackColumns:
     ended: np.ndarray  # (n,) bool
     count: np.ndarray = field(default=None)  # (n,) int64; None: 1 each
     measured: np.ndarray = field(default=None)  # (n,) UTC s of the newest detection; None: times
+    ve: np.ndarray = field(default=None)  # (n,) m/s; None: 0
+    vn: np.ndarray = field(default=None)
 
     def __post_init__(self):
         n = self.ids.shape[0]
@@ -51,6 +54,9 @@ class TrackColumns:
             object.__setattr__(self, "count", np.ones(n, np.int64))
         if self.measured is None:
             object.__setattr__(self, "measured", self.times.astype(np.float64))
+        for name in ("ve", "vn"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.zeros(n))
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -71,15 +77,33 @@ class TrackColumns:
             count=np.array([v.count for v in views], np.int64),
             measured=np.array([v.time if v.measured is None else v.measured for v in views],
                               np.float64),
+            ve=np.array([v.velocity[0] for v in views], np.float64),
+            vn=np.array([v.velocity[1] for v in views], np.float64),
         )  # fmt: skip
 
     def take(self, which) -> TrackColumns:
         return TrackColumns(self.ids[which], self.times[which], self.east[which],
                             self.north[which], self.class_p[which], self.ended[which],
-                            self.count[which], self.measured[which])  # fmt: skip
+                            self.count[which], self.measured[which], self.ve[which],
+                            self.vn[which])  # fmt: skip
 
     def points(self) -> np.ndarray:
         return np.column_stack([self.east, self.north])
+
+    def detected(self, max_age_s: float) -> np.ndarray:
+        """The rows whose newest detection is at most `max_age_s` older than their state
+        (those whose `at_detection` points are used at all)."""
+        with np.errstate(invalid="ignore"):
+            return ~self.ended & (self.times - self.measured <= max_age_s)
+
+    def at_detection(self) -> np.ndarray:
+        """Where each row's newest detection put the track (n, 2): its state traced back
+        along its velocity to the detection's time. A tracker coasting from a detection
+        moves its state at a constant velocity, so this undoes its prediction exactly; a
+        coasting track's wrong velocity carries its prediction across the border, never
+        this point. A row never detected keeps its state."""
+        age = np.where(np.isfinite(self.measured), self.times - self.measured, 0.0)
+        return np.column_stack([self.east - self.ve * age, self.north - self.vn * age])
 
     def chosen(self) -> np.ndarray:
         """Each row's class with the most belief, unknown where no other is believed at all."""

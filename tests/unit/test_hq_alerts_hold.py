@@ -54,8 +54,9 @@ def test_a_coasting_prediction_never_crosses():
     detector = CrossingDetector(config(), FRAME)
     events = []
     for k, (e, n) in enumerate(NORTHWARD):
-        measured = min(float(k), 2.0)  # detections stop after the third point
-        events += detector.update(TrackView(1, float(k), e, n, "person", measured=measured))
+        measured = min(float(k), 2.0)  # detections stop after the third point, 32 m south
+        events += detector.update(TrackView(1, float(k), e, n, "person", measured=measured,
+                                            velocity=(0.0, 4.0)))  # fmt: skip
     assert not crossings(events)
     # Measured again on the far side, it has crossed: a real detection there says so.
     events = detector.update(TrackView(1, 30.0, 100.0, 1040.0, "person", measured=30.0))
@@ -212,10 +213,10 @@ def test_a_predicted_position_neither_moves_nor_stops_a_track():
     detector = DistressDetector(config(), FRAME)
     events = []
     for t in range(120):
-        drift = 40.0 if 20 <= t < 30 else 0.0  # predicted 40 m away for 10 s
-        measured = 18.0 if 20 <= t < 30 else float(t)
+        coasting = 20 <= t < 30  # predicted from 18 s on at 4 m/s: 44 m away at 29 s
+        drift, measured = (4.0 * (t - 18), 18.0) if coasting else (0.0, float(t))
         events += detector.update(TrackView(9, float(t), *(STOP + [drift, 0.0]), "person",
-                                            measured=measured))  # fmt: skip
+                                            measured=measured, velocity=(4.0, 0.0)))
     assert [e.severity for e in events if e.change == "raised"] == ["warning"]
 
 
@@ -254,8 +255,9 @@ def test_stranded_people_found_again_under_a_new_id_keep_their_alert():
 # --- configuration ---------------------------------------------------------------------------
 
 ALERT_SETTINGS = {
-    "measured_within_s": 0.5, "crossing_margin_m": 8.0, "crossing_hold_s": 45.0,
-    "class_confidence": 0.6, "crossing_class_wait_s": 5.0, "unknown_crossings": "ignore",
+    "trace_back_s": 5.0, "measured_within_s": 0.5, "crossing_margin_m": 8.0,
+    "crossing_hold_s": 45.0, "class_confidence": 0.6, "crossing_class_wait_s": 5.0,
+    "unknown_crossings": "ignore",
     "animal_probability": 0.3, "distress_radius_m": 40.0, "distress_stop_radius_m": 6.0,
     "distress_dwell_s": 300.0, "distress_person_confidence": 0.7,
     "distress_verify_confidence": 0.9, "node_silence_s": 60.0, "battery_low": 0.3,
