@@ -51,7 +51,7 @@ class AlertSection(_Strict):
 
     trace_back_s: float = Field(default=10.0, ge=0)
     measured_within_s: float = Field(default=1.0, ge=0)
-    crossing_margin_m: float = Field(default=5.0, ge=0)
+    crossing_margin_m: float = Field(default=3.0, ge=0)
     crossing_hold_s: float = Field(default=30.0, ge=0)
     class_confidence: float = Field(default=0.5, ge=0, le=1)
     crossing_class_wait_s: float = Field(default=10.0, ge=0)

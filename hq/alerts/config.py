@@ -38,7 +38,7 @@ class AlertConfig:
     trace_back_s: float = 10.0
     measured_within_s: float = 1.0
     # A crossing: measured positions at least this far from the line on each side of it ...
-    crossing_margin_m: float = 5.0
+    crossing_margin_m: float = 3.0
     # ... and a track alerted is not alerted again (either way) for this long: jitter.
     crossing_hold_s: float = 30.0
     # A class counts when the fused belief in it is at least this; below, the class is
