@@ -92,8 +92,13 @@ def test_a_zone_drawn_through_the_api_alerts_from_the_next_batch(hq_with_api):
             publish(post, seq, times[seq])
         assert wait_until(lambda: stored(client) >= DRAWN_BEFORE), stored(client)
         corners = [FRAME.to_geodetic(e, n, 0.0)[:2] for e, n in ZONE_ENU]
-        drawn = client.post("/api/v1/zones", json={
-            "name": "wadi-gate", "points": [{"lat": lat, "lon": lon} for lat, lon in corners]})
+        drawn = client.post(
+            "/api/v1/zones",
+            json={
+                "name": "wadi-gate",
+                "points": [{"lat": lat, "lon": lon} for lat, lon in corners],
+            },
+        )
         assert drawn.status_code == 201, drawn.text
         for seq in range(DRAWN_BEFORE, len(EAST)):
             publish(post, seq, times[seq])

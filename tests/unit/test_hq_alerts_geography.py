@@ -30,17 +30,21 @@ def store(request, tmp_path):
 def test_a_change_in_the_store_reaches_the_detectors_at_the_next_refresh(store):
     store.seed_geography([geodetic(-5000, 1000), geodetic(5000, 1000)], {}, [], 0.0)
     geography = StoreGeography(store, FRAME, geodetic(0, 0))
-    config = AlertConfig(border=(), home=geodetic(0, 0), distress_dwell_s=30.0,
-                         crossing_class_wait_s=0.0)  # a class sure at once: no waiting
+    config = AlertConfig(
+        border=(), home=geodetic(0, 0), distress_dwell_s=30.0, crossing_class_wait_s=0.0
+    )  # a class sure at once: no waiting
     crossings = CrossingDetector(config, FRAME, geography)
     distress = DistressDetector(config, FRAME, geography)
     assert not geography.refresh()  # nothing changed
     version = geography.version
 
     def drive(gid, t0, points):
-        return [event for k, (east, north) in enumerate(points)
-                for detector in (crossings, distress)
-                for event in detector.update(TrackView(gid, t0 + k, east, north, "vehicle"))]
+        return [
+            event
+            for k, (east, north) in enumerate(points)
+            for detector in (crossings, distress)
+            for event in detector.update(TrackView(gid, t0 + k, east, north, "vehicle"))
+        ]
 
     # The seeded border: a crossing northwards at 1000 m.
     assert [e.kind for e in drive(1, 0.0, [(0.0, 980.0), (0.0, 1020.0)])] == ["border_crossing"]
@@ -64,8 +68,11 @@ def test_a_place_added_stops_distress_there(store):
     store.put_place(Place("oasis camp", *geodetic(3000, -3000), 500.0, "admin", 5.0))
     assert geography.refresh()
     distress = DistressDetector(config, FRAME, geography)
-    events = [e for t in range(80)
-              for e in distress.update(TrackView(1, float(t), 3000.0, -3000.0, "person"))]
+    events = [
+        e
+        for t in range(80)
+        for e in distress.update(TrackView(1, float(t), 3000.0, -3000.0, "person"))
+    ]
     assert not events  # help is at hand there
 
 
@@ -80,7 +87,10 @@ def test_hq_without_an_api_alerts_on_the_border_of_its_config(tmp_path):
                       alerts=AlertSection(crossing_class_wait_s=0.0))  # fmt: skip
     with SqliteStore(tmp_path / "hq.db") as store:  # a first start: nothing stored yet
         ingest = build_ingest(config, store)
-        events = [e for t, north in ((0.0, 980.0), (1.0, 1020.0))
-                  for e in ingest.crossings.update(TrackView(1, t, 0.0, north, "vehicle"))]
+        events = [
+            e
+            for t, north in ((0.0, 980.0), (1.0, 1020.0))
+            for e in ingest.crossings.update(TrackView(1, t, 0.0, north, "vehicle"))
+        ]
         assert store.border() is not None
     assert [e.kind for e in events] == ["border_crossing"]

@@ -186,8 +186,9 @@ def test_people_found_stationary_raise_only_a_verify_alert_and_only_when_surely_
     rng = np.random.default_rng(2)
     still = [(float(t), *(STOP + rng.normal(0, 1.0, 2))) for t in range(120)]
     sure = DistressDetector(config(), FRAME)
-    events = feed(sure, 1, still, target_class="person", class_probabilities={"person": 0.9,
-                                                                               "unknown": 0.1})
+    events = feed(
+        sure, 1, still, target_class="person", class_probabilities={"person": 0.9, "unknown": 0.1}
+    )
     (raised,) = [e for e in events if e.change == "raised"]
     assert raised.severity == "warning" and "verify" in raised.message
     assert not raised.details["seen_stopping"] and raised.time == pytest.approx(60.0)
@@ -215,8 +216,16 @@ def test_a_predicted_position_neither_moves_nor_stops_a_track():
     for t in range(120):
         coasting = 20 <= t < 30  # predicted from 18 s on at 4 m/s: 44 m away at 29 s
         drift, measured = (4.0 * (t - 18), 18.0) if coasting else (0.0, float(t))
-        events += detector.update(TrackView(9, float(t), *(STOP + [drift, 0.0]), "person",
-                                            measured=measured, velocity=(4.0, 0.0)))
+        events += detector.update(
+            TrackView(
+                9,
+                float(t),
+                *(STOP + [drift, 0.0]),
+                "person",
+                measured=measured,
+                velocity=(4.0, 0.0),
+            )
+        )
     assert [e.severity for e in events if e.change == "raised"] == ["warning"]
 
 
