@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hq.alerts.config import AlertConfig, Place, Zone
+from hq.alerts.config import AlertConfig, Place, UnknownPolicy, Zone
 from hq.fusion.config import FusionParameters
 from hq.store.interface import Store
 from hq.store.records import Place as PlaceRecord
@@ -47,11 +47,30 @@ class ZoneSection(_Strict):
 
 
 class AlertSection(_Strict):
+    """hq/alerts/config.py's AlertConfig says what each setting does."""
+
+    trace_back_s: float = Field(default=10.0, ge=0)
+    measured_within_s: float = Field(default=1.0, ge=0)
+    crossing_margin_m: float = Field(default=3.0, ge=0)
+    crossing_hold_s: float = Field(default=30.0, ge=0)
+    class_confidence: float = Field(default=0.5, ge=0, le=1)
+    crossing_class_wait_s: float = Field(default=10.0, ge=0)
+    unknown_crossings: UnknownPolicy = "lower"
+    animal_probability: float = Field(default=0.4, gt=0, le=1)
     distress_radius_m: float = Field(default=30.0, gt=0)
+    distress_stop_radius_m: float = Field(default=8.0, gt=0)
     distress_dwell_s: float = Field(default=600.0, gt=0)
+    distress_person_confidence: float = Field(default=0.6, ge=0, le=1)
+    distress_verify_confidence: float = Field(default=0.8, ge=0, le=1)
     node_silence_s: float = Field(default=120.0, gt=0)
     battery_low: float = Field(default=0.2, ge=0, le=1)
     backlog_high: int = Field(default=1000, ge=1)
+
+    @model_validator(mode="after")
+    def _stop_within_stay(self):
+        if self.distress_stop_radius_m > self.distress_radius_m:
+            raise ValueError("distress_stop_radius_m must not exceed distress_radius_m")
+        return self
 
 
 class IngestSection(_Strict):

@@ -34,7 +34,14 @@ from typing import Literal
 
 import numpy as np
 
-from hq.alerts import AlertEvent, CrossingDetector, DistressDetector, NodeHealthDetector
+from hq.alerts import (
+    AlertEvent,
+    CrossingDetector,
+    DistressDetector,
+    NodeHealthDetector,
+    StoreGeography,
+    TrackColumns,
+)
 from hq.alerts.events import POST_ALERT_ID, id_part, post_alert_id
 from hq.config import IngestSection
 from hq.flow import FlowStatistics
@@ -136,11 +143,14 @@ class Ingest:
                  flow: FlowStatistics | None = None,
                  on_commit: Callable[[IngestBatch], None] | None = None,
                  limits: IngestSection | None = None,
-                 region: tuple[float, float] | None = None):  # fmt: skip
+                 region: tuple[float, float] | None = None,
+                 geography: StoreGeography | None = None):  # fmt: skip
         """`on_commit(batch)` is called once per committed batch, after its commit, on the
         ingesting thread; what it raises is logged and counted, and ingest goes on.
         `limits`: what is accepted from a post (hq.toml's [ingest]); `region`: the (lat,
-        lon) posts are around (HQ's origin; None: posts anywhere)."""
+        lon) posts are around (HQ's origin; None: posts anywhere). `geography`, the
+        detectors' border, zones and places, is brought up to date with the store at the
+        start of every group and tick."""
         self.store = store
         self.fusion = fusion
         self.crossings = crossings
@@ -153,6 +163,7 @@ class Ingest:
         self.rate = PostRateLimit(self.limits.rate_per_s, self.limits.rate_burst)
         # on_delivered(node_key, seq): the store holds this batch (hq/delivery.py tells the node)
         self.on_delivered: Callable[[str, int], None] | None = None
+        self.geography = geography
         self.counters = IngestCounters()
         self._lock = threading.Lock()  # groups and ticks take turns
 
@@ -164,6 +175,8 @@ class Ingest:
         """Ingest `messages` in order and commit them in one transaction; an outcome each,
         all of them committed (but "failed" ones) when this returns."""
         with self._lock:
+            if self.geography is not None:
+                self.geography.refresh()
             group = _Group()
             for message in messages:
                 self.counters.messages += 1
@@ -175,11 +188,13 @@ class Ingest:
     def tick(self, now: float) -> None:
         """Coast and end stale fused tracks; raise alerts for silent posts."""
         with self._lock:
+            if self.geography is not None:
+                self.geography.refresh()
             update = self.fusion.tick(now)
             events = self.health.silence(now) + [self._rate_alert(post, now, raised=False)
                                                  for post in self.rate.recovered(now)]
             fused, tracks = self._changed_tracks(update)
-            events += self.distress.update_many(*_alert_columns(tracks))
+            events += self.distress.update_many(_alert_columns(tracks))
             if len(fused) or events:
                 group = _Group()
                 group.write(IngestBatch(now, fused_tracks=fused, alerts=self._wire_alerts(events)))
@@ -283,10 +298,10 @@ class Ingest:
         update = self.fusion.ingest(batch, received)
         fused, tracks = self._changed_tracks(update)
         columns = _alert_columns(tracks)
-        crossings = self.crossings.update_many(*columns)
+        crossings = self.crossings.update_many(columns)
         for event in crossings:
             self.flow.add(event)
-        events = crossings + self.distress.update_many(*columns)
+        events = crossings + self.distress.update_many(columns)
         node_tracks = _node_tracks(key, batch.tracks, update.history)
         group.write(IngestBatch(
             received, node_key=key, seq=batch.seq, node_tracks=node_tracks, fused_tracks=fused,
@@ -461,15 +476,16 @@ def _fused(tracks: GlobalTracks, ground_alt: float) -> FusedTracks:
         global_id=tracks.id, time=tracks.time, lat=tracks.lat, lon=tracks.lon,
         alt=np.full(n, ground_alt), state=tracks.x, covariance=tracks.P.reshape(n, 16),
         target_class=tuple(CLASSES[c] for c in tracks.target_class.tolist()),
-        status=tuple(WIRE_STATUSES[s] for s in tracks.status.tolist()), quality=np.ones(n),
+        status=tuple(WIRE_STATUSES[s] for s in tracks.status.tolist()), quality=tracks.quality,
         sources=tuple(tuple(f"{node}:{local}" for node, local in s) for s in tracks.sources),
     )  # fmt: skip
 
 
-def _alert_columns(tracks: GlobalTracks) -> tuple[np.ndarray, ...]:
-    """What the alert detectors' `update_many` takes: ids, times, east, north, classes, ended."""
-    return (tracks.id, tracks.time, tracks.x[:, 0], tracks.x[:, 1], tracks.target_class,
-            tracks.status == WIRE_ENDED)  # fmt: skip
+def _alert_columns(tracks: GlobalTracks) -> TrackColumns:
+    """The fused tracks as the alert detectors' `update_many` takes them."""
+    return TrackColumns(tracks.id, tracks.time, tracks.x[:, 0], tracks.x[:, 1], tracks.class_p,
+                        tracks.status == WIRE_ENDED, tracks.count, tracks.measured,
+                        tracks.x[:, 2], tracks.x[:, 3])  # fmt: skip
 
 
 def _history_points(update: FusionUpdate) -> HistoryPoints:

@@ -16,11 +16,12 @@ import dataclasses
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 
 import uvicorn
 
-from hq.alerts import CrossingDetector, DistressDetector, NodeHealthDetector
+from hq.alerts import CrossingDetector, DistressDetector, NodeHealthDetector, StoreGeography
 from hq.api.app import create_app
 from hq.api.live import LiveFeed
 from hq.config import HqConfig, load_config
@@ -44,9 +45,14 @@ def build_ingest(config: HqConfig, store: Store,
     fusion = Fusion(FusionConfig(**config.fusion.model_dump(), origin=config.origin,
                                  first_global_id=store.max_global_id() + 1))  # fmt: skip
     alerts = config.alert_config()
-    return Ingest(store, fusion, CrossingDetector(alerts, frame), DistressDetector(alerts, frame),
-                  NodeHealthDetector(alerts), on_commit=on_commit,
-                  limits=config.ingest, region=config.origin[:2])  # fmt: skip
+    # The border, zones and places the detectors use: the store's, the current version (the
+    # config's on the first start, with or without an API to change them).
+    config.seed_geography(store, time.time())
+    geography = StoreGeography(store, frame, config.home)
+    return Ingest(store, fusion, CrossingDetector(alerts, frame, geography),
+                  DistressDetector(alerts, frame, geography), NodeHealthDetector(alerts),
+                  on_commit=on_commit, limits=config.ingest, region=config.origin[:2],
+                  geography=geography)  # fmt: skip
 
 
 def main(argv: list[str]) -> int:

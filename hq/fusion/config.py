@@ -30,6 +30,9 @@ class FusionParameters(BaseModel):
     coast_after: float = Field(default=5.0, gt=0)  # no node saw the object this long: coasting
     end_after: float = 30.0  # ... this long: ended
     ci_criterion: Literal["determinant", "trace"] = "determinant"
+    # A node track that names its class without probabilities (a wire 1.0 sender, or a
+    # node without calibrated classes) is believed this much; the rest is "unknown".
+    unstated_class_belief: float = Field(default=0.8, gt=0, le=1)
 
     @model_validator(mode="after")
     def _ordered(self):

@@ -37,7 +37,7 @@ from hq.fusion.gating import gated_pairs, pair_distances
 from hq.fusion.history import FusionUpdate, HistoryRecorder
 from hq.fusion.intersection import covariance_intersection, fuse_rows
 from hq.fusion.links import LinkRules
-from hq.fusion.rows import NodeRows, frame_transform, node_states, read_rows
+from hq.fusion.rows import NodeRows, frame_transform, node_states, position_spread, read_rows
 from hq.fusion.snapshot import GlobalTrack, GlobalTracks, describe
 from hq.fusion.tables import (
     GLOBAL_COASTING,
@@ -109,7 +109,7 @@ class Fusion:
         """Step 1: the batch's usable tracks in HQ's frame, the rejected ones counted."""
         rows, rejected, without_velocity = read_rows(
             batch.tracks, *self._transform(node_key, batch.frame_origin),
-            self.config.unknown_velocity_std**2,
+            self.config.unknown_velocity_std**2, self.config.unstated_class_belief,
         )  # fmt: skip
         counters, n = self.counters, len(batch.tracks)
         counters.batches += 1
@@ -183,6 +183,11 @@ class Fusion:
         links.t[association.link] = rows.time
         links.target_class[association.link] = rows.target_class
         links.quality[association.link] = rows.quality
+        links.class_p[association.link] = rows.class_p
+        links.count[association.link] = rows.count
+        links.spread[association.link] = position_spread(rows.P)
+        applied = association.own[association.applied]
+        np.maximum.at(global_tracks.t_measured, applied, rows.measured[association.applied])
         fresh = association.applied & (rows.status == WIRE_CONFIRMED)
         slots = association.own[fresh]
         global_tracks.t_fresh[slots] = np.maximum(global_tracks.t_fresh[slots], rows.time[fresh])

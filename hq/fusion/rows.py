@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from hq.fusion.tables import CLASSES, WIRE_STATUSES
+from hq.fusion.tables import CLASSES, UNKNOWN_CLASS, WIRE_STATUSES
 from wire.geo import EnuFrame, enu_axes
-from wire.messages import Track
+from wire.messages import Track, TrackStatus
 
 
 def frame_transform(node_origin, hq: EnuFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -42,6 +42,9 @@ class NodeRows:
     target_class: np.ndarray  # (n,) index into CLASSES
     quality: np.ndarray  # (n,)
     status: np.ndarray  # (n,) index into WIRE_STATUSES
+    class_p: np.ndarray  # (n, len(CLASSES)) the node's belief in each class
+    count: np.ndarray  # (n,) int64 objects the track stands for
+    measured: np.ndarray  # (n,) UTC s of the newest detection in the state; -inf: none
 
     def __len__(self) -> int:
         return int(self.local_id.shape[0])
@@ -52,7 +55,8 @@ class NodeRows:
 
 
 def read_rows(tracks: list[Track], M: np.ndarray, c: np.ndarray,
-              unknown_velocity_variance: float) -> tuple[NodeRows, int, int]:  # fmt: skip
+              unknown_velocity_variance: float,
+              unstated_class_belief: float = 1.0) -> tuple[NodeRows, int, int]:  # fmt: skip
     """The batch's usable tracks in HQ's frame, with the counts rejected and without velocity.
 
     A track is rejected for a non-finite time or position, a position covariance
@@ -71,13 +75,52 @@ def read_rows(tracks: list[Track], M: np.ndarray, c: np.ndarray,
     local_id = np.fromiter((t.track_id for t in tracks), np.int64, count=n)
     x, P, up, usable, no_velocity = node_states(numbers, M, c, unknown_velocity_variance)
     usable &= _first_occurrence(local_id)
+    target_class = np.array([CLASSES.index(t.target_class) for t in tracks], np.int64)
+    status = np.array([WIRE_STATUSES.index(t.status) for t in tracks], np.int64)
+    count, measured = _counts_and_measured(tracks, numbers[:, 1], status)
     rows = NodeRows(
-        local_id=local_id, time=numbers[:, 1], x=x, P=P, up=up,
-        target_class=np.array([CLASSES.index(t.target_class) for t in tracks], np.int64),
-        quality=numbers[:, 14],
-        status=np.array([WIRE_STATUSES.index(t.status) for t in tracks], np.int64),
+        local_id=local_id, time=numbers[:, 1], x=x, P=P, up=up, target_class=target_class,
+        quality=numbers[:, 14], status=status,
+        class_p=class_beliefs(tracks, target_class, unstated_class_belief),
+        count=count, measured=measured,
     )  # fmt: skip
     return rows.take(usable), int(n - usable.sum()), int((no_velocity & usable).sum())
+
+
+def class_beliefs(tracks: list[Track], target_class: np.ndarray,
+                  unstated: float = 1.0) -> np.ndarray:  # fmt: skip
+    """Each track's class probabilities as a row over CLASSES: those the node sent, or (a
+    sender without them) `unstated` on its `target_class` (indices) and the rest on
+    unknown."""
+    beliefs = np.zeros((len(tracks), len(CLASSES)))
+    beliefs[:, UNKNOWN_CLASS] = 1.0 - unstated
+    beliefs[np.arange(len(tracks)), target_class] += unstated
+    for k in [k for k, t in enumerate(tracks) if t.class_probabilities]:
+        beliefs[k] = 0.0
+        for name, p in tracks[k].class_probabilities.items():
+            beliefs[k, CLASSES.index(name)] = p
+        beliefs[k] /= beliefs[k].sum() or 1.0
+    return beliefs
+
+
+def _counts_and_measured(tracks: list[Track], time: np.ndarray,
+                         status: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Each track's count, and when its state last took in a detection: `last_measured`,
+    or for a sender that does not say, its state time unless it is coasting (a
+    prediction, never measured here: -inf)."""
+    pairs = [(t.count, math.nan if t.last_measured is None else t.last_measured)
+             for t in tracks]  # fmt: skip
+    numbers = np.array(pairs, np.float64).reshape(len(tracks), 2)
+    unsaid = np.isnan(numbers[:, 1])
+    guessed = np.where(status == WIRE_STATUSES.index(TrackStatus.COASTING), -np.inf, time)
+    return numbers[:, 0].astype(np.int64), np.where(unsaid, guessed, numbers[:, 1])
+
+
+def position_spread(P: np.ndarray) -> np.ndarray:
+    """sqrt(det) of each (n, 4, 4) state's position block, m²: the area its position is
+    known within (up to a constant), small where the post's view resolves it finely."""
+    a, b, d = P[:, 0, 0], P[:, 0, 1], P[:, 1, 1]
+    return np.sqrt(np.maximum(a * d - b * b, 0.0))
 
 
 def _first_occurrence(ids: np.ndarray) -> np.ndarray:

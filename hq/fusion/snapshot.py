@@ -8,7 +8,7 @@ only where a caller asks for them (`Fusion.snapshot`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -42,6 +42,10 @@ class GlobalTrack:
     target_class: TargetClass
     status: TrackStatus
     sources: Sources
+    class_probabilities: dict[TargetClass, float] | None = None
+    count: int = 1
+    measured: float = -np.inf  # UTC s of the newest detection in the state
+    quality: float = 1.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,6 +61,11 @@ class GlobalTracks:
     target_class: np.ndarray  # (n,) index into CLASSES
     status: np.ndarray  # (n,) index into WIRE_STATUSES
     sources: tuple[Sources, ...]
+    # The sources' class probabilities pooled (`class_beliefs`): (n, len(CLASSES)).
+    class_p: np.ndarray = field(default_factory=lambda: np.empty((0, len(CLASSES))))
+    count: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # (n,) objects
+    measured: np.ndarray = field(default_factory=lambda: np.empty(0))  # (n,) newest detection
+    quality: np.ndarray = field(default_factory=lambda: np.empty(0))  # (n,) existence, 0..1
 
     def __len__(self) -> int:
         return int(self.id.shape[0])
@@ -67,6 +76,10 @@ class GlobalTracks:
             lon=float(self.lon[k]), x=self.x[k].copy(), P=self.P[k].copy(),
             target_class=CLASSES[self.target_class[k]], status=WIRE_STATUSES[self.status[k]],
             sources=self.sources[k],
+            class_probabilities={c: float(p) for c, p in zip(CLASSES, self.class_p[k].tolist(),
+                                                             strict=True) if p > 0.0},
+            count=int(self.count[k]), measured=float(self.measured[k]),
+            quality=float(self.quality[k]),
         )  # fmt: skip
 
     @classmethod
@@ -80,11 +93,12 @@ class GlobalTracks:
         parts = [p for p in parts if len(p)]
         if len(parts) <= 1:
             return parts[0] if parts else cls.empty()
-        arrays = [np.concatenate([getattr(p, name) for p in parts]) for name in _ARRAYS]
-        return cls(*arrays, sum((p.sources for p in parts), ()))
+        arrays = {name: np.concatenate([getattr(p, name) for p in parts]) for name in _ARRAYS}
+        return cls(**arrays, sources=sum((p.sources for p in parts), ()))
 
 
-_ARRAYS = ("id", "time", "lat", "lon", "x", "P", "target_class", "status")
+_ARRAYS = ("id", "time", "lat", "lon", "x", "P", "target_class", "status", "class_p", "count",
+           "measured", "quality")  # fmt: skip
 
 
 def describe(global_tracks: GlobalTable, links: LinkTable, slots: np.ndarray, frame: EnuFrame,
@@ -101,12 +115,17 @@ def describe(global_tracks: GlobalTable, links: LinkTable, slots: np.ndarray, fr
         coasting = global_tracks.status[slots] == GLOBAL_COASTING
         status = np.where(coasting, WIRE_COASTING, WIRE_CONFIRMED).astype(np.int64)
     row, link = _links_of(global_tracks, links, slots)
+    voters = _newest_per_node(links, row, link)
+    beliefs = class_beliefs(links, *voters, slots.size)
     return GlobalTracks(
         id=global_tracks.gid[slots].copy(), time=global_tracks.t[slots].copy(),
         lat=geodetic[:, 0].copy(), lon=geodetic[:, 1].copy(), x=x,
-        P=global_tracks.P[slots].copy(), target_class=_vote(links, row, link, slots.size),
+        P=global_tracks.P[slots].copy(), target_class=chosen_class(beliefs),
         status=status, sources=_sources(global_tracks, links, slots, row, link, node_keys,
                                         coast_after),
+        class_p=beliefs, count=_count(links, *voters, slots.size),
+        measured=global_tracks.t_measured[slots].copy(),
+        quality=existence(links, *voters, slots.size),
     )  # fmt: skip
 
 
@@ -122,20 +141,53 @@ def _links_of(global_tracks: GlobalTable, links: LinkTable,
     return row[keep], link[keep]
 
 
-def _vote(links: LinkTable, row: np.ndarray, link: np.ndarray, n: int) -> np.ndarray:
-    """Each track's class: the one with the most source quality behind it; unknown only if
-    no source says anything else. Each node votes once, with its newest track of the
-    object: a node track it replaced (restarted under a new id) keeps its link for a
-    while, but not its say."""
+def _newest_per_node(links: LinkTable, row: np.ndarray,
+                     link: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(row, link) of each node's newest track of each object: each node has one say. A
+    node track it replaced (restarted under a new id) keeps its link for a while, but not
+    its say."""
     order = np.lexsort((-links.t[link], links.node[link], row))  # newest first per node
     row, link = row[order], link[order]
     first = np.ones(row.size, bool)
     first[1:] = (row[1:] != row[:-1]) | (links.node[link][1:] != links.node[link][:-1])
-    row, link = row[first], link[first]
-    votes = np.zeros((n, len(CLASSES)))
-    np.add.at(votes, (row, links.target_class[link]), links.quality[link])
-    votes[:, UNKNOWN_CLASS] = 0.0
-    return np.where(votes.any(axis=1), np.argmax(votes, axis=1), UNKNOWN_CLASS).astype(np.int64)
+    return row[first], link[first]
+
+
+def class_beliefs(links: LinkTable, row: np.ndarray, link: np.ndarray, n: int) -> np.ndarray:
+    """Each track's class probabilities (n, len(CLASSES)): its nodes' probabilities pooled,
+    each node weighted by its track's quality over its position's standard deviation (a
+    post that sees the object from closer, or at a finer resolution, locates it better and
+    tells its class better). All zero for a track without a source."""
+    sigma = np.sqrt(np.maximum(links.spread[link], 1e-6))  # m: sqrt(spread) is in m²
+    weight = links.quality[link] / np.where(np.isfinite(sigma), sigma, np.inf)
+    pooled = np.zeros((n, len(CLASSES)))
+    np.add.at(pooled, row, links.class_p[link] * weight[:, None])
+    total = pooled.sum(axis=1, keepdims=True)
+    return np.divide(pooled, total, out=np.zeros_like(pooled), where=total > 0.0)
+
+
+def chosen_class(beliefs: np.ndarray) -> np.ndarray:
+    """The class with the most belief; unknown only where no source believes in any other."""
+    known = beliefs.copy()
+    known[:, UNKNOWN_CLASS] = 0.0
+    return np.where(known.any(axis=1), np.argmax(known, axis=1), UNKNOWN_CLASS).astype(np.int64)
+
+
+def _count(links: LinkTable, row: np.ndarray, link: np.ndarray, n: int) -> np.ndarray:
+    """How many objects each track stands for: the most any of its nodes counts (a post
+    that resolves a group counts its members; one that sees a blob, fewer)."""
+    count = np.ones(n, np.int64)
+    np.maximum.at(count, row, links.count[link])
+    return count
+
+
+def existence(links: LinkTable, row: np.ndarray, link: np.ndarray, n: int) -> np.ndarray:
+    """Each track's existence probability from its nodes' (their tracks' quality), taken as
+    independent evidence: 1 - prod(1 - q). Two posts that each half believe in an object
+    make it likelier than either alone."""
+    doubt = np.ones(n)
+    np.multiply.at(doubt, row, 1.0 - np.clip(links.quality[link], 0.0, 1.0))
+    return 1.0 - doubt
 
 
 def _sources(global_tracks: GlobalTable, links: LinkTable, slots: np.ndarray,

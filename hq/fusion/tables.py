@@ -68,6 +68,8 @@ class GlobalTable(Slots):
             "P": ((4, 4), np.float64, 0.0),
             "t": ((), np.float64, -np.inf),  # time of the state
             "t_fresh": ((), np.float64, -np.inf),  # latest time a node saw the object itself
+            # The newest detection any source's state took in: a state much newer is predicted.
+            "t_measured": ((), np.float64, -np.inf),
             "up": ((), np.float64, 0.0),
             "gid": ((), np.int64, -1),  # public id; -1 while hidden
             "status": ((), np.int8, GLOBAL_FREE),
@@ -103,6 +105,9 @@ class LinkTable(Slots):
             "t": ((), np.float64, -np.inf),  # time of the node track's latest update
             "target_class": ((), np.int64, UNKNOWN_CLASS),
             "quality": ((), np.float64, 0.0),
+            "class_p": ((len(CLASSES),), np.float64, 0.0),  # the node's class probabilities
+            "count": ((), np.int64, 1),  # how many objects the node track stands for
+            "spread": ((), np.float64, np.inf),  # sqrt(det) of its position covariance, m²
             "misses": ((), np.int64, 0),  # consecutive gate failures against global_slot
             "candidate": ((), np.int64, -1),  # the global track it may merge or switch into
             "streak": ((), np.int64, 0),  # consecutive updates that favoured the candidate

@@ -95,7 +95,7 @@ FUSION_SETTINGS = {
     "process_noise": 0.25, "gate_probability": 0.999, "informative_velocity_std": 3.0,
     "unknown_velocity_std": 40.0, "merge_updates": 2, "break_after_misses": 4,
     "switch_margin": 6.0, "switch_updates": 5, "late_tolerance": 1.0, "coast_after": 8.0,
-    "end_after": 45.0, "ci_criterion": "trace",
+    "end_after": 45.0, "ci_criterion": "trace", "unstated_class_belief": 0.7,
 }  # fmt: skip
 
 

@@ -1,9 +1,10 @@
 """Zones and the border line: everyone reads them; admins create and change them (audited).
 
 Kept in the Store, seeded from configs/hq.toml on the first start; each change is
-written with its audit row in one transaction. The running alert detectors keep
-the zones they started with: a change here shows on the operators' maps at once
-and reaches alerting at HQ's next start.
+written with its audit row in one transaction. A change shows on the operators' maps
+at once and reaches the alert detectors at once too: ingest reads the border, zones
+and places again from the store, before its next batch, whenever the audit log grew
+(hq/alerts/geography.py). No restart.
 """
 
 from __future__ import annotations
