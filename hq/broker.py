@@ -22,6 +22,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import tomli_w
+
 from wire import topics
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "mosquitto"
@@ -70,7 +72,7 @@ def write_broker_config(out: Path, nodes: list[tuple[str, str]], port: int = 188
     )  # fmt: skip
     (out / "mosquitto.conf").write_text(conf)
     credentials = out / "credentials.toml"
-    credentials.write_text("".join(f'"{u}" = "{passwords[u]}"\n' for u in users))
+    credentials.write_text(tomli_w.dumps({user: passwords[user] for user in users}))
     os.chmod(credentials, 0o600)
     return passwords
 
