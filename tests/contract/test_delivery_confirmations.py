@@ -33,7 +33,8 @@ def confirming_ingest(store, published):
 
 
 def received(seq, node="post-1"):
-    return Received(topics.tracks("tummo", node), encode(track_batch(seq, node)), 0.0)
+    batch = track_batch(seq, node)  # received as it was sent: within HQ's bounds on time
+    return Received(topics.tracks("tummo", node), encode(batch), batch.sent)
 
 
 def last_confirmation(published, node="post-1"):
@@ -81,6 +82,12 @@ def test_a_batch_the_store_refuses_is_not_confirmed(backend):
     store.commit_ingest_many = refuse_seq_7
     outcomes = ingest.handle_many([received(6), received(7), received(8)])
     acks.flush()
-    assert outcomes == ["stored", "failed", "stored"]
+    # The refused batch is kept as a dead letter (so the broker stops sending it to HQ), but
+    # it is not confirmed: the node keeps it and sends it again.
+    assert outcomes == ["stored", "dead_letter", "stored"]
     assert last_confirmation(published).ranges == [(6, 6), (8, 8)]
+    store.commit_ingest_many = commit  # the fault has passed: the node's resend goes in
+    assert ingest.handle_many([received(7)]) == ["stored"]
+    acks.flush()
+    assert last_confirmation(published).ranges == [(6, 8)]
     store.close()
