@@ -42,7 +42,7 @@ from bench.scratch_store import add_store_option, backend_name, label, scratch
 from hq.alerts import AlertConfig, CrossingDetector, DistressDetector, NodeHealthDetector
 from hq.fusion import Fusion, FusionConfig, warm_kernels
 from hq.ingest import Ingest, Received
-from hq.ingest_client import GroupWriter
+from hq.ingest.client import GroupWriter
 from hq.store import open_store
 from wire import topics
 from wire.geo import EnuFrame

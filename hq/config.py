@@ -74,8 +74,8 @@ class AlertSection(_Strict):
 
 
 class IngestSection(_Strict):
-    """What HQ accepts from a post (hq/ingest.py, hq/ingest_checks.py) and how long a message
-    may wait for its commit before ingest counts as stalled (hq/ingest_watchdog.py)."""
+    """What HQ accepts from a post (hq/ingest/ingest.py, hq/ingest/checks.py) and how long a message
+    may wait for its commit before ingest counts as stalled (hq/ingest/watchdog.py)."""
 
     max_unacknowledged_age_s: float = Field(default=60.0, gt=0)  # then /readyz: not ready
     max_age_s: float = Field(default=7 * 86_400.0, gt=0)  # older times: dead letters

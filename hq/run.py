@@ -27,8 +27,8 @@ from hq.api.live import LiveFeed
 from hq.config import HqConfig, load_config
 from hq.fusion import Fusion, FusionConfig, warm_kernels
 from hq.ingest import Ingest
-from hq.ingest_client import IngestClient
-from hq.ingest_watchdog import IngestWatchdog
+from hq.ingest.client import IngestClient
+from hq.ingest.watchdog import IngestWatchdog
 from hq.store import is_postgresql, open_store, redacted, sqlite_path
 from hq.store.interface import Store
 from hq.store.records import IngestBatch

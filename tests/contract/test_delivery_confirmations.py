@@ -5,9 +5,9 @@ HQ), never one that was not committed, and as the ranges the node deletes by."""
 import pytest
 
 from hq.alerts import AlertConfig, CrossingDetector, DistressDetector, NodeHealthDetector
-from hq.delivery import DeliveryAcks
 from hq.fusion import Fusion, FusionConfig
 from hq.ingest import Ingest, Received
+from hq.ingest.delivery import DeliveryAcks
 from tests.store_backends import BACKENDS, backend_of
 from tests.unit.test_hq_ingest_group import FRAME, ORIGIN, track_batch
 from wire import delivery, topics

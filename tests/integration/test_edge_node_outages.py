@@ -16,7 +16,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hq.broker import BrokerProcess, free_tcp_port, username, write_broker_config
-from hq.delivery import DeliveryAcks
+from hq.ingest.delivery import DeliveryAcks
 from sim_hw.live import LiveCamera, LiveScenario
 from sim_hw.scenario import load_config
 from stack.config_files import write_config
@@ -37,7 +37,7 @@ SITE, POST = SCENARIO.name, SCENARIO.posts[0]
 
 class Hq:
     """Subscribes as HQ does, keeps every TrackBatch with its arrival time and confirms each
-    to the node as HQ does after its commit (hq/delivery.py)."""
+    to the node as HQ does after its commit (hq/ingest/delivery.py)."""
 
     def __init__(self, port, password):
         self.arrivals: list[tuple[float, bytes, TrackBatch]] = []

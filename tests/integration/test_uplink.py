@@ -17,7 +17,7 @@ from paho.mqtt.properties import Properties
 from edge.outbox import Outbox
 from edge.uplink import Uplink, UplinkConfig
 from hq.broker import BrokerProcess, free_tcp_port, write_broker_config
-from hq.delivery import DeliveryAcks
+from hq.ingest.delivery import DeliveryAcks
 from wire import delivery, topics
 from wire.messages import NodeStatus, TrackBatch, decode, encode
 

@@ -12,7 +12,7 @@ import pytest
 from hq.alerts import AlertConfig, CrossingDetector, DistressDetector, NodeHealthDetector
 from hq.fusion import Fusion, FusionConfig
 from hq.ingest import Ingest, Received
-from hq.ingest_client import GroupWriter
+from hq.ingest.client import GroupWriter
 from hq.store.records import IngestBatch
 from hq.store.sql.reads import FUSED_COLUMNS
 from hq.store.sqlite import SqliteStore

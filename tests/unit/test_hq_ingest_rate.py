@@ -10,7 +10,7 @@ import pytest
 
 from hq.config import IngestSection
 from hq.ingest import Received
-from hq.ingest_rate import PostRateLimit
+from hq.ingest.rate import PostRateLimit
 from tests.unit.test_hq_ingest_group import START, make_ingest, received, track_batch
 from wire import topics
 from wire.messages import NodeStatus, encode

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from hq.ingest_watchdog import STALL_ALERT_ID, IngestWatchdog, Unacknowledged
+from hq.ingest.watchdog import STALL_ALERT_ID, IngestWatchdog, Unacknowledged
 from hq.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.unit

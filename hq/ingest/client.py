@@ -9,10 +9,10 @@ after the commit acknowledges each message; one the store could not commit
 is tried again after `retry_s`. When HQ dies, the broker sends again whatever
 was not acknowledged, and the (node, seq) record makes a repeat of a
 committed batch a no-op. `unacknowledged` is what the ingest watchdog
-(hq/ingest_watchdog.py) watches. Only status topics send HQ their retained
+(hq/ingest/watchdog.py) watches. Only status topics send HQ their retained
 message when it subscribes; elsewhere a retained message is marked, and
 refused.
-After each commit, `DeliveryAcks` (hq/delivery.py) tells each node which of
+After each commit, `DeliveryAcks` (hq/ingest/delivery.py) tells each node which of
 its batches the store holds.
 """
 
@@ -30,9 +30,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from hq.delivery import DeliveryAcks
-from hq.ingest import Ingest, Outcome, Received
-from hq.ingest_watchdog import Unacknowledged
+from hq.ingest.delivery import DeliveryAcks
+from hq.ingest.ingest import Ingest, Outcome, Received
+from hq.ingest.watchdog import Unacknowledged
 from wire import topics
 
 log = logging.getLogger(__name__)

@@ -6,9 +6,9 @@ IngestBatch with its (node, seq), its node tracks, the fused tracks it
 changed (ended ones included), their history points and any alerts; a
 NodeStatus updates the node and its health alerts; a node's own Alert is
 stored in that node's namespace of alert ids. What does not validate, claims
-another node than its topic, or claims what cannot be (hq/ingest_checks.py)
+another node than its topic, or claims what cannot be (hq/ingest/checks.py)
 becomes a dead letter with the reason, the payload's first bytes, its size
-and hash; so does what a post sends over its rate (hq/ingest_rate.py) or
+and hash; so does what a post sends over its rate (hq/ingest/rate.py) or
 retained outside its status. Then ALL of the group's batches are written in
 one store transaction: one commit, one fsync, for many messages (group
 commit). A batch the store refuses is found by splitting the group and
@@ -18,7 +18,7 @@ holds can stop ingest. After the commit, `on_commit` (the API's live stream)
 gets each batch written.
 
 The MQTT side, which feeds it and acknowledges after the commit, is
-hq/ingest_client.py.
+hq/ingest/client.py.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ from hq.config import IngestSection
 from hq.flow import FlowStatistics
 from hq.fusion import Fusion, FusionUpdate, GlobalTracks, History
 from hq.fusion.tables import CLASSES, WIRE_ENDED, WIRE_STATUSES
-from hq.ingest_checks import MessageBounds, OutOfBounds
-from hq.ingest_rate import PostRateLimit
+from hq.ingest.checks import MessageBounds, OutOfBounds
+from hq.ingest.rate import PostRateLimit
 from hq.store.interface import Store
 from hq.store.records import (
     DeadLetter,
@@ -98,7 +98,7 @@ class IngestCounters:
     telemetry: int = 0
     groups: int = 0  # transactions, each holding one or more messages
     failed: int = 0  # batches the store refused (not acknowledged)
-    # Dead-lettered for what they claim (hq/ingest_checks.py): a time too old, a time ahead
+    # Dead-lettered for what they claim (hq/ingest/checks.py): a time too old, a time ahead
     # of HQ's clock (a post's clock skew shows here), a number or shape out of bounds.
     stale: int = 0
     future: int = 0
@@ -161,7 +161,7 @@ class Ingest:
         self.limits = limits or IngestSection()
         self.bounds = MessageBounds(self.limits, region)
         self.rate = PostRateLimit(self.limits.rate_per_s, self.limits.rate_burst)
-        # on_delivered(node_key, seq): the store holds this batch (hq/delivery.py tells the node)
+        # on_delivered(node_key, seq): the store holds this batch (delivery.py tells the node)
         self.on_delivered: Callable[[str, int], None] | None = None
         self.geography = geography
         self.counters = IngestCounters()
