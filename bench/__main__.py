@@ -26,6 +26,7 @@ BENCHMARKS = {
     "hq_api": ("bench.hq_api", "the REST API and the live stream under load"),
     "hq_page": ("bench.hq_page", "batch published to track drawn on the operator page"),
     "soak": ("bench.soak", "many posts into one HQ for minutes: load and soak"),
+    "scenes": ("bench.scenes", "the whole stack on the scene suite, scored at HQ and per node"),
 }
 
 

@@ -1,0 +1,104 @@
+"""Each node's own picture, as it sent it: a listener on the broker beside HQ.
+
+HQ's store keeps every fused track's history but only each node track's newest
+state, so a node's picture over time is read off the wire: a second MQTT
+client with HQ's read-only account subscribes to every node's tracks (QoS 0,
+its own session, so HQ's delivery and acknowledgements are untouched) and keeps
+each batch. Only confirmed and coasting tracks are kept: those HQ fuses.
+
+Also here: how many frames each node took per camera per second, from the
+counters the node logs when it stops.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from bench.scene_score import Picture
+from wire import topics
+from wire.geo import EnuFrame
+from wire.messages import TrackBatch, decode
+
+FUSED_STATUSES = ("confirmed", "coasting")
+
+
+class NodeTap:
+    """Every TrackBatch on the broker, kept per node ("site/node")."""
+
+    def __init__(self, port: int, password: str, username: str = "hq"):
+        self.batches: dict[str, list[TrackBatch]] = defaultdict(list)
+        self.undecodable = 0
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="scene-suite-tap",
+                                  protocol=mqtt.MQTTv5)  # fmt: skip
+        self.client.username_pw_set(username, password)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *_: self._subscribed.set()
+        self.client.on_message = self._on_message
+        self._port = port
+
+    def start(self, timeout_s: float = 10.0) -> NodeTap:
+        self.client.connect("127.0.0.1", self._port, keepalive=15)
+        self.client.loop_start()
+        if not self._subscribed.wait(timeout_s):
+            self.stop()
+            raise TimeoutError("the tap's subscription was not granted")
+        return self
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        client.subscribe(topics.all_nodes("tracks"), qos=0)
+
+    def _on_message(self, client, userdata, message) -> None:
+        try:
+            batch = decode(message.payload, TrackBatch)
+        except ValueError:
+            with self._lock:
+                self.undecodable += 1
+            return
+        with self._lock:
+            self.batches[f"{batch.site}/{batch.node}"].append(batch)
+
+    def pictures(self, origin: EnuFrame) -> dict[str, Picture]:
+        """Each node's picture in the origin's ENU frame (through each track's WGS84)."""
+        with self._lock:
+            batches = {node: list(b) for node, b in self.batches.items()}
+        return {node: node_picture(b, origin) for node, b in batches.items()}
+
+
+def node_picture(batches: list[TrackBatch], origin: EnuFrame) -> Picture:
+    rows: dict[int, list[tuple]] = defaultdict(list)
+    classes: dict[int, list[str]] = defaultdict(list)
+    for batch in sorted(batches, key=lambda b: b.seq):
+        for track in batch.tracks:
+            if str(track.status) not in FUSED_STATUSES:
+                continue
+            e, n, _ = origin.from_geodetic(track.lat, track.lon, origin.alt)
+            rows[track.track_id].append((track.time, float(e), float(n), track.count))
+            classes[track.track_id].append(str(track.target_class))
+    histories, labels = {}, {}
+    for track_id, points in rows.items():
+        order = np.argsort([p[0] for p in points], kind="stable")
+        histories[track_id] = np.array(points, dtype=float)[order]
+        labels[track_id] = [classes[track_id][k] for k in order]
+    return Picture(histories, labels)
+
+
+_STOPPED = re.compile(r"node stopped counters=NodeCounters\(frames=(\d+)")
+
+
+def frames_taken(log: Path) -> int | None:
+    """The frames a node's loop took, from the counters it logs on stopping."""
+    found = _STOPPED.findall(Path(log).read_text(errors="replace")) if Path(log).exists() else []
+    return int(found[-1]) if found else None
