@@ -24,7 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bench.scene_score import Picture
 from wire import topics
 from wire.geo import EnuFrame
-from wire.messages import TrackBatch, decode
+from wire.messages import TrackBatch, decode, encode
 
 FUSED_STATUSES = ("confirmed", "coasting")
 
@@ -70,11 +70,22 @@ class NodeTap:
         with self._lock:
             self.batches[f"{batch.site}/{batch.node}"].append(batch)
 
-    def pictures(self, origin: EnuFrame) -> dict[str, Picture]:
-        """Each node's picture in the origin's ENU frame (through each track's WGS84)."""
+    def save(self, path: Path) -> Path:
+        """Every batch kept, one JSON line each, so that a run can be scored again."""
         with self._lock:
-            batches = {node: list(b) for node, b in self.batches.items()}
-        return {node: node_picture(b, origin) for node, b in batches.items()}
+            batches = [b for node in sorted(self.batches) for b in self.batches[node]]
+        Path(path).write_text("".join(encode(b).decode() + "\n" for b in batches))
+        return Path(path)
+
+
+def read_pictures(path: Path, origin: EnuFrame) -> dict[str, Picture]:
+    """Each node's picture from a saved tap, in the origin's ENU frame (through each
+    track's WGS84)."""
+    batches: dict[str, list[TrackBatch]] = defaultdict(list)
+    for line in Path(path).read_text().splitlines():
+        batch = decode(line, TrackBatch)
+        batches[f"{batch.site}/{batch.node}"].append(batch)
+    return {node: node_picture(b, origin) for node, b in batches.items()}
 
 
 def node_picture(batches: list[TrackBatch], origin: EnuFrame) -> Picture:

@@ -20,8 +20,10 @@ the picture degrades with it, so read the figures with the load.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
+import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -32,7 +34,7 @@ import numpy as np
 from bench import results
 from bench.scene_alerts import score_crossings, score_distress
 from bench.scene_score import Picture, Truth, score_picture
-from bench.scene_tap import NodeTap, frames_taken
+from bench.scene_tap import NodeTap, frames_taken, read_pictures
 from hq.store.sqlite import SqliteStore
 from sim_hw.camera import CameraRenderer, CameraSpec, DronePoses
 from sim_hw.scenario import load_config
@@ -108,16 +110,40 @@ class Views:
 
 @dataclass(frozen=True)
 class SceneRun:
+    """A finished run, as its folder keeps it (run.json): enough to score it again."""
+
     scenario: Path
     folder: Path
-    epoch: float
+    epoch: float  # UTC s of scenario time 0
     played_s: float  # wall seconds the cameras ran
-    tap: NodeTap
-    deployment: Deployment
+    until_s: float  # scenario time the run stopped at
+
+    RECORD = "run.json"
+    TAP = "node-tracks.jsonl"
+
+    def save(self) -> None:
+        record = {**asdict(self), "scenario": str(self.scenario), "folder": str(self.folder)}
+        (self.folder / self.RECORD).write_text(json.dumps(record, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path) -> SceneRun:
+        record = json.loads((Path(folder) / cls.RECORD).read_text())
+        return cls(Path(record["scenario"]), Path(folder), record["epoch"],
+                   record["played_s"], record["until_s"])  # fmt: skip
+
+    @property
+    def truth_path(self) -> Path:
+        return self.folder / "sim" / "truth.jsonl"
+
+    @property
+    def database(self) -> Path:
+        return self.folder / "hq" / "hq.db"
 
 
-def play(scenario: Path, folder: Path) -> SceneRun:
+def play(scenario: Path, folder: Path, until_s: float | None = None) -> SceneRun:
+    """Play the scene through the whole stack from SKIP_S to `until_s` (default its end)."""
     config = load_config(scenario)
+    until_s = config.duration_s if until_s is None else min(until_s, config.duration_s)
     deployment = Deployment(
         scenario,
         folder,
@@ -129,7 +155,7 @@ def play(scenario: Path, folder: Path) -> SceneRun:
         tap = NodeTap(deployment.broker_port, deployment.passwords["hq"]).start()
         began = time.time()
         epoch = deployment.live.epoch
-        while time.time() < epoch + config.duration_s:
+        while time.time() < epoch + until_s:
             failed = deployment.failed()
             if failed:
                 tap.stop()
@@ -137,19 +163,22 @@ def play(scenario: Path, folder: Path) -> SceneRun:
             time.sleep(1.0)
         played = time.time() - began
         tap.stop()
-    return SceneRun(scenario, folder, epoch, played, tap, deployment)
+    tap.save(folder / SceneRun.TAP)
+    run = SceneRun(scenario, folder, epoch, played, until_s)
+    run.save()
+    return run
 
 
 def score_run(run: SceneRun) -> dict:
     config = load_config(run.scenario)
-    truth = Truth.read(run.deployment.truth_path)
+    truth = Truth.read(run.truth_path)
     t0 = run.epoch + SKIP_S + SETTLE_S
-    t1 = run.epoch + config.duration_s - END_MARGIN_S
+    t1 = run.epoch + run.until_s - END_MARGIN_S
     samples = np.arange(t0, t1, 1.0)
     views = Views(run.scenario, run.epoch, samples)
     origin = truth.header["origin"]
     frame = EnuFrame(origin["lat"], origin["lon"], origin["alt"])
-    store = SqliteStore(run.deployment.database)
+    store = SqliteStore(run.database)
     try:
         fused = Picture.from_store(store, t0, t1)
         counts = {gid: int(h[0, 3]) for gid, h in fused.histories.items()}
@@ -157,7 +186,7 @@ def score_run(run: SceneRun) -> dict:
     finally:
         store.close()
     nodes = {}
-    for node, picture in run.tap.pictures(frame).items():
+    for node, picture in read_pictures(run.folder / SceneRun.TAP, frame).items():
         score = score_picture(truth, picture, samples, views.of(node))
         nodes[node] = {"picture": asdict(score), "fps": node_fps(run, node)}
     crossing = score_crossings(truth, records, t0, t1, views.seen_near, counts)
@@ -165,7 +194,7 @@ def score_run(run: SceneRun) -> dict:
     figures = {
         "scene": config.name, "seed": config.seed, "posts": len(config.posts),
         "drones": [f"{d.airframe} {d.plan}" for d in config.drones],
-        "scored_s": [SKIP_S + SETTLE_S, config.duration_s - END_MARGIN_S],
+        "scored_s": [SKIP_S + SETTLE_S, run.until_s - END_MARGIN_S],
         "fused": asdict(score_picture(truth, fused, samples, views.of(None))),
         "nodes": nodes,
         "crossings": {**asdict(crossing), "recall": crossing.recall,
@@ -218,7 +247,10 @@ def targets_met(figures: dict) -> dict[str, bool | None]:
 
 
 def _finite(value):
-    """Infinities (a target never followed) as None, so the JSON stays standard."""
+    """Infinities (a target never followed) as None, so the JSON stays standard; NumPy
+    scalars as Python's."""
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -318,6 +350,11 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--keep", help="keep each run's folder (logs, database) under here")
     parser.add_argument("--list", action="store_true", help="list the scenes and stop")
+    parser.add_argument(
+        "--rescore",
+        metavar="DIR",
+        help="score again the runs kept under DIR (by --keep), running nothing",
+    )
     results.add_json_option(parser, "scenes")
     args = parser.parse_args(argv)
     paths = scene_paths(args.scene)
@@ -326,21 +363,43 @@ def main(argv: list[str]) -> int:
             config = load_config(path)
             print(f"{path.stem:<20} {config.duration_s:>5.0f} s  {config.description}")
         return 0
+    if args.rescore:
+        folders = sorted(p.parent for p in Path(args.rescore).glob(f"*/{SceneRun.RECORD}"))
+        runs = [score_run(SceneRun.load(folder)) for folder in folders]
+    else:
+        with tempfile.TemporaryDirectory(prefix="scenes-") as scratch:
+            runs = run_all(paths, args.seed or [None], Path(args.keep or scratch))
+    failed = [r for r in runs if "error" in r]
+    figures = {**results.header("scenes", argv, uptime=uptime()), "skip_s": SKIP_S,
+               "dwell_s": DWELL_S, "camera_fps": CAMERA_FPS, "runs": runs}  # fmt: skip
+    report = table([r for r in runs if "error" not in r])
+    report += "".join(f"\nFAILED {r['scene']}: {r['error']}" for r in failed)
+    results.publish(report, figures, "scenes" if args.json else None)
+    return 1 if failed else 0
+
+
+def run_all(paths: list[Path], seeds: list[int | None], base: Path) -> list[dict]:
+    """Play and score every scene with every seed; a run whose part stops is reported as
+    failed and the suite goes on."""
     runs = []
-    with tempfile.TemporaryDirectory(prefix="scenes-") as scratch:
-        base = Path(args.keep) if args.keep else Path(scratch)
-        for path in paths:
-            for seed in args.seed or [None]:
-                name = path.stem if seed is None else f"{path.stem}-seed{seed}"
-                scenario = with_seed(path, seed, base)
-                run = play(scenario, base / name)
-                runs.append(score_run(run))
-                print(
-                    f"{name}: MOTA {_f(runs[-1]['fused']['mota'])} "
-                    f"IDF1 {_f(runs[-1]['fused']['idf1'])}",
-                    flush=True,
-                )
-    figures = {**results.header("scenes", argv), "skip_s": SKIP_S, "dwell_s": DWELL_S,
-               "camera_fps": CAMERA_FPS, "runs": runs}  # fmt: skip
-    results.publish(table(runs), figures, "scenes" if args.json else None)
-    return 0
+    for path in paths:
+        for seed in seeds:
+            name = path.stem if seed is None else f"{path.stem}-seed{seed}"
+            try:
+                runs.append(score_run(play(with_seed(path, seed, base), base / name)))
+            except (RuntimeError, OSError) as error:  # a part stopped or failed to start
+                runs.append({"scene": name, "error": str(error)})
+                print(f"{name}: failed: {error}", flush=True)
+                continue
+            fused = runs[-1]["fused"]
+            print(f"{name}: MOTA {_f(fused['mota'])} IDF1 {_f(fused['idf1'])} "
+                  f"(load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
+    return runs
+
+
+def uptime() -> str:
+    """The load as `uptime` prints it: the machine is shared and the figures depend on it."""
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
