@@ -7,9 +7,10 @@ import pytest
 
 from bench.scene_alerts import score_crossings, score_distress
 from bench.scene_score import Picture, Truth, score_picture
+from bench.scene_tap import frames_taken, read_pictures
 from hq.store.records import AlertRecord
 from wire.geo import EnuFrame
-from wire.messages import Alert
+from wire.messages import Alert, Track, TrackBatch, encode
 
 pytestmark = pytest.mark.unit
 
@@ -150,3 +151,39 @@ def test_distress_delay_is_from_when_the_group_was_stopped_and_seen_and_elsewher
     assert (stopped.group, stopped.found, stopped.delay_s) == ("s", False, 44.0)
     assert (found.group, found.found, found.delay_s) == ("f", True, None)
     assert (score.alerts, score.false_alerts) == (2, 1)
+
+
+def wire_track(track_id, t, e, n, status="confirmed", target_class="person", count=1):
+    lat, lon, _ = FRAME.to_geodetic(e, n, ORIGIN["alt"])
+    return Track(track_id=track_id, time=t, lat=float(lat), lon=float(lon), alt=ORIGIN["alt"],
+                 position_enu=(e, n), velocity_enu=(0.0, 0.0),
+                 position_covariance=[[1.0, 0.0], [0.0, 1.0]],
+                 velocity_covariance=[[1.0, 0.0], [0.0, 1.0]], target_class=target_class,
+                 status=status, quality=0.9, hits=5, count=count)  # fmt: skip
+
+
+def test_a_nodes_picture_is_read_back_from_its_saved_batches_in_the_origins_frame(tmp_path):
+    """Two batches of a node whose post is 1 km east of the origin: its tracks come back at
+    their WGS84 places in the origin's frame, tentative ones left out, classes and counts
+    per row; the node's frame counter is read from its log."""
+    batches = [
+        TrackBatch(site="s", node="east", seq=seq, sent=t, frame_origin=(22.694, 14.19, 700.0),
+                   tracks=[wire_track(1, t, 100.0, 5.0 * t, count=2,
+                                      target_class="animal" if seq == 1 else "person"),
+                           wire_track(2, t, -50.0, 0.0, status="tentative")])
+        for seq, t in ((1, 10.0), (2, 11.0))
+    ]  # fmt: skip
+    path = tmp_path / "node-tracks.jsonl"
+    path.write_text("".join(encode(b).decode() + "\n" for b in reversed(batches)))
+    (picture,) = read_pictures(path, FRAME).values()
+    assert list(picture.histories) == [1]
+    history = picture.histories[1]
+    assert history[:, 0].tolist() == [10.0, 11.0]  # sorted by sequence, not file order
+    assert np.allclose(history[:, 1:3], [[100.0, 50.0], [100.0, 55.0]], atol=0.01)
+    assert picture.sightings_at(11.2)[1][1:] == ("person", 2)
+    assert picture.sightings_at(10.2)[1][1:] == ("animal", 2)
+    log = tmp_path / "node.log"
+    log.write_text("x edge.run node running\nx edge.run node stopped counters=NodeCounters("
+                   "frames=1234, frames_without_pose=0)\n")  # fmt: skip
+    assert frames_taken(log) == 1234
+    assert frames_taken(tmp_path / "absent.log") is None
