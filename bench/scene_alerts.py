@@ -19,8 +19,10 @@ Distress. Each group of people that stops for good (the truth's "stationary")
 is due an alert from when it is both stopped and seen: the later of its stop
 and the first sample with a member in some camera's view; "found" when it had
 stopped before the scored window began. A distress alert within
-`DISTRESS_RADIUS_M` of the group's place, raised after the group started to
-stop, finds it; the delay is from that reference to the alert's first raising.
+`DISTRESS_RADIUS_M` of the group's place, raised no earlier than
+`STOP_SLACK_S` before the group's last member stopped (its members stop within
+seconds of each other; an alert before that is about people still walking),
+finds it; the delay is from that reference to the alert's first raising.
 A distress alert that finds no group is false (a warm rock, camels, a false
 track).
 """
@@ -39,6 +41,7 @@ CROSSING_RADIUS_M = 40.0
 CROSSING_VIEW_S = 3.0
 ANIMAL_RADIUS_M = 20.0
 DISTRESS_RADIUS_M = 40.0
+STOP_SLACK_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,8 @@ def score_distress(truth: Truth, records, t0: float, t1: float,
         centre = np.array(group["enu"][:2])
         candidates = [k for k, r in enumerate(raised)
                       if np.all(np.isfinite(where[k]))
-                      and np.hypot(*(where[k] - centre)) <= DISTRESS_RADIUS_M]  # fmt: skip
+                      and np.hypot(*(where[k] - centre)) <= DISTRESS_RADIUS_M
+                      and r.first_time >= group["since"] - STOP_SLACK_S]  # fmt: skip
         first = min(candidates, key=lambda k: raised[k].first_time, default=None)
         taken.update(candidates)
         alerted = None if first is None else raised[first].first_time

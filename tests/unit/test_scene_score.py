@@ -143,14 +143,15 @@ def test_distress_delay_is_from_when_the_group_was_stopped_and_seen_and_elsewher
                                     "since": -100.0, "enu": [-30.0, 0.0, 0.0]}])  # fmt: skip
     records = [
         record("distress", 0.0, 31.0, 1.0, first=52.0),
-        record("distress", 0.0, 200.0, 0.0, first=60.0),
-    ]  # a warm rock
+        record("distress", 0.0, 200.0, 0.0, first=60.0),  # a warm rock
+        record("distress", 0.0, 30.0, 0.0, first=-20.0),  # before the group stopped
+    ]
     first_seen = {("s1", "s2"): 8.0, ("f",): 2.0}
     score = score_distress(truth, records, 0.0, 100.0, lambda m: first_seen[tuple(m)])
     stopped, found = score.groups
     assert (stopped.group, stopped.found, stopped.delay_s) == ("s", False, 44.0)
     assert (found.group, found.found, found.delay_s) == ("f", True, None)
-    assert (score.alerts, score.false_alerts) == (2, 1)
+    assert (score.alerts, score.false_alerts) == (3, 2)
 
 
 def wire_track(track_id, t, e, n, status="confirmed", target_class="person", count=1):
