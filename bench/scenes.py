@@ -117,6 +117,7 @@ class SceneRun:
     epoch: float  # UTC s of scenario time 0
     played_s: float  # wall seconds the cameras ran
     until_s: float  # scenario time the run stopped at
+    load_average_1min: float | None = None  # the machine's, as the run ended
 
     RECORD = "run.json"
     TAP = "node-tracks.jsonl"
@@ -129,7 +130,8 @@ class SceneRun:
     def load(cls, folder: Path) -> SceneRun:
         record = json.loads((Path(folder) / cls.RECORD).read_text())
         return cls(Path(record["scenario"]), Path(folder), record["epoch"],
-                   record["played_s"], record["until_s"])  # fmt: skip
+                   record["played_s"], record["until_s"],
+                   record.get("load_average_1min"))  # fmt: skip
 
     @property
     def truth_path(self) -> Path:
@@ -164,7 +166,7 @@ def play(scenario: Path, folder: Path, until_s: float | None = None) -> SceneRun
         played = time.time() - began
         tap.stop()
     tap.save(folder / SceneRun.TAP)
-    run = SceneRun(scenario, folder, epoch, played, until_s)
+    run = SceneRun(scenario, folder, epoch, played, until_s, os.getloadavg()[0])
     run.save()
     return run
 
@@ -200,7 +202,7 @@ def score_run(run: SceneRun) -> dict:
         "crossings": {**asdict(crossing), "recall": crossing.recall,
                       "false_share": crossing.false_share},
         "distress": asdict(distress),
-        "load_average_1min": os.getloadavg()[0],
+        "load_average_1min": run.load_average_1min,
     }  # fmt: skip
     figures["targets_met"] = targets_met(figures)
     return _finite(figures)
@@ -370,7 +372,8 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory(prefix="scenes-") as scratch:
             runs = run_all(paths, args.seed or [None], Path(args.keep or scratch))
     failed = [r for r in runs if "error" in r]
-    figures = {**results.header("scenes", argv, uptime=uptime()), "skip_s": SKIP_S,
+    figures = {**results.header("scenes", argv, uptime=uptime()), "rescored": args.rescore,
+               "skip_s": SKIP_S,
                "dwell_s": DWELL_S, "camera_fps": CAMERA_FPS, "runs": runs}  # fmt: skip
     report = table([r for r in runs if "error" not in r])
     report += "".join(f"\nFAILED {r['scene']}: {r['error']}" for r in failed)
