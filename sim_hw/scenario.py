@@ -4,7 +4,9 @@ A scenario file (`configs/scenarios/*.toml`, schema `ScenarioConfig` below)
 places border posts, the border line, drones with flight plans, and groups of
 ground targets that follow routes: walkers, 4x4 vehicles and convoys, camels,
 and a group that walks out and then stays put (people stranded in the
-desert). `build` turns it into each drone's flight and every target's motion;
+desert); and fixed warm spots on the ground (`[[warm_ground]]`: rocks that
+hold the day's heat, which the thermal camera draws and a tracker may take for
+people). `build` turns it into each drone's flight and every target's motion;
 `write_scenario` writes one .tlog per drone and `truth.jsonl`, the ground
 truth later stages are scored against.
 
