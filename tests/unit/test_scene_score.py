@@ -8,7 +8,9 @@ import pytest
 from bench.scene_alerts import score_crossings, score_distress
 from bench.scene_score import Picture, Truth, score_picture
 from bench.scene_tap import frames_taken, read_pictures
+from bench.scenes import scene_paths, with_seed
 from hq.store.records import AlertRecord
+from sim_hw.scenario import load_config
 from wire.geo import EnuFrame
 from wire.messages import Alert, Track, TrackBatch, encode
 
@@ -188,3 +190,11 @@ def test_a_nodes_picture_is_read_back_from_its_saved_batches_in_the_origins_fram
                    "frames=1234, frames_without_pose=0)\n")  # fmt: skip
     assert frames_taken(log) == 1234
     assert frames_taken(tmp_path / "absent.log") is None
+
+
+def test_a_scene_runs_with_another_seed_as_an_equal_scenario_but_for_the_seed(tmp_path):
+    (path,) = scene_paths(["scene-clutter-1"])
+    copy = with_seed(path, 7, tmp_path)
+    assert load_config(copy) == load_config(path).model_copy(update={"seed": 7})
+    assert with_seed(path, None, tmp_path) == path
+    assert len(scene_paths([])) >= 16 and len(scene_paths(["scene-groups"])) >= 2
