@@ -106,10 +106,18 @@ def node_picture(batches: list[TrackBatch], origin: EnuFrame) -> Picture:
     return Picture(histories, labels)
 
 
-_STOPPED = re.compile(r"node stopped counters=NodeCounters\(frames=(\d+)")
+_STOPPED = re.compile(r"node stopped counters=NodeCounters\(([^)]*)\)")
+# Counted in `frames` but not processed: no pose, out of order, decimated on purpose.
+_SKIPPED = ("frames_without_pose", "frames_out_of_order", "frames_decimated")
 
 
 def frames_taken(log: Path) -> int | None:
-    """The frames a node's loop took, from the counters it logs on stopping."""
+    """The frames a node's loop processed, from the counters it logs on stopping: those it
+    took, less those it skipped (the counters it has of `_SKIPPED`)."""
     found = _STOPPED.findall(Path(log).read_text(errors="replace")) if Path(log).exists() else []
-    return int(found[-1]) if found else None
+    if not found:
+        return None
+    counters = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", found[-1])}
+    if "frames" not in counters:
+        return None
+    return counters["frames"] - sum(counters.get(name, 0) for name in _SKIPPED)

@@ -187,8 +187,9 @@ def test_a_nodes_picture_is_read_back_from_its_saved_batches_in_the_origins_fram
     assert picture.sightings_at(10.2)[1][1:] == ("animal", 2)
     log = tmp_path / "node.log"
     log.write_text("x edge.run node running\nx edge.run node stopped counters=NodeCounters("
-                   "frames=1234, frames_without_pose=0)\n")  # fmt: skip
-    assert frames_taken(log) == 1234
+                   "frames=1234, frames_without_pose=4, frames_decimated=30, "
+                   "detections=9)\n")  # fmt: skip
+    assert frames_taken(log) == 1200
     assert frames_taken(tmp_path / "absent.log") is None
 
 
