@@ -6,7 +6,7 @@ client with HQ's read-only account subscribes to every node's tracks (QoS 0,
 its own session, so HQ's delivery and acknowledgements are untouched) and keeps
 each batch. Only confirmed and coasting tracks are kept: those HQ fuses.
 
-Also here: how many frames each node took per camera per second, from the
+Also here: how many frames each node processed per camera per second, from the
 counters the node logs when it stops.
 """
 

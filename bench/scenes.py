@@ -12,7 +12,7 @@ issue's targets and writes bench/results/scenes.json.
 Each scene is played from `SKIP_S` (its drones are on station by then) to its
 end and scored from `SKIP_S + SETTLE_S`; distress dwell `DWELL_S`. A scene runs
 in real time: about its length minus `SKIP_S`, plus half a minute to start.
-The frames each node took per camera per second are reported beside the
+The frames each node processed per camera per second are reported beside the
 figures: on a loaded machine a node falls behind its cameras' 10 frames/s and
 the picture degrades with it, so read the figures with the load.
 """
@@ -209,7 +209,7 @@ def score_run(run: SceneRun) -> dict:
 
 
 def node_fps(run: SceneRun, node: str) -> float | None:
-    """Frames the node took per camera per second while the cameras ran."""
+    """Frames the node processed per camera per second while the cameras ran."""
     post = node.split("/", 1)[1]
     cameras = sum(d.post == post for d in load_config(run.scenario).drones)
     frames = frames_taken(run.folder / f"node-{post}.log")
@@ -304,7 +304,7 @@ def table(runs: list[dict]) -> str:
         "posts MOTA >= 0.85; <= 1 ID switch per target per 5 min; crossing recall "
         ">= 0.95; distress within dwell + 10 s). fa/an: false / animal crossing "
         "alerts; fD: false distress; cMOTA: MOTA crediting a track's count; node fps: "
-        f"frames each node took per camera per second (cameras send {CAMERA_FPS:g})."
+        f"frames each node processed per camera per second (cameras send {CAMERA_FPS:g})."
     )
     for r in runs:
         for node, n in r["nodes"].items():
