@@ -78,6 +78,7 @@ bench: setup
 	$(PY) -m bench hq_api --json
 	$(PY) -m bench soak --json
 	$(PY) -m bench chaos --json
+	$(PY) -m bench scenes --json
 
 lint: setup
 	$(PY) -m ruff check .

@@ -4,7 +4,9 @@ A scenario file (`configs/scenarios/*.toml`, schema `ScenarioConfig` below)
 places border posts, the border line, drones with flight plans, and groups of
 ground targets that follow routes: walkers, 4x4 vehicles and convoys, camels,
 and a group that walks out and then stays put (people stranded in the
-desert). `build` turns it into each drone's flight and every target's motion;
+desert); and fixed warm spots on the ground (`[[warm_ground]]`: rocks that
+hold the day's heat, which the thermal camera draws and a tracker may take for
+people). `build` turns it into each drone's flight and every target's motion;
 `write_scenario` writes one .tlog per drone and `truth.jsonl`, the ground
 truth later stages are scored against.
 
@@ -69,6 +71,8 @@ class DroneConfig(_Strict):
     patrol_offset: float = 300.0  # m to the post's side of the line
     centre: LatLon | None = None  # loiter
     radius: float = 250.0  # loiter, m
+    loiter_turns: int = Field(default=2, ge=1, le=1000)  # circles flown before going home
+    patrol_repeats: int = Field(default=1, ge=1, le=1000)  # out-and-back legs before home
     corners: tuple[LatLon, LatLon] | None = None  # survey: south-west, north-east
     spacing: float = 150.0  # survey line spacing, m
     gimbal_target: LatLon | None = None  # else the camera looks ahead, depressed
@@ -98,6 +102,27 @@ class TargetGroupConfig(_Strict):
     meander: float = Field(default=0.0, ge=0)  # m amplitude of a slow wander (camels)
 
 
+class WarmGroundConfig(_Strict):
+    """Fixed warm spots on the ground inside a circle: rocks and stony patches that hold the
+    day's heat, drawn by the thermal camera only. Their places, sizes and contrasts come
+    from the scenario's seed; none moves, so a tracker that confirms one is fooled by it."""
+
+    name: str
+    centre: LatLon
+    radius_m: float = Field(gt=0, le=5000)  # spots scattered uniformly within this
+    count: int = Field(ge=1, le=2000)
+    size_m: tuple[float, float] = (0.4, 1.4)  # longer side of a footprint, drawn uniformly
+    contrast_k: tuple[float, float] = (4.0, 10.0)  # warmer than bare sand at night, K
+
+    @model_validator(mode="after")
+    def _ranges_are_ordered(self):
+        for name in ("size_m", "contrast_k"):
+            low, high = getattr(self, name)
+            if not 0 < low <= high:
+                raise ValueError(f"warm ground {self.name!r}: {name} needs 0 < low <= high")
+        return self
+
+
 class ScenarioConfig(_Strict):
     name: str
     description: str = ""
@@ -109,6 +134,7 @@ class ScenarioConfig(_Strict):
     border: list[LatLon] = Field(min_length=2)
     drones: list[DroneConfig] = []
     targets: list[TargetGroupConfig] = []
+    warm_ground: list[WarmGroundConfig] = []
 
     @model_validator(mode="after")
     def _references_resolve(self):
@@ -213,6 +239,40 @@ def ground_targets(config: ScenarioConfig, origin: EnuFrame) -> list[GroundTarge
     return targets
 
 
+@dataclass(frozen=True)
+class WarmSpot:
+    """One warm patch of ground: an elliptic footprint lying flat, warmer than the sand."""
+
+    spot_id: str
+    east: float  # m in the origin frame
+    north: float
+    length_m: float
+    width_m: float
+    heading: float  # rad clockwise from north, of its length
+    contrast_k: float  # over bare sand at night; the day's heat evens it out
+
+
+def warm_spots(config: ScenarioConfig, origin: EnuFrame) -> list[WarmSpot]:
+    """Every warm spot of the scenario, the same for every camera that draws it."""
+    spots = []
+    for k, area in enumerate(config.warm_ground):
+        rng = np.random.default_rng([config.seed, 0x3A9E, k])
+        centre = to_enu(origin, [area.centre, area.centre])[0]
+        radius = area.radius_m * np.sqrt(rng.uniform(0, 1, area.count))
+        angle = rng.uniform(0, 2 * np.pi, area.count)
+        length = rng.uniform(*area.size_m, area.count)
+        width = length * rng.uniform(0.5, 1.0, area.count)
+        heading = rng.uniform(0, np.pi, area.count)
+        contrast = rng.uniform(*area.contrast_k, area.count)
+        for m in range(area.count):
+            spots.append(WarmSpot(
+                f"{area.name}-{m + 1}", float(centre[0] + radius[m] * np.sin(angle[m])),
+                float(centre[1] + radius[m] * np.cos(angle[m])), float(length[m]),
+                float(width[m]), float(heading[m]), float(contrast[m]),
+            ))  # fmt: skip
+    return spots
+
+
 def to_enu(origin: EnuFrame, points: list[LatLon]) -> np.ndarray:
     lat, lon = np.array(points, dtype=float).T
     east, north, _ = origin.from_geodetic(lat, lon, np.full_like(lat, origin.alt))
@@ -228,10 +288,11 @@ def flight_plan(config: ScenarioConfig, drone: DroneConfig) -> list[np.ndarray]:
     frame = EnuFrame(post.lat, post.lon, post.alt)
     if drone.plan == "patrol":
         border = _border_near(to_enu(frame, config.border), drone.patrol_half_length)
-        return patrol_waypoints(border, drone.patrol_offset, drone.altitude)
+        return patrol_waypoints(border, drone.patrol_offset, drone.altitude,
+                                drone.patrol_repeats)  # fmt: skip
     if drone.plan == "loiter":
         centre = to_enu(frame, [drone.centre, drone.centre])[0]
-        return loiter_waypoints(centre, drone.radius, drone.altitude)
+        return loiter_waypoints(centre, drone.radius, drone.altitude, drone.loiter_turns)
     south_west, north_east = to_enu(frame, list(drone.corners))
     return survey_waypoints(south_west, north_east, drone.spacing, drone.altitude)
 

@@ -21,6 +21,7 @@ from sim_hw.scenario import (
     ground_targets,
     stationary_groups,
     to_enu,
+    warm_spots,
 )
 from sim_hw.telemetry import Drone, frames, local_level
 from sim_hw.terrain import ground_up
@@ -46,6 +47,10 @@ def header(config: ScenarioConfig, origin: EnuFrame, targets: list[GroundTarget]
         "drones": [{"sysid": d.sysid, "tlog": tlogs[d.sysid]} for d in drones],
         "crossings": sorted(crossings, key=lambda c: c["t"]),
         "stationary": stationary_groups(targets, config, origin),
+        # Fixed warm ground (thermal clutter): where a false track may sit.
+        "warm_spots": [{"id": w.spot_id, "enu": [round(w.east, 3), round(w.north, 3)],
+                        "length_m": round(w.length_m, 3), "contrast_k": round(w.contrast_k, 2)}
+                       for w in warm_spots(config, origin)],
     }  # fmt: skip
 
 

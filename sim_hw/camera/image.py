@@ -27,7 +27,9 @@ from sim_hw.camera.illumination import ENGINE_C, Conditions
 from sim_hw.camera.scene import (
     OCCLUDER,
     Solid,
+    WarmPatch,
     darken_hull,
+    draw_flat,
     draw_solid,
     shadow_outline,
 )
@@ -54,8 +56,10 @@ LUMA = np.array([0.114, 0.587, 0.299])  # of B, G, R
 class Imager:
     """Forms the images of one camera (`spec`) with the ground texture of `seed`."""
 
-    def __init__(self, spec: CameraSpec, seed: int, occluders: list[Solid]):
+    def __init__(self, spec: CameraSpec, seed: int, occluders: list[Solid],
+                 warm_ground: list[WarmPatch] = ()):  # fmt: skip
         self.spec, self.seed, self.occluders = spec, seed, occluders
+        self.warm_ground = list(warm_ground)
         self.texture = ground_texture(seed)
         rng = np.random.default_rng([seed, 0xCA3E])
         self._phases = tuple(rng.uniform(0, 2 * math.pi, 2))
@@ -122,6 +126,10 @@ class Imager:
         image = cv2.LUT(encoded, lut.astype(np.uint8))
         if light.sun_elevation > SHADOW_SUN_ELEVATION:  # shaded sand is cooler
             self._shadows(image, view, solids, light, 1.0 - 0.3 * light.heat, scale)
+        # Warm ground holds the day's heat into the night; the afternoon sun evens it out.
+        for patch in self.warm_ground:
+            warmth = grey(light.sand_c + patch.contrast_k * (1.0 - light.heat))
+            draw_flat(image, view, patch.outline, warmth, scale)
         for solid in self._far_to_near(view, solids):
             if solid.kind == OCCLUDER:
                 body = grey(light.outcrop_c())

@@ -30,9 +30,10 @@ from sim_hw.camera.scene import (
     occluder_solids,
     target_solids,
     visible_fraction,
+    warm_patches,
 )
 from sim_hw.camera.spec import CameraSpec
-from sim_hw.scenario import ScenarioConfig, ground_targets
+from sim_hw.scenario import ScenarioConfig, ground_targets, warm_spots
 
 MIN_VISIBLE_PX = 1.0  # a target smaller than this (its box's longer side) is not visible
 
@@ -69,7 +70,8 @@ class CameraRenderer:
         self.origin = origin_of(config)
         self.targets = ground_targets(config, self.origin)
         self.occluders = occluder_solids(occluders, self.origin)
-        self.imager = Imager(spec, self.seed, self.occluders)
+        warm_ground = warm_patches(warm_spots(config, self.origin), self.origin)
+        self.imager = Imager(spec, self.seed, self.occluders, warm_ground)
 
     def render(self, t: float) -> RenderedFrame:
         """The frame at scenario time t (s since the scenario's start)."""
@@ -85,6 +87,11 @@ class CameraRenderer:
         streak = self._streak(t, view, light)
         image = self.imager.image(view, light, t, solids, streak, rng)
         return RenderedFrame(utc, image, pose, truth)
+
+    def in_view(self, t: float) -> list[TargetInView]:
+        """The targets the frame at scenario time t would show, without drawing it."""
+        view = self.view(self.pose_at(t))
+        return self._truth(view, target_solids(self.targets, t, self.origin))
 
     def view(self, pose: CameraPose) -> View:
         return View(pose.lat, pose.lon, pose.alt, pose.gimbal_roll, pose.gimbal_pitch,

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from sim_hw.camera.geometry import View, up_at
-from sim_hw.scenario import GroundTarget
+from sim_hw.scenario import GroundTarget, WarmSpot
 from sim_hw.terrain import ground_up
 from wire.geo import EnuFrame
 
@@ -170,6 +170,36 @@ def occluder_solids(occluders, origin: EnuFrame) -> list[Solid]:
                             np.array([e, n, float(ground_up(origin, e, n))]),
                             up_at(origin, e, n)[0], math.radians(o.heading_deg), shape))
     return solids  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class WarmPatch:
+    """A warm spot's footprint on the ground, ready to project: flat, so it hides nothing."""
+
+    outline: np.ndarray  # (ELLIPSE_SIDES, 3) origin ENU, on the ground
+    contrast_k: float
+
+
+def warm_patches(spots: list[WarmSpot], origin: EnuFrame) -> list[WarmPatch]:
+    patches = []
+    angle = np.linspace(0, 2 * math.pi, ELLIPSE_SIDES, endpoint=False)
+    for spot in spots:
+        up = up_at(origin, spot.east, spot.north)[0]
+        centre = np.array([spot.east, spot.north, float(ground_up(origin, spot.east, spot.north))])
+        solid = Solid(spot.spot_id, OCCLUDER, centre, up, spot.heading,
+                      Shape(spot.length_m, spot.width_m, 0.01, True))  # fmt: skip
+        local = np.column_stack([spot.length_m / 2 * np.cos(angle),
+                                 spot.width_m / 2 * np.sin(angle)])  # fmt: skip
+        patches.append(WarmPatch(centre + local @ solid.axes[:2], spot.contrast_k))
+    return patches
+
+
+def draw_flat(image: np.ndarray, view: View, outline: np.ndarray, colour, scale: float) -> None:
+    """Paint a flat patch of ground (its outline's projection) in `colour`."""
+    uv, depth = view.project(outline)
+    if np.any(depth <= 0):
+        return
+    fill_polygon(image, uv, colour, scale)
 
 
 def visible_fraction(camera: np.ndarray, solid: Solid, occluders: list[Solid]) -> float:

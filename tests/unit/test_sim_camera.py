@@ -40,7 +40,7 @@ from sim_hw.camera.cli import stream
 from sim_hw.camera.mjpeg import MjpegServer
 from sim_hw.camera.scene import Occluder
 from sim_hw.flight import ground_point
-from sim_hw.scenario import ground_targets, load_config
+from sim_hw.scenario import WarmGroundConfig, ground_targets, load_config, to_enu, warm_spots
 from sim_hw.terrain import ground_up
 from tests.conftest import PROJECT_ROOT
 
@@ -288,3 +288,38 @@ def test_bad_input_is_refused_with_a_clear_message(config, tmp_path, capsys):
                               lambda t: CameraPose(math.nan, 0, 0, 0, 0, 0, 0, 0, 0))
     with pytest.raises(ValueError, match="not finite"):
         renderer.render(1.0)
+
+
+def test_warm_ground_is_drawn_warm_where_the_truth_says_and_only_by_the_thermal_camera(config):
+    """Twelve warm spots scattered round the loiter centre, seeded: each one in view is
+    warmer than the same pixels without it, by about its contrast at night."""
+    area = WarmGroundConfig(name="rocks", centre=(22.699418, 14.180000), radius_m=40.0,
+                            count=12, size_m=(1.2, 1.6), contrast_k=(6.0, 8.0))  # fmt: skip
+    warm = config.model_copy(update={"warm_ground": [area]})
+    origin = origin_of(config)
+    spots = warm_spots(warm, origin)
+    assert spots == warm_spots(warm, origin) and len(spots) == 12  # the seed decides
+    centre = to_enu(origin, [area.centre, area.centre])[0]
+    assert all(np.hypot(s.east - centre[0], s.north - centre[1]) <= 40.0 for s in spots)
+    spec = CameraSpec(mode="thermal", lighting="night", fps=1.0, noise=0.0)
+    plain = CameraRenderer(config, spec, DronePoses(config, 1)).render(70.0)
+    rocky_renderer = CameraRenderer(warm, spec, DronePoses(warm, 1))
+    rocky = rocky_renderer.render(70.0)
+    view = rocky_renderer.view(rocky.pose)
+    warmer = []
+    for spot in spots:
+        ground = np.array([[spot.east, spot.north, ground_up(origin, spot.east, spot.north)]])
+        ((u, v),) = view.project(ground)[0]
+        if 2 <= u < WIDTH - 2 and 2 <= v < HEIGHT - 2:
+            x, y = int(u), int(v)
+            warmer.append(int(rocky.image[y, x]) - int(plain.image[y, x]))
+    # 6-8 K over a 45 K span of 255 grey levels is 34-45 levels; the lens blur takes some.
+    assert len(warmer) >= 6 and min(warmer) > 15, warmer
+    # Flat ground is not a target: the truth is the same; the EO camera does not draw it.
+    assert [t.target_id for t in rocky.targets] == [t.target_id for t in plain.targets]
+    in_view = rocky_renderer.in_view(70.0)
+    assert [t.target_id for t in in_view] == [t.target_id for t in rocky.targets]
+    eo = CameraSpec(mode="eo", lighting="night", fps=1.0, noise=0.0)
+    plain_eo = CameraRenderer(config, eo, DronePoses(config, 1)).render(70.0)
+    rocky_eo = CameraRenderer(warm, eo, DronePoses(warm, 1)).render(70.0)
+    assert np.array_equal(plain_eo.image, rocky_eo.image)

@@ -10,7 +10,7 @@ from pymavlink import mavutil
 from pyproj import Transformer
 
 from sim_hw.__main__ import main as sim_main
-from sim_hw.scenario import ScenarioConfig, ground_targets, load_config
+from sim_hw.scenario import ScenarioConfig, drone_of, ground_targets, load_config, to_enu
 from sim_hw.truth import header, read
 from tests.conftest import PROJECT_ROOT
 from wire.geo import EnuFrame
@@ -163,3 +163,39 @@ def test_a_bad_scenario_file_is_refused_with_the_reason(change, message):
     change(config)
     with pytest.raises(ValidationError, match=message):
         ScenarioConfig.model_validate(config)
+
+
+SCENES = sorted((PROJECT_ROOT / "configs" / "scenarios").glob("scene-*.toml"))
+
+
+@pytest.mark.parametrize("path", SCENES, ids=[p.stem for p in SCENES])
+def test_each_scene_is_short_and_its_multirotors_stay_on_station_to_the_end(path):
+    """The suite's scenes run in real time: short; a loitering drone that went home after
+    two turns would leave the last minute unwatched."""
+    config = load_config(path)
+    assert 90.0 <= config.duration_s <= 180.0
+    for drone in config.drones:
+        if drone.plan != "loiter":
+            continue
+        flight = drone_of(config, drone)
+        centre = to_enu_of(config, drone)
+        last = flight.trajectory.position[-1]
+        assert np.hypot(*(last[:2] - centre)) < drone.radius + 30.0, (drone.sysid, last)
+        assert last[2] > 0.8 * drone.altitude
+
+
+def to_enu_of(config, drone):
+    post = config.post(drone.post)
+    return to_enu(EnuFrame(post.lat, post.lon, post.alt), [drone.centre, drone.centre])[0]
+
+
+def test_warm_ground_is_in_the_truth_header_and_bad_ranges_are_refused():
+    config = load_config(PROJECT_ROOT / "configs" / "scenarios" / "scene-clutter-1.toml")
+    origin = EnuFrame(config.posts[0].lat, config.posts[0].lon, config.posts[0].alt)
+    head = header(config, origin, ground_targets(config, origin), [], {})
+    spots = head["warm_spots"]
+    assert len(spots) == sum(area.count for area in config.warm_ground) == 60
+    assert all(0.4 <= s["length_m"] <= 1.4 and 4.0 <= s["contrast_k"] <= 10.0 for s in spots)
+    area = config.warm_ground[0].model_dump()
+    with pytest.raises(ValidationError, match="size_m needs 0 < low <= high"):
+        config.model_validate({**config.model_dump(), "warm_ground": [{**area, "size_m": (2, 1)}]})
