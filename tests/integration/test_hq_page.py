@@ -184,6 +184,7 @@ password = {{ env = "HQ_MQTT_PASSWORD" }}
 [alerts]
 distress_dwell_s = {dwell_s}
 distress_radius_m = 1.0
+distress_stop_radius_m = 1.0
 [api]
 port = {api_port}
 [api.stream]
@@ -307,8 +308,8 @@ def _shows_the_fused_tracks_and_moves_them(page, post, api):
         t = post.send()
         time.sleep(0.3)
     expected = len(post.scene.positions(t))
-    page.wait_for_function("n => window.dunewatch.state().tracks.length >= n", arg=expected,
-                           timeout=20_000)  # fmt: skip
+    page.wait_for_function("n => window.dunewatch && window.dunewatch.state().tracks.length >= n",
+                           arg=expected, timeout=20_000)  # fmt: skip
     current = _api_tracks_at(api, t)
     shown = wait_drawn(page, current, t)
     assert shown.keys() == current.keys() and len(shown) == expected

@@ -38,8 +38,9 @@ def test_hq_serves_the_basemap_and_the_page_draws_it_under_the_picture(tmp_path)
             requested = []
             page.on("request", lambda request: requested.append(request.url))
             sign_in(page, stack.url, stack.token)
-            page.wait_for_function("() => window.dunewatch.state().basemap !== null",
-                                   timeout=30_000)  # fmt: skip
+            page.wait_for_function(
+                "() => window.dunewatch && window.dunewatch.state().basemap !== null",
+                timeout=30_000)  # fmt: skip
             countries = page.evaluate("window.dunewatch.state().basemap.countries")
             assert countries > 200  # Natural Earth's 1:50m countries
             # Nothing but HQ itself: no tiles, no CDN.

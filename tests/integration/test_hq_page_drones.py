@@ -38,6 +38,7 @@ LABELS = {"tummo/tummo-west drone 1", "tummo/tummo-west drone 2", "tummo/tummo-e
 FRIEND = (79, 195, 247)  # the page's friendly colour, #4fc3f7
 
 DRAWN = """(n) => {
+    if (!window.dunewatch) return false;  // the page's modules are still loading
     const drones = window.dunewatch.state().drones;
     return drones.length === n && drones.every((d) => d.footprints.length);
 }"""
