@@ -184,6 +184,7 @@ password = {{ env = "HQ_MQTT_PASSWORD" }}
 [alerts]
 distress_dwell_s = {dwell_s}
 distress_radius_m = 1.0
+distress_stop_radius_m = 0.5
 [api]
 port = {api_port}
 [api.stream]

@@ -7,6 +7,7 @@ import { attachControls } from "./controls.js";
 import { renderAlerts, renderDetails, renderNodes } from "./panels.js";
 import { Picture } from "./picture.js";
 import { LiveStream } from "./stream.js";
+import { sidcOf, Symbols } from "./symbols.js";
 import { boundsOf, centreOf, Projection, Viewport } from "./view.js";
 
 const TOKEN_KEY = "dunewatch.token"; // sessionStorage: gone when the tab closes
@@ -93,6 +94,8 @@ class Page {
     this.userMovedMap = false; // until then the view follows the picture's extent
     this.fittedCount = -1; // how many posts and tracks the view was last fitted to
     this.basemap = null; // Natural Earth's countries under the picture, once loaded
+    this.symbols = null; // MIL-STD-2525 symbols, once milsymbol is loaded (plain shapes until then)
+    this.labels = []; // the track labels of the last frame: [{ id, box }]
   }
 
   run() {
@@ -114,6 +117,9 @@ class Page {
     Basemap.create(document.getElementById("basemap"), this.picture.projection)
       .then((basemap) => { this.basemap = basemap; this.redraw(); })
       .catch((error) => setStatus(`No basemap: ${error.message}`));
+    Symbols.load()
+      .then((symbols) => { this.symbols = symbols; this.redraw(); })
+      .catch((error) => setStatus(`No map symbols: ${error.message}`));
     this.renderAlerts();
     renderNodes(this.picture.nodes, Date.now() / 1000);
     setInterval(() => this.pollNodes(), NODE_POLL_MS);
@@ -148,7 +154,8 @@ class Page {
     requestAnimationFrame(() => {
       this.frameRequested = false;
       if (this.basemap) this.basemap.follow(this.view);
-      const visible = drawMap(this.ctx, this.view, this.picture, this.selection);
+      const { visible, labels } = drawMap(this.ctx, this.view, this.picture, this.selection, this.symbols);
+      this.labels = labels;
       this.picture.markShown(performance.timeOrigin + performance.now());
       const total = this.picture.tracks.size;
       document.getElementById("track-count").textContent =
@@ -264,16 +271,19 @@ class Page {
       state: () => ({
         tracks: [...this.picture.tracks.values()].map((entry) => {
           const [x, y] = canvasPoint(entry);
+          const { affiliation, target_class: cls } = entry.track;
           return { id: entry.track.global_id, lat: entry.track.lat, lon: entry.track.lon,
-            time: entry.track.time, x, y, shownAt: entry.shownAt };
+            time: entry.track.time, x, y, shownAt: entry.shownAt, affiliation, class: cls,
+            symbol: this.symbols ? sidcOf(affiliation, cls) : null };
         }),
+        labels: this.labels.map(({ id, box }) => ({ id, box: [...box] })),
         selected: this.selection.id,
         basemap: this.basemap ? { countries: this.basemap.countries.length } : null,
         drones: [...this.picture.drones.values()].map(({ drone, at, footprints }) => {
           const [x, y] = this.view.toScreen(...at);
           return { id: drone.drone_id, label: drone.label, time: drone.time, lat: drone.lat,
             lon: drone.lon, alt: drone.alt, heading: drone.heading, battery: drone.battery_remaining,
-            link: drone.link, x, y,
+            link: drone.link, x, y, symbol: this.symbols ? sidcOf("friend", "uav") : null,
             footprints: footprints.map((f) => ({ camera: f.camera,
               corners: f.corners.map((c) => (c == null ? null : this.view.toScreen(...c))) })) };
         }),

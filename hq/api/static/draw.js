@@ -2,6 +2,7 @@
 // fill or stroke (all ellipses, all tails of one age, all symbols of one shape and colour),
 // so a thousand tracks cost a handful of canvas calls, not thousands.
 
+import { placeLabels } from "./labels.js";
 import { niceDistance } from "./view.js";
 import { isDistress, TAIL_SECONDS } from "./picture.js";
 
@@ -38,10 +39,15 @@ const SYMBOL_RADIUS = 5; // px
 const TAIL_BUCKETS = [0.7, 0.45, 0.25, 0.1]; // alpha of each age quarter, newest first
 const LEADER_SECONDS = 60; // the heading line shows where a track will be in a minute
 const LABEL_LIMIT = 200; // label tracks with their id when no more than this are on screen
+const LABEL_FONT = "11px system-ui, sans-serif";
+const LABEL_HEIGHT = 13; // px: the font's line, for the labels' boxes
+const DRONE_LEADER_PX = [13, 26]; // a drone's heading line: from its symbol's frame outwards
 const DRONE_STALE_S = 15; // a drone reports every publish period (0.5 s): silent this long, faded
 
 // The canvas is transparent: the map area's background, or the basemap under it, shows.
-export function drawMap(ctx, view, picture, selection) {
+// `symbols` draws MIL-STD-2525 symbols (symbols.js); without it, plain shapes. Returns how
+// many tracks are in view and the labels placed ([{ id, box }]).
+export function drawMap(ctx, view, picture, selection, symbols = null) {
   ctx.clearRect(0, 0, view.width, view.height);
   drawGrid(ctx, view);
   drawZones(ctx, view, picture.zones);
@@ -51,14 +57,15 @@ export function drawMap(ctx, view, picture, selection) {
   drawTails(ctx, view, visible);
   drawEllipses(ctx, view, visible);
   drawHeadings(ctx, view, visible);
-  drawSymbols(ctx, visible);
-  if (visible.length <= LABEL_LIMIT) drawLabels(ctx, visible);
+  if (symbols) drawMilitarySymbols(ctx, visible, symbols);
+  else drawSymbols(ctx, visible);
+  const labels = visible.length <= LABEL_LIMIT ? drawLabels(ctx, visible, selection.id) : [];
   drawSelection(ctx, view, picture, selection.id);
   drawPosts(ctx, view, picture.nodes);
-  drawDrones(ctx, view, picture.drones);
+  drawDrones(ctx, view, picture.drones, symbols);
   drawAlertMarkers(ctx, view, picture);
   drawScaleBar(ctx, view);
-  return visible.length;
+  return { visible: visible.length, labels };
 }
 
 // The tracks on screen, each with its screen position.
@@ -229,9 +236,13 @@ function polygon(path, x, y, r, sides, start) {
   path.closePath();
 }
 
+// Plain shapes, when HQ does not serve the symbol package.
 function drawSymbols(ctx, visible) {
   const groups = new Map(); // "shape|colour|coasting" -> Path2D
-  for (const { entry, sx, sy } of visible) {
+  for (const item of visible) {
+    const { entry, sx, sy } = item;
+    item.symbolBox = [sx - SYMBOL_RADIUS - 1, sy - SYMBOL_RADIUS - 1, 2 * SYMBOL_RADIUS + 2,
+      2 * SYMBOL_RADIUS + 2];
     const { target_class: cls, affiliation, status } = entry.track;
     const shape = SHAPES[cls] ? cls : "unknown";
     const key = `${shape}|${AFFILIATION[affiliation] || AFFILIATION.unknown}|${status === "coasting"}`;
@@ -250,12 +261,35 @@ function drawSymbols(ctx, visible) {
   ctx.globalAlpha = 1;
 }
 
-function drawLabels(ctx, visible) {
-  ctx.font = "11px system-ui, sans-serif";
-  ctx.fillStyle = COLOURS.label;
-  for (const { entry, sx, sy } of visible) {
-    ctx.fillText(String(entry.track.global_id), sx + 8, sy + 12);
+// Each track's 2525 symbol for its affiliation and class, from the symbols' cache; a coasting
+// track (a prediction) faded.
+function drawMilitarySymbols(ctx, visible, symbols) {
+  const scale = window.devicePixelRatio || 1;
+  for (const item of visible) {
+    const { affiliation, target_class: cls, status } = item.entry.track;
+    ctx.globalAlpha = status === "coasting" ? 0.45 : 1;
+    item.symbolBox = symbols.stamp(ctx, symbols.get(affiliation, cls, scale), item.sx, item.sy);
   }
+  ctx.globalAlpha = 1;
+}
+
+// Track ids beside their symbols where they overlap no other label or symbol; the selected
+// track's label is placed first.
+function drawLabels(ctx, visible, selectedId) {
+  ctx.font = LABEL_FONT;
+  const items = visible.map(({ entry, symbolBox }) => {
+    const id = entry.track.global_id;
+    return { id, symbolBox, width: ctx.measureText(String(id)).width + 2, height: LABEL_HEIGHT };
+  });
+  const selected = items.findIndex((item) => item.id === selectedId);
+  if (selected > 0) items.unshift(...items.splice(selected, 1));
+  const placed = placeLabels(items);
+  ctx.save();
+  ctx.fillStyle = COLOURS.label;
+  ctx.textBaseline = "middle";
+  for (const { id, box } of placed) ctx.fillText(String(id), box[0] + 1, box[1] + box[3] / 2);
+  ctx.restore();
+  return placed;
 }
 
 function drawSelection(ctx, view, picture, id) {
@@ -291,7 +325,7 @@ function drawPosts(ctx, view, nodes) {
 // drone in the friendly colour pointing along its heading, labelled by post and system id
 // with its altitude, battery and link. A drone whose link is lost is drawn in red, dashed;
 // one not heard from for DRONE_STALE_S is faded and says how long ago it reported.
-function drawDrones(ctx, view, drones) {
+function drawDrones(ctx, view, drones, symbols) {
   const now = Date.now() / 1000;
   for (const { drone, footprints } of drones.values()) {
     ctx.globalAlpha = now - drone.time > DRONE_STALE_S ? 0.4 : 1;
@@ -302,29 +336,55 @@ function drawDrones(ctx, view, drones) {
     ctx.globalAlpha = now - drone.time > DRONE_STALE_S ? 0.4 : 1;
     const [sx, sy] = view.toScreen(...at);
     const colour = drone.link === "lost" ? COLOURS.postOffline : COLOURS.friend;
-    const angle = (drone.heading * Math.PI) / 180; // clockwise from north; screen y is down
-    const point = (forward, right) => [
-      sx + forward * Math.sin(angle) + right * Math.cos(angle),
-      sy - forward * Math.cos(angle) + right * Math.sin(angle),
-    ];
-    ctx.beginPath();
-    ctx.moveTo(...point(11, 0));
-    ctx.lineTo(...point(-7, 8));
-    ctx.lineTo(...point(-3, 0));
-    ctx.lineTo(...point(-7, -8));
-    ctx.closePath();
-    ctx.setLineDash(drone.link === "lost" ? [2, 2] : []);
+    if (symbols) drawDroneSymbol(ctx, symbols, drone, sx, sy, colour);
+    else drawDroneArrow(ctx, drone, sx, sy, colour);
     ctx.fillStyle = colour;
-    ctx.fill();
-    ctx.strokeStyle = "#000";
-    ctx.lineWidth = 1;
-    ctx.stroke();
-    ctx.setLineDash([]);
-    ctx.fillStyle = colour;
-    ctx.fillText(drone.label, sx + 12, sy - 4);
-    ctx.fillText(droneStatusText(drone, now), sx + 12, sy + 9);
+    ctx.fillText(drone.label, sx + 14, sy - 4);
+    ctx.fillText(droneStatusText(drone, now), sx + 14, sy + 9);
   }
   ctx.globalAlpha = 1;
+}
+
+// Where a point `forward` px along the heading and `right` px to its right is drawn.
+function alongHeading(sx, sy, heading, forward, right = 0) {
+  const angle = (heading * Math.PI) / 180; // clockwise from north; screen y is down
+  return [
+    sx + forward * Math.sin(angle) + right * Math.cos(angle),
+    sy - forward * Math.cos(angle) + right * Math.sin(angle),
+  ];
+}
+
+// The friendly UAV of MIL-STD-2525 filled in the link's colour, and a line from its frame
+// along the heading (dashed while the link is lost).
+function drawDroneSymbol(ctx, symbols, drone, sx, sy, colour) {
+  const symbol = symbols.get("friend", "uav", window.devicePixelRatio || 1, colour);
+  symbols.stamp(ctx, symbol, sx, sy);
+  ctx.beginPath();
+  ctx.moveTo(...alongHeading(sx, sy, drone.heading, DRONE_LEADER_PX[0]));
+  ctx.lineTo(...alongHeading(sx, sy, drone.heading, DRONE_LEADER_PX[1]));
+  ctx.setLineDash(drone.link === "lost" ? [3, 2] : []);
+  ctx.strokeStyle = colour;
+  ctx.lineWidth = 3;
+  ctx.stroke();
+  ctx.setLineDash([]);
+}
+
+// Without the symbol package: an arrowhead pointing along the heading.
+function drawDroneArrow(ctx, drone, sx, sy, colour) {
+  const point = (forward, right) => alongHeading(sx, sy, drone.heading, forward, right);
+  ctx.beginPath();
+  ctx.moveTo(...point(11, 0));
+  ctx.lineTo(...point(-7, 8));
+  ctx.lineTo(...point(-3, 0));
+  ctx.lineTo(...point(-7, -8));
+  ctx.closePath();
+  ctx.setLineDash(drone.link === "lost" ? [2, 2] : []);
+  ctx.fillStyle = colour;
+  ctx.fill();
+  ctx.strokeStyle = "#000";
+  ctx.lineWidth = 1;
+  ctx.stroke();
+  ctx.setLineDash([]);
 }
 
 // "950 m · 64% · link ok", and how long ago once the drone is silent for DRONE_STALE_S.
