@@ -2,9 +2,10 @@
 
 import { Api, ApiError } from "./api.js";
 import { Basemap } from "./basemap.js";
-import { drawMap } from "./draw.js";
+import { drawMap, SCALE_BAR_AT, scaleBarOf } from "./draw.js";
 import { attachControls } from "./controls.js";
 import { renderAlerts, renderDetails, renderNodes } from "./panels.js";
+import { CursorReadout } from "./readout.js";
 import { Picture } from "./picture.js";
 import { LiveStream } from "./stream.js";
 import { sidcOf, Symbols } from "./symbols.js";
@@ -96,6 +97,12 @@ class Page {
     this.basemap = null; // Natural Earth's countries under the picture, once loaded
     this.symbols = null; // MIL-STD-2525 symbols, once milsymbol is loaded (plain shapes until then)
     this.labels = []; // the track labels of the last frame: [{ id, box }]
+    this.readout = null; // the coordinates under the cursor
+  }
+
+  // [lat, lon] of a canvas pixel, in the page's projection.
+  geodeticAt(sx, sy) {
+    return this.picture.projection.toGeodetic(...this.view.toWorld(sx, sy));
   }
 
   run() {
@@ -117,6 +124,8 @@ class Page {
     Basemap.create(document.getElementById("basemap"), this.picture.projection)
       .then((basemap) => { this.basemap = basemap; this.redraw(); })
       .catch((error) => setStatus(`No basemap: ${error.message}`));
+    CursorReadout.create(document.getElementById("cursor-readout"), this.canvas,
+      (sx, sy) => this.geodeticAt(sx, sy)).then((readout) => { this.readout = readout; });
     Symbols.load()
       .then((symbols) => { this.symbols = symbols; this.redraw(); })
       .catch((error) => setStatus(`No map symbols: ${error.message}`));
@@ -277,6 +286,10 @@ class Page {
             symbol: this.symbols ? sidcOf(affiliation, cls) : null };
         }),
         labels: this.labels.map(({ id, box }) => ({ id, box: [...box] })),
+        cursor: this.readout && this.readout.last ? { ...this.readout.last } : null,
+        readout: document.getElementById("cursor-readout").textContent,
+        scaleBar: { ...scaleBarOf(this.view, this.picture.projection), left: SCALE_BAR_AT[0],
+          y: this.view.height - SCALE_BAR_AT[1] },
         selected: this.selection.id,
         basemap: this.basemap ? { countries: this.basemap.countries.length } : null,
         drones: [...this.picture.drones.values()].map(({ drone, at, footprints }) => {
@@ -288,6 +301,8 @@ class Page {
               corners: f.corners.map((c) => (c == null ? null : this.view.toScreen(...c))) })) };
         }),
       }),
+      // [lat, lon] at canvas pixel (sx, sy).
+      geodeticAt: (sx, sy) => this.geodeticAt(sx, sy),
       // Where (lat, lon) is drawn on the canvas, and the basemap's country there.
       probe: (lat, lon) => {
         const [x, y] = this.view.toScreen(...this.picture.local(lat, lon));

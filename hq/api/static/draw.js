@@ -41,6 +41,8 @@ const LEADER_SECONDS = 60; // the heading line shows where a track will be in a 
 const LABEL_LIMIT = 200; // label tracks with their id when no more than this are on screen
 const LABEL_FONT = "11px system-ui, sans-serif";
 const LABEL_HEIGHT = 13; // px: the font's line, for the labels' boxes
+const DEG = Math.PI / 180;
+export const SCALE_BAR_AT = [12, 16]; // px from the map's bottom-left corner
 const DRONE_LEADER_PX = [13, 26]; // a drone's heading line: from its symbol's frame outwards
 const DRONE_STALE_S = 15; // a drone reports every publish period (0.5 s): silent this long, faded
 
@@ -64,7 +66,7 @@ export function drawMap(ctx, view, picture, selection, symbols = null) {
   drawPosts(ctx, view, picture.nodes);
   drawDrones(ctx, view, picture.drones, symbols);
   drawAlertMarkers(ctx, view, picture);
-  drawScaleBar(ctx, view);
+  drawScaleBar(ctx, view, picture.projection);
   return { visible: visible.length, labels };
 }
 
@@ -435,11 +437,22 @@ function drawAlertMarkers(ctx, view, picture) {
   }
 }
 
-function drawScaleBar(ctx, view) {
-  const metres = niceDistance(view.metresPerPixel * 100);
-  const pixels = metres / view.metresPerPixel;
-  const x = 12;
-  const y = view.height - 16;
+// The scale bar: a round distance about 100 px long, and its length in pixels, true along
+// the parallel where the bar is drawn. The page's equirectangular projection keeps east-west
+// distances true at its origin's latitude only: elsewhere a drawn metre is cos(lat)/cos(lat0)
+// of a metre on the ground.
+export function scaleBarOf(view, projection) {
+  const [, y] = view.toWorld(SCALE_BAR_AT[0], view.height - SCALE_BAR_AT[1]);
+  const [lat] = projection.toGeodetic(0, y);
+  const groundPerPixel = view.metresPerPixel * Math.cos(lat * DEG) / Math.cos(projection.lat0 * DEG);
+  const metres = niceDistance(groundPerPixel * 100);
+  return { metres, pixels: metres / groundPerPixel };
+}
+
+function drawScaleBar(ctx, view, projection) {
+  const { metres, pixels } = scaleBarOf(view, projection);
+  const x = SCALE_BAR_AT[0];
+  const y = view.height - SCALE_BAR_AT[1];
   ctx.beginPath();
   ctx.moveTo(x, y - 5);
   ctx.lineTo(x, y);
