@@ -38,9 +38,12 @@ pytestmark = [
                        reason="the page's npm packages are not installed (make setup)"),
 ]  # fmt: skip
 
-# (track id, class, metres east and north of the post): all standing still.
-OBJECTS = [(1, "person", (600.0, 900.0)), (2, "vehicle", (1400.0, 900.0)),
-           (3, "person", (1000.0, 300.0)), (4, "person", (1002.0, 300.0))]  # fmt: skip
+# (track id, class, metres east and north of the post, m/s east and north): standing still.
+STILL = (0.0, 0.0)
+OBJECTS = [(1, "person", (600.0, 900.0), STILL),
+           (2, "vehicle", (1400.0, 900.0), STILL),
+           (3, "person", (1000.0, 300.0), STILL),
+           (4, "person", (1002.0, 300.0), STILL)]  # fmt: skip
 # SIDCs: a dismounted individual in the hostile frame (2525E, number-based), a ground
 # vehicle in the unknown frame (2525C, letter-based) as the CoT export types it.
 HOSTILE_PERSON = "10062700000000000000"
@@ -59,14 +62,16 @@ PIXELS = """([x, y, half]) => {
 }"""
 
 
-def publish(client, seq: int) -> float:
+def publish(client, seq: int, objects=OBJECTS, dt: float = 0.0) -> float:
+    """One batch of the post's `objects`, each moved along its velocity for `dt` s."""
     t = time.time()
     tracks = []
-    for track_id, cls, (east, north) in OBJECTS:
+    for track_id, cls, start, velocity in objects:
+        east, north = (float(p + v * dt) for p, v in zip(start, velocity, strict=True))
         lat, lon, _ = POST.to_geodetic(east, north, 0.0)
         tracks.append(Track(
             track_id=track_id, time=t, lat=float(lat), lon=float(lon), alt=POST.alt,
-            position_enu=(east, north), velocity_enu=(0.0, 0.0),
+            position_enu=(east, north), velocity_enu=velocity,
             position_covariance=[[4.0, 0.0], [0.0, 4.0]],
             velocity_covariance=[[0.04, 0.0], [0.0, 0.04]],
             target_class=cls, status="confirmed", quality=0.95, hits=10 + seq,
@@ -86,7 +91,7 @@ def test_tracks_are_drawn_with_2525_symbols_and_close_labels_do_not_overlap(tmp_
         try:
             for seq in range(2):
                 publish(client, seq)
-            by_node_id = _fused_ids(api)
+            by_node_id = fused_ids(api)
             person, vehicle = by_node_id[1], by_node_id[2]
             marked = api.patch(f"/api/v1/tracks/{person}", json={"affiliation": "hostile"})
             assert marked.status_code == 200, marked.text
@@ -119,15 +124,15 @@ def test_tracks_are_drawn_with_2525_symbols_and_close_labels_do_not_overlap(tmp_
             api.close()
 
 
-def _fused_ids(api, timeout_s: float = 20.0) -> dict[int, int]:
-    """HQ's global id of each of the post's tracks, once all are fused."""
+def fused_ids(api, count: int = len(OBJECTS), timeout_s: float = 20.0) -> dict[int, int]:
+    """HQ's global id of each of the post's `count` tracks, once all are fused."""
     deadline = time.monotonic() + timeout_s
     while True:
         tracks = api.get("/api/v1/tracks").json()["tracks"]
         ids = {int(s.rsplit(":", 1)[1]): t["global_id"] for t in tracks for s in t["sources"]}
-        if len(ids) == len(OBJECTS):
+        if len(ids) == count:
             return ids
-        assert time.monotonic() < deadline, f"HQ fused {ids} of {len(OBJECTS)} tracks"
+        assert time.monotonic() < deadline, f"HQ fused {ids} of {count} tracks"
         time.sleep(0.1)
 
 

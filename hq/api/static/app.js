@@ -9,6 +9,7 @@ import { CursorReadout } from "./readout.js";
 import { Picture } from "./picture.js";
 import { LiveStream } from "./stream.js";
 import { sidcOf, Symbols } from "./symbols.js";
+import { TrackList } from "./tracklist.js";
 import { boundsOf, centreOf, Projection, Viewport } from "./view.js";
 
 const TOKEN_KEY = "dunewatch.token"; // sessionStorage: gone when the tab closes
@@ -114,6 +115,8 @@ class Page {
       fit: () => { this.fit(); this.redraw(); },
     });
     document.getElementById("details-close").addEventListener("click", () => this.select(null));
+    this.trackList = new TrackList((id) => this.locateTrack(id));
+    this.trackList.setPosts(this.picture.nodes);
     this.exposeTestHook();
     this.stream = new LiveStream(this.api.token, {
       onEvent: (name, data) => this.onEvent(name, data),
@@ -153,7 +156,17 @@ class Page {
     const count = this.picture.tracks.size + this.picture.nodes.length + this.picture.drones.size;
     if (!this.userMovedMap && count !== this.fittedCount) this.fit();
     if (this.selection.id != null) this.renderDetails(); // it moved, or ended
+    this.trackList.update(() => this.picture.tracks.values());
     this.redraw();
+  }
+
+  // Centre the map on a track (from the track list) and select it.
+  locateTrack(id) {
+    const entry = this.picture.tracks.get(id);
+    if (!entry) return;
+    this.view.centreOn(entry.x, entry.y);
+    this.userMovedMap = true;
+    this.select(id);
   }
 
   // One frame at most per display refresh, and none while nothing changes.
@@ -266,6 +279,7 @@ class Page {
     try {
       this.picture.setNodes((await this.api.get("/nodes")).nodes);
       renderNodes(this.picture.nodes, Date.now() / 1000);
+      this.trackList.setPosts(this.picture.nodes);
       this.redraw();
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) signOut(`Signed out: ${error.message}`);
@@ -286,6 +300,7 @@ class Page {
             symbol: this.symbols ? sidcOf(affiliation, cls) : null };
         }),
         labels: this.labels.map(({ id, box }) => ({ id, box: [...box] })),
+        trackList: [...this.trackList.shown],
         cursor: this.readout && this.readout.last ? { ...this.readout.last } : null,
         readout: document.getElementById("cursor-readout").textContent,
         scaleBar: { ...scaleBarOf(this.view, this.picture.projection), left: SCALE_BAR_AT[0],
