@@ -1,8 +1,9 @@
-"""The coordinates under the cursor and the scale bar of the operator page, in headless
-chromium under HQ's Content-Security-Policy. The readout's MGRS comes from the mgrs npm
-package that HQ serves; the references here are the mgrs PyPI package (GeoTrans) and
-pyproj's geodesic on WGS84, applied to the latitude and longitude the page's own projection
-gives at that pixel."""
+"""The coordinates under the cursor, the scale bar and the distance/bearing tool of the
+operator page, in headless chromium under HQ's Content-Security-Policy. The readout's MGRS
+comes from the mgrs npm package and the measurement from GeographicLib's geodesic package,
+both served by HQ; the references here are the mgrs PyPI package (GeoTrans) and pyproj's
+geodesic on WGS84, applied to the latitude and longitude the page's own projection gives at
+those pixels."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(),
                        reason="Debian's chromium is not installed at /usr/bin/chromium "
                               "(apt-get install chromium)"),
-    pytest.mark.skipif(not (PROJECT_ROOT / "node_modules" / "mgrs").is_dir(),
+    pytest.mark.skipif(not (PROJECT_ROOT / "node_modules" / "geographiclib-geodesic").is_dir(),
                        reason="the page's npm packages are not installed (make setup)"),
 ]  # fmt: skip
 
@@ -29,10 +30,16 @@ WGS84 = Geod(ellps="WGS84")
 PIXELS = [(100, 100), (400, 300), (700, 650), (37, 512), (850, 90)]  # on the map canvas
 
 
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with running_hq(tmp_path_factory.mktemp("hq")) as running:
+        yield running
+
+
 def test_the_readout_shows_the_mgrs_and_degrees_under_the_cursor_and_the_scale_bar_is_true(
-    tmp_path,
+    stack, tmp_path
 ):
-    with running_hq(tmp_path) as stack, chromium_page() as page:
+    with chromium_page() as page:
         sign_in(page, stack.url, stack.token)
         page.wait_for_function("() => window.dunewatch !== undefined", timeout=15_000)
         box = page.locator("#map").bounding_box()
@@ -91,3 +98,53 @@ def _scale_bar_is_true(page) -> None:
     assert metres == pytest.approx(bar["metres"], rel=0.005), (bar, metres)
     mantissa = bar["metres"] / 10 ** math.floor(math.log10(bar["metres"]))
     assert any(mantissa == pytest.approx(step) for step in (1, 2, 5))  # a round distance
+
+
+MEASURED = [((150, 200), (700, 560)), ((600, 100), (120, 90)), ((400, 400), (402, 700))]
+MEASURE_COLOUR = (244, 143, 177)  # the tool's line, #f48fb1
+PIXEL = """([x, y]) => {
+    const canvas = document.getElementById("map");
+    const scale = canvas.width / canvas.getBoundingClientRect().width;
+    return Array.from(canvas.getContext("2d")
+        .getImageData(Math.round(x * scale), Math.round(y * scale), 1, 1).data);
+}"""
+
+
+def test_two_clicks_measure_the_geodesic_distance_and_bearing(stack, tmp_path):
+    with chromium_page() as page:
+        sign_in(page, stack.url, stack.token)
+        page.wait_for_function("() => window.dunewatch && window.dunewatch.state().measure",
+                               timeout=15_000)  # fmt: skip
+        box = page.locator("#map").bounding_box()
+        tool = page.locator("#measure")
+        tool.click()
+        assert tool.get_attribute("aria-pressed") == "true"
+        for a, b in MEASURED:
+            for x, y in (a, b):
+                page.mouse.click(box["x"] + x, box["y"] + y)
+            page.wait_for_function("() => window.dunewatch.state().measure.result !== null",
+                                   timeout=5_000)  # fmt: skip
+            measure = page.evaluate("window.dunewatch.state().measure")
+            start = page.evaluate("([x, y]) => window.dunewatch.geodeticAt(x, y)", list(a))
+            end = page.evaluate("([x, y]) => window.dunewatch.geodeticAt(x, y)", list(b))
+            assert measure["points"][0] == pytest.approx(start, abs=1e-12)
+            assert measure["points"][1] == pytest.approx(end, abs=1e-12)
+            azimuth, _, metres = WGS84.inv(start[1], start[0], end[1], end[0])
+            result = measure["result"]
+            assert result["metres"] == pytest.approx(metres, abs=1e-6)
+            assert result["bearing"] == pytest.approx(azimuth % 360, abs=1e-9)
+            shown = page.locator("#measure-readout").inner_text()
+            assert shown == result["text"]
+            distance = f"{metres / 1000:.2f} km" if metres >= 1000 else f"{metres:.1f} m"
+            assert shown == f"{distance} · bearing {azimuth % 360:05.1f}°"
+            # The line is drawn between the two clicks.
+            middle = [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2]
+            red, green, blue, _ = page.evaluate(PIXEL, middle)
+            assert (red, green, blue) == pytest.approx(MEASURE_COLOUR, abs=40)
+        page.screenshot(path=str(tmp_path / "hq_page_measure.png"))
+        # While measuring, a click selects no track; off again, the line is gone.
+        assert page.evaluate("window.dunewatch.state().selected") is None
+        tool.click()
+        assert page.locator("#measure-readout").inner_text() == ""
+        assert page.evaluate("window.dunewatch.state().measure.points") == []
+        assert page.problems == []

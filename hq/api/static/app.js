@@ -4,6 +4,7 @@ import { Api, ApiError } from "./api.js";
 import { Basemap } from "./basemap.js";
 import { drawMap, SCALE_BAR_AT, scaleBarOf } from "./draw.js";
 import { attachControls } from "./controls.js";
+import { MeasureTool } from "./measure.js";
 import { renderAlerts, renderDetails, renderNodes } from "./panels.js";
 import { CursorReadout } from "./readout.js";
 import { Picture } from "./picture.js";
@@ -99,6 +100,7 @@ class Page {
     this.symbols = null; // MIL-STD-2525 symbols, once milsymbol is loaded (plain shapes until then)
     this.labels = []; // the track labels of the last frame: [{ id, box }]
     this.readout = null; // the coordinates under the cursor
+    this.measure = null; // the distance and bearing tool, once its package is loaded
   }
 
   // [lat, lon] of a canvas pixel, in the page's projection.
@@ -111,7 +113,7 @@ class Page {
     new ResizeObserver(() => this.resize()).observe(this.canvas);
     attachControls(this.canvas, this.view, {
       changed: () => { this.userMovedMap = true; this.redraw(); },
-      click: (sx, sy) => this.select(this.trackAt(sx, sy)),
+      click: (sx, sy) => this.clicked(sx, sy),
       fit: () => { this.fit(); this.redraw(); },
     });
     document.getElementById("details-close").addEventListener("click", () => this.select(null));
@@ -129,6 +131,12 @@ class Page {
       .catch((error) => setStatus(`No basemap: ${error.message}`));
     CursorReadout.create(document.getElementById("cursor-readout"), this.canvas,
       (sx, sy) => this.geodeticAt(sx, sy)).then((readout) => { this.readout = readout; });
+    MeasureTool.create(document.getElementById("measure"), document.getElementById("measure-readout"))
+      .then((tool) => {
+        this.measure = tool;
+        if (tool) tool.changed = () => this.redraw();
+      })
+      .catch((error) => setStatus(`No measuring tool: ${error.message}`));
     Symbols.load()
       .then((symbols) => { this.symbols = symbols; this.redraw(); })
       .catch((error) => setStatus(`No map symbols: ${error.message}`));
@@ -160,6 +168,15 @@ class Page {
     this.redraw();
   }
 
+  // A click on the map measures while the measuring tool is on, else selects a track.
+  clicked(sx, sy) {
+    if (this.measure && this.measure.active) {
+      this.measure.add(...this.geodeticAt(sx, sy), this.view.toWorld(sx, sy));
+    } else {
+      this.select(this.trackAt(sx, sy));
+    }
+  }
+
   // Centre the map on a track (from the track list) and select it.
   locateTrack(id) {
     const entry = this.picture.tracks.get(id);
@@ -178,6 +195,7 @@ class Page {
       if (this.basemap) this.basemap.follow(this.view);
       const { visible, labels } = drawMap(this.ctx, this.view, this.picture, this.selection, this.symbols);
       this.labels = labels;
+      if (this.measure) this.measure.draw(this.ctx, this.view);
       this.picture.markShown(performance.timeOrigin + performance.now());
       const total = this.picture.tracks.size;
       document.getElementById("track-count").textContent =
@@ -301,6 +319,9 @@ class Page {
         }),
         labels: this.labels.map(({ id, box }) => ({ id, box: [...box] })),
         trackList: [...this.trackList.shown],
+        measure: this.measure && { active: this.measure.active,
+          points: this.measure.points.map((p) => [p.lat, p.lon]),
+          result: this.measure.result && { ...this.measure.result } },
         cursor: this.readout && this.readout.last ? { ...this.readout.last } : null,
         readout: document.getElementById("cursor-readout").textContent,
         scaleBar: { ...scaleBarOf(this.view, this.picture.projection), left: SCALE_BAR_AT[0],

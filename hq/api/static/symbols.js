@@ -4,6 +4,8 @@
 // stamped with drawImage: ten thousand tracks cost ten thousand image copies, not ten
 // thousand symbol constructions.
 
+import { loadScript } from "./scripts.js";
+
 const MILSYMBOL = "/vendor/milsymbol/dist/milsymbol.js"; // one classic script defining `window.ms`
 const SYMBOL_SIZE = 18; // milsymbol's size: the frame's height in CSS pixels, about
 
@@ -43,17 +45,8 @@ export function sidcOf(affiliation, targetClass) {
 export class Symbols {
   // The symbols, or null when HQ does not serve milsymbol (the page then draws plain shapes).
   static async load() {
-    if (window.ms) return new Symbols(window.ms);
-    const served = await fetch(MILSYMBOL, { method: "HEAD" }).then((r) => r.ok, () => false);
-    if (!served) return null;
-    await new Promise((resolve, reject) => {
-      const script = document.createElement("script");
-      script.src = MILSYMBOL;
-      script.onload = resolve;
-      script.onerror = () => reject(new Error(`${MILSYMBOL} did not load`));
-      document.head.appendChild(script);
-    });
-    return new Symbols(window.ms);
+    const ms = await loadScript(MILSYMBOL, "ms");
+    return ms ? new Symbols(ms) : null;
   }
 
   constructor(ms) {
