@@ -39,7 +39,7 @@ FRIEND = (79, 195, 247)  # the page's friendly colour, #4fc3f7
 
 DRAWN = """(n) => {
     const drones = window.dunewatch.state().drones;
-    return drones.length === n && drones.every((d) => d.footprints.length);
+    return drones.length === n && drones.every((d) => d.footprints.length && d.symbol !== null);
 }"""
 PIXEL = """([x, y]) => {
     const canvas = document.getElementById("map");
