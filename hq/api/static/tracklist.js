@@ -15,8 +15,8 @@ const COLUMNS = {
   affiliation: { title: "Affiliation", value: (row) => row.affiliation,
     text: (row) => row.affiliation.replace("_", " ") },
   post: { title: "Post", value: (row) => row.posts.join(" "), text: (row) => row.posts.join(", ") },
-  age: { title: "Age", value: (row) => row.age, text: (row) => `${row.age.toFixed(0)} s` },
-  speed: { title: "Speed", value: (row) => row.speed, text: (row) => `${row.speed.toFixed(1)} m/s` },
+  age: { title: "Age s", value: (row) => row.age, text: (row) => row.age.toFixed(0) },
+  speed: { title: "Speed m/s", value: (row) => row.speed, text: (row) => row.speed.toFixed(1) },
 };
 
 // The posts a fused track comes from: its sources are "site/node:track_id".
