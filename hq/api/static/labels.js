@@ -4,10 +4,16 @@
 // a click still name the track).
 
 const GAP = 2; // px between a symbol and its label
+export const LABEL_HEIGHT = 13; // px: one line of the 11 px label font
 
 // Boxes are [x, y, width, height] in canvas pixels.
 export function overlaps(a, b) {
   return a[0] < b[0] + b[2] && b[0] < a[0] + a[2] && a[1] < b[1] + b[3] && b[1] < a[1] + a[3];
+}
+
+function inside(box, area) {
+  return box[0] >= area[0] && box[1] >= area[1] &&
+    box[0] + box[2] <= area[0] + area[2] && box[1] + box[3] <= area[1] + area[3];
 }
 
 // The spots tried around a symbol box, best first: right, left, then the corners, then
@@ -31,13 +37,17 @@ function candidates([sx, sy, sw, sh], width, height) {
 }
 
 // items: [{ id, symbolBox, width, height }] in the order they should win a spot (the
-// selected track first, say). Returns [{ id, box }] for the labels that found a spot.
-export function placeLabels(items) {
+// selected track first, say); `taken`: boxes already drawn that no label may cover; `area`:
+// the box every label must lie inside (the canvas). Returns [{ id, box }] for the labels
+// that found a spot.
+export function placeLabels(items, taken = [], area = null) {
   const symbolBoxes = items.map((item) => item.symbolBox);
   const placed = [];
   items.forEach((item, index) => {
     const free = (box) =>
+      (area === null || inside(box, area)) &&
       !placed.some((other) => overlaps(box, other.box)) &&
+      !taken.some((other) => overlaps(box, other)) &&
       !symbolBoxes.some((symbol, other) => other !== index && overlaps(box, symbol));
     const box = candidates(item.symbolBox, item.width, item.height).find(free);
     if (box) placed.push({ id: item.id, box });
