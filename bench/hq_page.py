@@ -150,7 +150,7 @@ def run(args) -> dict:
             with chromium_page() as page:
                 sign_in(page, stack.url, stack.token)
                 t = post.send()
-                page.wait_for_function("window.dunewatch.state().tracks.length >= 5",
+                page.wait_for_function("() => window.dunewatch.state().tracks.length >= 5",
                                        timeout=30_000)  # fmt: skip
                 time.sleep(args.tick_s + 0.5)
                 with stack.api() as api:
@@ -164,8 +164,8 @@ def run(args) -> dict:
 
                 post.scene = busy = Scene(start=scene.start, crowd=args.crowd)
                 post.send()
-                page.wait_for_function(f"window.dunewatch.state().tracks.length >= {args.crowd}",
-                                       timeout=60_000)  # fmt: skip
+                page.wait_for_function("(n) => window.dunewatch.state().tracks.length >= n",
+                                       arg=args.crowd, timeout=60_000)  # fmt: skip
                 crowded = measure(page, post, clock, walker, args.updates)
                 crowded["tracks"] = len(busy.positions(time.time()))
                 crowded["pan"] = pan_frames(page)

@@ -49,7 +49,8 @@ STATIC = Path(__file__).with_name("static")
 # The page's browser-side packages (package.json, installed by `make setup` with npm ci): each
 # served under /vendor/NAME from its package folder, only the files the page loads.
 NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
-VENDOR = {"ol": "dist", "world-atlas": ""}
+VENDOR = {"ol": "dist", "world-atlas": "", "milsymbol": "dist", "mgrs": "dist",
+          "geographiclib-geodesic": ""}
 API_PREFIX = "/api/v1"
 
 

@@ -184,7 +184,7 @@ password = {{ env = "HQ_MQTT_PASSWORD" }}
 [alerts]
 distress_dwell_s = {dwell_s}
 distress_radius_m = 1.0
-distress_stop_radius_m = 1.0
+distress_stop_radius_m = 0.5
 [api]
 port = {api_port}
 [api.stream]
@@ -196,7 +196,11 @@ heartbeat_s = 2.0
          "--store", str(workdir / "hq.db")],
         capture_output=True, text=True, check=True, env=os.environ)  # fmt: skip
     token = created.stdout.split()[0]
-    hq = start_hq(config, passwords)
+    try:
+        hq = start_hq(config, passwords)
+    except BaseException:
+        broker.kill()  # HQ refused its config or did not start: no broker left behind
+        raise
     try:
         url = f"http://127.0.0.1:{api_port}"
         wait_http_ready(f"{url}/readyz", hq)

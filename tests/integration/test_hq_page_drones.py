@@ -40,7 +40,7 @@ FRIEND = (79, 195, 247)  # the page's friendly colour, #4fc3f7
 DRAWN = """(n) => {
     if (!window.dunewatch) return false;  // the page's modules are still loading
     const drones = window.dunewatch.state().drones;
-    return drones.length === n && drones.every((d) => d.footprints.length);
+    return drones.length === n && drones.every((d) => d.footprints.length && d.symbol !== null);
 }"""
 PIXEL = """([x, y]) => {
     const canvas = document.getElementById("map");
@@ -156,9 +156,10 @@ def _drawn_as_the_telemetry_says(page, api) -> None:
             misfit = np.linalg.norm(screen - scale * ground, axis=1)
             extent = np.max(np.linalg.norm(screen, axis=1))
             assert scale > 0 and np.max(misfit) < max(1.5, 0.02 * extent), (screen, ground)
-        # And the symbol itself is painted in the friendly colour, a few pixels ahead of
-        # the drone's position along its heading.
+        # And it is drawn as MIL-STD-2525's friendly UAV, its heading line painted in the
+        # friendly colour beyond the symbol's frame, along the drone's heading.
+        assert shown["symbol"] == "SFAPMFQ--------"
         heading = np.radians(shown["heading"])
-        ahead = [shown["x"] + 3 * np.sin(heading), shown["y"] - 3 * np.cos(heading)]
+        ahead = [shown["x"] + 19 * np.sin(heading), shown["y"] - 19 * np.cos(heading)]
         red, green, blue, _ = page.evaluate(PIXEL, ahead)
         assert np.allclose((red, green, blue), FRIEND, atol=40), (red, green, blue)

@@ -2,11 +2,15 @@
 
 import { Api, ApiError } from "./api.js";
 import { Basemap } from "./basemap.js";
-import { drawMap } from "./draw.js";
+import { drawMap, SCALE_BAR_AT, scaleBarOf } from "./draw.js";
 import { attachControls } from "./controls.js";
+import { MeasureTool } from "./measure.js";
 import { renderAlerts, renderDetails, renderNodes } from "./panels.js";
+import { CursorReadout } from "./readout.js";
 import { Picture } from "./picture.js";
 import { LiveStream } from "./stream.js";
+import { sidcOf, Symbols } from "./symbols.js";
+import { TrackList } from "./tracklist.js";
 import { boundsOf, centreOf, Projection, Viewport } from "./view.js";
 
 const TOKEN_KEY = "dunewatch.token"; // sessionStorage: gone when the tab closes
@@ -93,6 +97,15 @@ class Page {
     this.userMovedMap = false; // until then the view follows the picture's extent
     this.fittedCount = -1; // how many posts and tracks the view was last fitted to
     this.basemap = null; // Natural Earth's countries under the picture, once loaded
+    this.symbols = null; // MIL-STD-2525 symbols, once milsymbol is loaded (plain shapes until then)
+    this.labels = []; // the track labels of the last frame: [{ id, box }]
+    this.readout = null; // the coordinates under the cursor
+    this.measure = null; // the distance and bearing tool, once its package is loaded
+  }
+
+  // [lat, lon] of a canvas pixel, in the page's projection.
+  geodeticAt(sx, sy) {
+    return this.picture.projection.toGeodetic(...this.view.toWorld(sx, sy));
   }
 
   run() {
@@ -100,10 +113,12 @@ class Page {
     new ResizeObserver(() => this.resize()).observe(this.canvas);
     attachControls(this.canvas, this.view, {
       changed: () => { this.userMovedMap = true; this.redraw(); },
-      click: (sx, sy) => this.select(this.trackAt(sx, sy)),
+      click: (sx, sy) => this.clicked(sx, sy),
       fit: () => { this.fit(); this.redraw(); },
     });
     document.getElementById("details-close").addEventListener("click", () => this.select(null));
+    this.trackList = new TrackList((id) => this.locateTrack(id));
+    this.trackList.setPosts(this.picture.nodes);
     this.exposeTestHook();
     this.stream = new LiveStream(this.api.token, {
       onEvent: (name, data) => this.onEvent(name, data),
@@ -114,6 +129,17 @@ class Page {
     Basemap.create(document.getElementById("basemap"), this.picture.projection)
       .then((basemap) => { this.basemap = basemap; this.redraw(); })
       .catch((error) => setStatus(`No basemap: ${error.message}`));
+    CursorReadout.create(document.getElementById("cursor-readout"), this.canvas,
+      (sx, sy) => this.geodeticAt(sx, sy)).then((readout) => { this.readout = readout; });
+    MeasureTool.create(document.getElementById("measure"), document.getElementById("measure-readout"))
+      .then((tool) => {
+        this.measure = tool;
+        if (tool) tool.changed = () => this.redraw();
+      })
+      .catch((error) => setStatus(`No measuring tool: ${error.message}`));
+    Symbols.load()
+      .then((symbols) => { this.symbols = symbols; this.redraw(); })
+      .catch((error) => setStatus(`No map symbols: ${error.message}`));
     this.renderAlerts();
     renderNodes(this.picture.nodes, Date.now() / 1000);
     setInterval(() => this.pollNodes(), NODE_POLL_MS);
@@ -138,7 +164,26 @@ class Page {
     const count = this.picture.tracks.size + this.picture.nodes.length + this.picture.drones.size;
     if (!this.userMovedMap && count !== this.fittedCount) this.fit();
     if (this.selection.id != null) this.renderDetails(); // it moved, or ended
+    this.trackList.update(() => this.picture.tracks.values());
     this.redraw();
+  }
+
+  // A click on the map measures while the measuring tool is on, else selects a track.
+  clicked(sx, sy) {
+    if (this.measure && this.measure.active) {
+      this.measure.add(...this.geodeticAt(sx, sy), this.view.toWorld(sx, sy));
+    } else {
+      this.select(this.trackAt(sx, sy));
+    }
+  }
+
+  // Centre the map on a track (from the track list) and select it.
+  locateTrack(id) {
+    const entry = this.picture.tracks.get(id);
+    if (!entry) return;
+    this.view.centreOn(entry.x, entry.y);
+    this.userMovedMap = true;
+    this.select(id);
   }
 
   // One frame at most per display refresh, and none while nothing changes.
@@ -148,7 +193,9 @@ class Page {
     requestAnimationFrame(() => {
       this.frameRequested = false;
       if (this.basemap) this.basemap.follow(this.view);
-      const visible = drawMap(this.ctx, this.view, this.picture, this.selection);
+      const { visible, labels } = drawMap(this.ctx, this.view, this.picture, this.selection, this.symbols);
+      this.labels = labels;
+      if (this.measure) this.measure.draw(this.ctx, this.view);
       this.picture.markShown(performance.timeOrigin + performance.now());
       const total = this.picture.tracks.size;
       document.getElementById("track-count").textContent =
@@ -250,6 +297,7 @@ class Page {
     try {
       this.picture.setNodes((await this.api.get("/nodes")).nodes);
       renderNodes(this.picture.nodes, Date.now() / 1000);
+      this.trackList.setPosts(this.picture.nodes);
       this.redraw();
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) signOut(`Signed out: ${error.message}`);
@@ -264,20 +312,33 @@ class Page {
       state: () => ({
         tracks: [...this.picture.tracks.values()].map((entry) => {
           const [x, y] = canvasPoint(entry);
+          const { affiliation, target_class: cls } = entry.track;
           return { id: entry.track.global_id, lat: entry.track.lat, lon: entry.track.lon,
-            time: entry.track.time, x, y, shownAt: entry.shownAt };
+            time: entry.track.time, x, y, shownAt: entry.shownAt, affiliation, class: cls,
+            symbol: this.symbols ? sidcOf(affiliation, cls) : null };
         }),
+        labels: this.labels.map(({ id, box }) => ({ id, box: [...box] })),
+        trackList: [...this.trackList.shown],
+        measure: this.measure && { active: this.measure.active,
+          points: this.measure.points.map((p) => [p.lat, p.lon]),
+          result: this.measure.result && { ...this.measure.result } },
+        cursor: this.readout && this.readout.last ? { ...this.readout.last } : null,
+        readout: document.getElementById("cursor-readout").textContent,
+        scaleBar: { ...scaleBarOf(this.view, this.picture.projection), left: SCALE_BAR_AT[0],
+          y: this.view.height - SCALE_BAR_AT[1] },
         selected: this.selection.id,
         basemap: this.basemap ? { countries: this.basemap.countries.length } : null,
         drones: [...this.picture.drones.values()].map(({ drone, at, footprints }) => {
           const [x, y] = this.view.toScreen(...at);
           return { id: drone.drone_id, label: drone.label, time: drone.time, lat: drone.lat,
             lon: drone.lon, alt: drone.alt, heading: drone.heading, battery: drone.battery_remaining,
-            link: drone.link, x, y,
+            link: drone.link, x, y, symbol: this.symbols ? sidcOf("friend", "uav") : null,
             footprints: footprints.map((f) => ({ camera: f.camera,
               corners: f.corners.map((c) => (c == null ? null : this.view.toScreen(...c))) })) };
         }),
       }),
+      // [lat, lon] at canvas pixel (sx, sy).
+      geodeticAt: (sx, sy) => this.geodeticAt(sx, sy),
       // Where (lat, lon) is drawn on the canvas, and the basemap's country there.
       probe: (lat, lon) => {
         const [x, y] = this.view.toScreen(...this.picture.local(lat, lon));

@@ -4,6 +4,8 @@
 // packages that `make setup` installs: nothing comes from the internet. Without them the page
 // works as before, on a plain background.
 
+import { loadScript } from "./scripts.js";
+
 const OL_SCRIPT = "/vendor/ol/dist/ol.js";
 const COUNTRIES = "/vendor/world-atlas/countries-50m.json";
 const LOCAL_CODE = "dunewatch:local";
@@ -13,7 +15,7 @@ const LINE = "rgba(214, 196, 160, 0.55)";
 export class Basemap {
   // The basemap in `element` for the page's `projection`, or null when HQ does not serve it.
   static async create(element, projection) {
-    const ol = await loadOpenLayers();
+    const ol = await loadScript(OL_SCRIPT, "ol"); // OpenLayers' full build: `window.ol`
     if (!ol) return null;
     const response = await fetch(COUNTRIES);
     if (!response.ok) return null;
@@ -77,19 +79,4 @@ function localProjection(ol, projection) {
     ([lon, lat]) => projection.toLocal(lat, lon),
     ([x, y]) => inverse(x, y));
   return local;
-}
-
-// OpenLayers' full build (one classic script defining `window.ol`), loaded when HQ serves it.
-async function loadOpenLayers() {
-  if (window.ol) return window.ol;
-  const served = await fetch(OL_SCRIPT, { method: "HEAD" }).then((r) => r.ok, () => false);
-  if (!served) return null;
-  await new Promise((resolve, reject) => {
-    const script = document.createElement("script");
-    script.src = OL_SCRIPT;
-    script.onload = resolve;
-    script.onerror = () => reject(new Error(`${OL_SCRIPT} did not load`));
-    document.head.appendChild(script);
-  });
-  return window.ol;
 }

@@ -1,7 +1,9 @@
 // Drawing the picture on the map canvas. Everything of one kind goes into one path and one
-// fill or stroke (all ellipses, all tails of one age, all symbols of one shape and colour),
-// so a thousand tracks cost a handful of canvas calls, not thousands.
+// fill or stroke (all ellipses, all tails of one age), so a thousand tracks cost a handful
+// of canvas calls, not thousands; the 2525 symbols are stamped from symbols.js' cache.
 
+import { drawDrones } from "./drones.js";
+import { LABEL_HEIGHT, placeLabels } from "./labels.js";
 import { niceDistance } from "./view.js";
 import { isDistress, TAIL_SECONDS } from "./picture.js";
 
@@ -17,9 +19,6 @@ const COLOURS = {
   heading: "rgba(255, 255, 255, 0.8)",
   label: "#e6e6e6",
   selected: "#ffffff",
-  friend: "#4fc3f7", // our own drones: the friendly colour of the usual map symbology
-  footprintFill: "rgba(79, 195, 247, 0.12)",
-  footprintLine: "rgba(79, 195, 247, 0.85)",
 };
 
 // Affiliation colours after the usual map symbology: yellow unknown, blue friend, green
@@ -38,10 +37,14 @@ const SYMBOL_RADIUS = 5; // px
 const TAIL_BUCKETS = [0.7, 0.45, 0.25, 0.1]; // alpha of each age quarter, newest first
 const LEADER_SECONDS = 60; // the heading line shows where a track will be in a minute
 const LABEL_LIMIT = 200; // label tracks with their id when no more than this are on screen
-const DRONE_STALE_S = 15; // a drone reports every publish period (0.5 s): silent this long, faded
+const LABEL_FONT = "11px system-ui, sans-serif";
+const DEG = Math.PI / 180;
+export const SCALE_BAR_AT = [12, 16]; // px from the map's bottom-left corner
 
 // The canvas is transparent: the map area's background, or the basemap under it, shows.
-export function drawMap(ctx, view, picture, selection) {
+// `symbols` draws MIL-STD-2525 symbols (symbols.js); without it, plain shapes. Returns how
+// many tracks are in view and the labels placed ([{ id, box }]).
+export function drawMap(ctx, view, picture, selection, symbols = null) {
   ctx.clearRect(0, 0, view.width, view.height);
   drawGrid(ctx, view);
   drawZones(ctx, view, picture.zones);
@@ -51,14 +54,25 @@ export function drawMap(ctx, view, picture, selection) {
   drawTails(ctx, view, visible);
   drawEllipses(ctx, view, visible);
   drawHeadings(ctx, view, visible);
-  drawSymbols(ctx, visible);
-  if (visible.length <= LABEL_LIMIT) drawLabels(ctx, visible);
+  if (symbols) drawMilitarySymbols(ctx, visible, symbols);
+  else drawSymbols(ctx, visible);
+  const labels = visible.length <= LABEL_LIMIT ? drawLabels(ctx, view, visible, selection.id) : [];
   drawSelection(ctx, view, picture, selection.id);
-  drawPosts(ctx, view, picture.nodes);
-  drawDrones(ctx, view, picture.drones);
+  const posts = drawPosts(ctx, view, picture.nodes);
+  // Drone labels keep off posts, track labels and symbols (the tracks' only while they are
+  // few enough to label: with thousands the checks would cost more than the frame).
+  const taken = visible.length <= LABEL_LIMIT
+    ? [...posts, ...labels.map((label) => label.box), ...visible.map((item) => item.symbolBox)]
+    : posts;
+  drawDrones(ctx, view, picture.drones, symbols, taken, screenArea(view));
   drawAlertMarkers(ctx, view, picture);
-  drawScaleBar(ctx, view);
-  return visible.length;
+  drawScaleBar(ctx, view, picture.projection);
+  return { visible: visible.length, labels };
+}
+
+// The canvas as a box, which labels must stay inside.
+function screenArea(view) {
+  return [0, 0, view.width, view.height];
 }
 
 // The tracks on screen, each with its screen position.
@@ -229,9 +243,13 @@ function polygon(path, x, y, r, sides, start) {
   path.closePath();
 }
 
+// Plain shapes, when HQ does not serve the symbol package.
 function drawSymbols(ctx, visible) {
   const groups = new Map(); // "shape|colour|coasting" -> Path2D
-  for (const { entry, sx, sy } of visible) {
+  for (const item of visible) {
+    const { entry, sx, sy } = item;
+    item.symbolBox = [sx - SYMBOL_RADIUS - 1, sy - SYMBOL_RADIUS - 1, 2 * SYMBOL_RADIUS + 2,
+      2 * SYMBOL_RADIUS + 2];
     const { target_class: cls, affiliation, status } = entry.track;
     const shape = SHAPES[cls] ? cls : "unknown";
     const key = `${shape}|${AFFILIATION[affiliation] || AFFILIATION.unknown}|${status === "coasting"}`;
@@ -250,12 +268,35 @@ function drawSymbols(ctx, visible) {
   ctx.globalAlpha = 1;
 }
 
-function drawLabels(ctx, visible) {
-  ctx.font = "11px system-ui, sans-serif";
-  ctx.fillStyle = COLOURS.label;
-  for (const { entry, sx, sy } of visible) {
-    ctx.fillText(String(entry.track.global_id), sx + 8, sy + 12);
+// Each track's 2525 symbol for its affiliation and class, from the symbols' cache; a coasting
+// track (a prediction) faded.
+function drawMilitarySymbols(ctx, visible, symbols) {
+  const scale = window.devicePixelRatio || 1;
+  for (const item of visible) {
+    const { affiliation, target_class: cls, status } = item.entry.track;
+    ctx.globalAlpha = status === "coasting" ? 0.45 : 1;
+    item.symbolBox = symbols.stamp(ctx, symbols.get(affiliation, cls, scale), item.sx, item.sy);
   }
+  ctx.globalAlpha = 1;
+}
+
+// Track ids beside their symbols where they overlap no other label or symbol; the selected
+// track's label is placed first.
+function drawLabels(ctx, view, visible, selectedId) {
+  ctx.font = LABEL_FONT;
+  const items = visible.map(({ entry, symbolBox }) => {
+    const id = entry.track.global_id;
+    return { id, symbolBox, width: ctx.measureText(String(id)).width + 2, height: LABEL_HEIGHT };
+  });
+  const selected = items.findIndex((item) => item.id === selectedId);
+  if (selected > 0) items.unshift(...items.splice(selected, 1));
+  const placed = placeLabels(items, [], screenArea(view));
+  ctx.save();
+  ctx.fillStyle = COLOURS.label;
+  ctx.textBaseline = "middle";
+  for (const { id, box } of placed) ctx.fillText(String(id), box[0] + 1, box[1] + box[3] / 2);
+  ctx.restore();
+  return placed;
 }
 
 function drawSelection(ctx, view, picture, id) {
@@ -269,9 +310,10 @@ function drawSelection(ctx, view, picture, id) {
   ctx.stroke();
 }
 
-// Posts as squares in their health colour, named.
+// Posts as squares in their health colour, named. Returns the boxes they cover.
 function drawPosts(ctx, view, nodes) {
   ctx.font = "12px system-ui, sans-serif";
+  const boxes = [];
   for (const node of nodes) {
     if (node.at) {
       const [sx, sy] = view.toScreen(...node.at);
@@ -282,84 +324,10 @@ function drawPosts(ctx, view, nodes) {
       ctx.lineWidth = 1;
       ctx.strokeRect(sx - 6, sy - 6, 12, 12);
       ctx.fillText(node.node_key, sx + 9, sy - 8);
+      boxes.push([sx - 6, sy - 6, 12, 12], [sx + 9, sy - 19, ctx.measureText(node.node_key).width, 14]);
     }
   }
-}
-
-// Our own drones: each camera's footprint on the ground (filled where all four corners
-// reach the ground, its known edges dashed where some look above the horizon), then the
-// drone in the friendly colour pointing along its heading, labelled by post and system id
-// with its altitude, battery and link. A drone whose link is lost is drawn in red, dashed;
-// one not heard from for DRONE_STALE_S is faded and says how long ago it reported.
-function drawDrones(ctx, view, drones) {
-  const now = Date.now() / 1000;
-  for (const { drone, footprints } of drones.values()) {
-    ctx.globalAlpha = now - drone.time > DRONE_STALE_S ? 0.4 : 1;
-    for (const footprint of footprints) drawFootprint(ctx, view, footprint.corners);
-  }
-  ctx.font = "11px system-ui, sans-serif";
-  for (const { drone, at } of drones.values()) {
-    ctx.globalAlpha = now - drone.time > DRONE_STALE_S ? 0.4 : 1;
-    const [sx, sy] = view.toScreen(...at);
-    const colour = drone.link === "lost" ? COLOURS.postOffline : COLOURS.friend;
-    const angle = (drone.heading * Math.PI) / 180; // clockwise from north; screen y is down
-    const point = (forward, right) => [
-      sx + forward * Math.sin(angle) + right * Math.cos(angle),
-      sy - forward * Math.cos(angle) + right * Math.sin(angle),
-    ];
-    ctx.beginPath();
-    ctx.moveTo(...point(11, 0));
-    ctx.lineTo(...point(-7, 8));
-    ctx.lineTo(...point(-3, 0));
-    ctx.lineTo(...point(-7, -8));
-    ctx.closePath();
-    ctx.setLineDash(drone.link === "lost" ? [2, 2] : []);
-    ctx.fillStyle = colour;
-    ctx.fill();
-    ctx.strokeStyle = "#000";
-    ctx.lineWidth = 1;
-    ctx.stroke();
-    ctx.setLineDash([]);
-    ctx.fillStyle = colour;
-    ctx.fillText(drone.label, sx + 12, sy - 4);
-    ctx.fillText(droneStatusText(drone, now), sx + 12, sy + 9);
-  }
-  ctx.globalAlpha = 1;
-}
-
-// "950 m · 64% · link ok", and how long ago once the drone is silent for DRONE_STALE_S.
-export function droneStatusText(drone, now) {
-  const battery = drone.battery_remaining == null ? "battery ?" : `${Math.round(drone.battery_remaining * 100)}%`;
-  const text = `${Math.round(drone.alt)} m · ${battery} · link ${drone.link}`;
-  const age = now - drone.time;
-  if (!(age > DRONE_STALE_S)) return text;
-  return `${text} · heard ${age < 120 ? `${Math.round(age)} s` : `${Math.round(age / 60)} min`} ago`;
-}
-
-function drawFootprint(ctx, view, corners) {
-  const screen = corners.map((c) => (c == null ? null : view.toScreen(...c)));
-  const whole = screen.every((c) => c != null);
-  ctx.beginPath();
-  let open = true;
-  screen.forEach((c, i) => {
-    if (c == null) {
-      open = true;
-      return;
-    }
-    if (open) ctx.moveTo(...c);
-    else ctx.lineTo(...c);
-    open = false;
-    if (i === screen.length - 1 && whole) ctx.closePath();
-  });
-  if (whole) {
-    ctx.fillStyle = COLOURS.footprintFill;
-    ctx.fill();
-  }
-  ctx.setLineDash(whole ? [] : [4, 3]);
-  ctx.strokeStyle = COLOURS.footprintLine;
-  ctx.lineWidth = 1.5;
-  ctx.stroke();
-  ctx.setLineDash([]);
+  return boxes;
 }
 
 // A ring around where each standing alert is: red for distress, orange otherwise.
@@ -375,11 +343,22 @@ function drawAlertMarkers(ctx, view, picture) {
   }
 }
 
-function drawScaleBar(ctx, view) {
-  const metres = niceDistance(view.metresPerPixel * 100);
-  const pixels = metres / view.metresPerPixel;
-  const x = 12;
-  const y = view.height - 16;
+// The scale bar: a round distance about 100 px long, and its length in pixels, true along
+// the parallel where the bar is drawn. The page's equirectangular projection keeps east-west
+// distances true at its origin's latitude only: elsewhere a drawn metre is cos(lat)/cos(lat0)
+// of a metre on the ground.
+export function scaleBarOf(view, projection) {
+  const [, y] = view.toWorld(SCALE_BAR_AT[0], view.height - SCALE_BAR_AT[1]);
+  const [lat] = projection.toGeodetic(0, y);
+  const groundPerPixel = view.metresPerPixel * Math.cos(lat * DEG) / Math.cos(projection.lat0 * DEG);
+  const metres = niceDistance(groundPerPixel * 100);
+  return { metres, pixels: metres / groundPerPixel };
+}
+
+function drawScaleBar(ctx, view, projection) {
+  const { metres, pixels } = scaleBarOf(view, projection);
+  const x = SCALE_BAR_AT[0];
+  const y = view.height - SCALE_BAR_AT[1];
   ctx.beginPath();
   ctx.moveTo(x, y - 5);
   ctx.lineTo(x, y);
@@ -392,3 +371,5 @@ function drawScaleBar(ctx, view) {
   ctx.fillStyle = COLOURS.label;
   ctx.fillText(metres >= 1000 ? `${metres / 1000} km` : `${metres} m`, x + pixels + 6, y);
 }
+
+export { droneStatusText } from "./drones.js";

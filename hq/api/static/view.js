@@ -18,6 +18,11 @@ export class Projection {
   toLocal(lat, lon) {
     return [(lon - this.lon0) * this.kx, (lat - this.lat0) * this.ky];
   }
+
+  // The inverse: [lat, lon] of the point x metres east and y metres north of the origin.
+  toGeodetic(x, y) {
+    return [this.lat0 + y / this.ky, this.lon0 + x / this.kx];
+  }
 }
 
 // The centre of the points' bounding box (lat, lon), or null for no points.
