@@ -73,6 +73,7 @@ def main(argv: list[str]) -> int:
     feed = None if config.api is None else LiveFeed(**config.api.stream.model_dump())
     ingest = build_ingest(config, store, on_commit=feed and feed.publish)
     broker = config.broker
+    stop = StopSignals()  # from here on a SIGINT or SIGTERM is kept, and ends HQ cleanly
     # Subscribe first, so that the broker keeps the posts' messages for HQ's session from
     # now on; those that arrive while the fusion kernels compile or load wait in the
     # writer's queue, unacknowledged.
@@ -87,7 +88,7 @@ def main(argv: list[str]) -> int:
              broker.port)  # fmt: skip
     try:
         if feed is None:
-            _wait_for_a_stop_signal()
+            stop.event.wait()
             return 0
         app = create_app(store, config, feed, flow_statistics=ingest.flow,
                          ingest_counters=lambda: dataclasses.asdict(ingest.counters),
@@ -101,11 +102,13 @@ def main(argv: list[str]) -> int:
             forwarded_allow_ips=config.api.trusted_proxies or None))  # fmt: skip
         log.info("HQ API on http://%s:%d", config.api.host, config.api.port)
         # uvicorn handles SIGINT and SIGTERM while it runs, then raises the signal again for
-        # the handler it found: make that one a no-op, so that ingest below stops cleanly.
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: None)
+        # the handler it found (ours: harmless then). A stop that came before it ran, or
+        # before it took the signals, makes it exit at once.
+        stop.on_stop(lambda: setattr(server, "should_exit", True))
+        if stop.event.is_set():
+            return 0
         server.run()
-        return 0 if server.started else 1
+        return 0 if server.started or stop.event.is_set() else 1
     finally:
         watchdog.stop()
         client.stop()
@@ -120,8 +123,24 @@ def tak_source(config: HqConfig, store: Store) -> StoreSource:
     return StoreSource(store, labels=store.track_labels)
 
 
-def _wait_for_a_stop_signal() -> None:
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
+class StopSignals:
+    """SIGINT and SIGTERM from the moment it is made: a stop that comes while HQ is still
+    starting (its kernels compile for seconds on a cold cache) is kept rather than lost,
+    and does not kill HQ before its clean-up."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self._callbacks: list[Callable[[], None]] = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._stop)
+
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Call `callback` on a stop, now if one came already."""
+        self._callbacks.append(callback)
+        if self.event.is_set():
+            callback()
+
+    def _stop(self, *_) -> None:
+        self.event.set()
+        for callback in self._callbacks:
+            callback()
