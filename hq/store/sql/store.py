@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict
@@ -57,25 +58,25 @@ _HISTORY_PURGES = {
 }
 
 
-class SqlStore:
-    def _read(self) -> AbstractContextManager[Db]:
-        raise NotImplementedError
+class SqlStore(ABC):
+    @abstractmethod
+    def _read(self) -> AbstractContextManager[Db]: ...
 
-    def _snapshot(self) -> AbstractContextManager[Db]:
-        raise NotImplementedError
+    @abstractmethod
+    def _snapshot(self) -> AbstractContextManager[Db]: ...
 
-    def _transaction(self) -> AbstractContextManager[Db]:
-        raise NotImplementedError
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[Db]: ...
 
-    def _write_ingest(self, db: Db, batches: Sequence[IngestBatch]) -> list[bool]:
-        raise NotImplementedError
+    @abstractmethod
+    def _write_ingest(self, db: Db, batches: Sequence[IngestBatch]) -> list[bool]: ...
 
+    @abstractmethod
     def _changes_window(self, db: Db, cursor: int) -> tuple[str, int, int]:
         """(a condition with one `?` on the `changed` column, its value, the next cursor)."""
-        raise NotImplementedError
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def close(self) -> None: ...
 
     def __enter__(self):
         return self
