@@ -194,7 +194,7 @@ class Ingest:
             events = self.health.silence(now) + [self._rate_alert(post, now, raised=False)
                                                  for post in self.rate.recovered(now)]
             fused, tracks = self._changed_tracks(update)
-            events += self.distress.update_many(_alert_columns(tracks))
+            events += self._track_alerts(tracks)
             if len(fused) or events:
                 group = _Group()
                 group.write(IngestBatch(now, fused_tracks=fused, alerts=self._wire_alerts(events)))
@@ -297,16 +297,22 @@ class Ingest:
         group.claimed.add((key, batch.seq))
         update = self.fusion.ingest(batch, received)
         fused, tracks = self._changed_tracks(update)
-        columns = _alert_columns(tracks)
-        crossings = self.crossings.update_many(columns)
-        for event in crossings:
-            self.flow.add(event)
-        events = crossings + self.distress.update_many(columns)
+        events = self._track_alerts(tracks)
         node_tracks = _node_tracks(key, batch.tracks, update.history)
         group.write(IngestBatch(
             received, node_key=key, seq=batch.seq, node_tracks=node_tracks, fused_tracks=fused,
             history=_history_points(update), alerts=self._wire_alerts(events),
         ), message=message)  # fmt: skip
+
+    def _track_alerts(self, tracks: GlobalTracks) -> list[AlertEvent]:
+        """Crossings, zone entries and distress of the fused tracks a batch or a tick
+        changed. Ticks go through the same detectors: a track that a tick ends must still
+        settle the crossing it was waiting on (for its class), or the crossing is lost."""
+        columns = _alert_columns(tracks)
+        crossings = self.crossings.update_many(columns)
+        for event in crossings:
+            self.flow.add(event)
+        return crossings + self.distress.update_many(columns)
 
     def _changed_tracks(self, update: FusionUpdate) -> tuple[FusedTracks, GlobalTracks]:
         """The fused tracks created or updated (as they stand now) and those that ended (as
