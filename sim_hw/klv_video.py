@@ -94,6 +94,7 @@ class UdpSink:
                 self._socket.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
                                         socket.inet_aton(interface))  # fmt: skip
         self._pending = bytearray()
+        self.lost_datagrams = 0  # refused by the host (nobody listening, a full buffer)
 
     def write(self, data) -> int:
         self._pending += data
@@ -114,8 +115,8 @@ class UdpSink:
     def _send(self, datagram) -> None:
         try:
             self._socket.sendto(bytes(datagram), self.address)
-        except OSError:  # nobody listening (ICMP refused) or a full buffer: a lost datagram
-            pass
+        except OSError:  # nobody listening (ICMP refused) or a full buffer: UDP's way
+            self.lost_datagrams += 1
 
 
 class TsWriter:
@@ -248,7 +249,7 @@ def main(argv: list[str]) -> int:
             print(f"sending udp://{host}:{port} (Ctrl-C to stop)", flush=True)
             sink = UdpSink(host, port, args.ttl, args.interface)
             count = stream_udp(renderer, sink, args.start, args.duration)
-            print(f"sent {count} frames")
+            print(f"sent {count} frames; {sink.lost_datagrams} datagrams refused by the host")
     except KeyboardInterrupt:
         return 0
     except OSError as error:
