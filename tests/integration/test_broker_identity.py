@@ -3,7 +3,6 @@
 id, or another post's, neither kicks that client nor discards its persistent session,
 and a publish over the size limit reaches nobody."""
 
-import getpass
 import threading
 import time
 
@@ -13,24 +12,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from hq.broker import BrokerProcess, free_tcp_port, write_broker_config
 from wire import topics
 
 pytestmark = pytest.mark.integration
-
-NODES = [("tummo", "west-1"), ("tummo", "east-1")]
-
-
-@pytest.fixture
-def broker(tmp_path):
-    port = free_tcp_port()
-    passwords = write_broker_config(tmp_path / "broker", NODES, port=port, bind="127.0.0.1",
-                                    run_as=getpass.getuser())  # fmt: skip
-    mosquitto = BrokerProcess(tmp_path / "broker" / "mosquitto.conf", port).start()
-    mosquitto.passwords = passwords
-    yield mosquitto
-    mosquitto.kill()
-
 
 class Session:
     """An MQTT v5 client that records its connects (with session_present), disconnects and

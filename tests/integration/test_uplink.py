@@ -1,7 +1,6 @@
 """The uplink against a real mosquitto with the project's ACL: delivery, store and forward,
 birth and will, and one node unable to speak for another."""
 
-import getpass
 import subprocess
 import sys
 import threading
@@ -16,27 +15,11 @@ from paho.mqtt.properties import Properties
 
 from edge.outbox import Outbox
 from edge.uplink import Uplink, UplinkConfig
-from hq.broker import BrokerProcess, free_tcp_port, write_broker_config
 from hq.ingest.delivery import DeliveryAcks
 from wire import delivery, topics
 from wire.messages import NodeStatus, TrackBatch, decode, encode
 
 pytestmark = pytest.mark.integration
-
-NODES = [("tummo", "west-1"), ("tummo", "east-1")]
-
-
-@pytest.fixture
-def broker(tmp_path):
-    port = free_tcp_port()
-    # The broker runs as whoever runs the test, so that it can read the test's files.
-    passwords = write_broker_config(tmp_path / "broker", NODES, port=port, bind="127.0.0.1",
-                                    run_as=getpass.getuser())  # fmt: skip
-    mosquitto = BrokerProcess(tmp_path / "broker" / "mosquitto.conf", port).start()
-    mosquitto.passwords = passwords
-    yield mosquitto
-    mosquitto.kill()
-
 
 class Listener:
     """HQ's side: a persistent MQTT v5 session on every node's topics, collecting payloads."""
