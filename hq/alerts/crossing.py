@@ -86,7 +86,7 @@ class CrossingDetector:
         config, geography, state = self.config, self.geography.current, self._tracks
         row = state.rows(tracks.ids.tolist())
         seen = row >= 0
-        point = tracks.at_detection()
+        point = tracks.at_detection
         measured = tracks.detected(config.trace_back_s)
         settled = measured.copy()
         if geography.has_border:
@@ -122,7 +122,7 @@ class CrossingDetector:
             if entering[k]:
                 events += self._zone_entries(tracks, k, row[k], category[k])
         self._keep(tracks, row, seen, point, measured, settled)
-        state.known_class[row[~tracks.ended]] = np.where(category == KNOWN, tracks.chosen(),
+        state.known_class[row[~tracks.ended]] = np.where(category == KNOWN, tracks.chosen,
                                                          -1)[~tracks.ended]  # fmt: skip
         state.known_since[row[~tracks.ended]] = known_since[~tracks.ended]
         return events
@@ -130,14 +130,14 @@ class CrossingDetector:
     def _known_since(self, tracks, row, seen, category) -> np.ndarray:
         """Since when each row's track has been confidently its class now (NaN: it is not)."""
         state = self._tracks
-        same = seen & (category == KNOWN) & (state.known_class[row] == tracks.chosen())
+        same = seen & (category == KNOWN) & (state.known_class[row] == tracks.chosen)
         since = np.where(same, state.known_since[row], tracks.times)
         return np.where(category == KNOWN, since, np.nan)
 
     def _category(self, tracks: TrackColumns) -> np.ndarray:
         """Each row's class for crossings: ANIMAL_LIKE (raises nothing), KNOWN or UNKNOWN."""
         config, p = self.config, tracks.class_p
-        chosen = tracks.chosen()
+        chosen = tracks.chosen
         confident = p[np.arange(len(tracks)), chosen] >= config.class_confidence
         category = np.where(confident & (chosen != UNKNOWN_CLASS), KNOWN, UNKNOWN)
         animal = (chosen == ANIMAL) | (p[:, ANIMAL] >= config.animal_probability)
@@ -169,7 +169,7 @@ class CrossingDetector:
         """A crossing of row k's track: alerted, waiting for its class, or nothing. `sure`:
         the track has been confidently its class for the wait already."""
         state, geography = self._tracks, self.geography.current
-        before, point = state.anchor[row].copy(), tracks.at_detection()[k]
+        before, point = state.anchor[row].copy(), tracks.at_detection[k]
         t0, t1 = float(state.anchor_time[row]), float(tracks.measured[k])
         _, segment, fraction = last_crossing(before, point, geography.border)
         when = t0 + fraction * (t1 - t0)
@@ -219,7 +219,7 @@ class CrossingDetector:
         if severity is None:
             return []
         geography = self.geography.current
-        before, point = self._tracks.last[row].copy(), tracks.at_detection()[k]
+        before, point = self._tracks.last[row].copy(), tracks.at_detection[k]
         target_class, count, gid = self._described(tracks, k)
         time = float(tracks.measured[k])
         lat, lon, _ = self.frame.to_geodetic(point[0], point[1], 0.0)
@@ -234,7 +234,7 @@ class CrossingDetector:
     def _described(self, tracks: TrackColumns, k: int) -> tuple[str, int, int]:
         """(class named in the alert, count, global id) of row k; the class "unknown" where
         not believed enough."""
-        chosen = int(tracks.chosen()[k])
+        chosen = int(tracks.chosen[k])
         if tracks.class_p[k, chosen] < self.config.class_confidence:
             chosen = UNKNOWN_CLASS
         return class_name(chosen), int(tracks.count[k]), int(tracks.ids[k])

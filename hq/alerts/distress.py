@@ -89,7 +89,7 @@ class DistressDetector:
         config, stays = self.config, self._stays
         known = row >= 0
         measured = tracks.detected(config.trace_back_s)
-        point = tracks.at_detection()
+        point = tracks.at_detection
         with np.errstate(invalid="ignore"):
             away = measured & known & (np.hypot(*(point - stays.anchor[row]).T)
                                        > config.distress_radius_m)  # fmt: skip
@@ -116,7 +116,7 @@ class DistressDetector:
         new = np.flatnonzero(measured & (row < 0))
         if new.size:
             lost = self._lost_stays(float(tracks.measured[new].min()))
-            points = tracks.at_detection()
+            points = tracks.at_detection
             eventful[new] = [self._found_again(float(tracks.measured[k]), points[k], lost) >= 0
                              for k in new.tolist()]  # fmt: skip
         still = np.flatnonzero(measured & (row >= 0) & ~stepped)
@@ -129,7 +129,7 @@ class DistressDetector:
         row = stays.rows(id_list) if row is None else row.copy()
         known = row >= 0
         stays.ended[row[tracks.ended & known]] = True
-        point, t = tracks.at_detection(), tracks.measured  # where and when detected
+        point, t = tracks.at_detection, tracks.measured  # where and when detected
         measured, away, stepped = self._moves(tracks, row)
         new = np.flatnonzero(measured & ~known)
         lost = self._lost_stays(float(t[new].min())) if new.size else None

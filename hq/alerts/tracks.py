@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -96,6 +97,7 @@ class TrackColumns:
         with np.errstate(invalid="ignore"):
             return ~self.ended & (self.times - self.measured <= max_age_s)
 
+    @cached_property
     def at_detection(self) -> np.ndarray:
         """Where each row's newest detection put the track (n, 2): its state traced back
         along its velocity to the detection's time. A tracker coasting from a detection
@@ -103,13 +105,14 @@ class TrackColumns:
         coasting track's wrong velocity carries its prediction across the border, never
         this point. A row never detected keeps its state."""
         age = np.where(np.isfinite(self.measured), self.times - self.measured, 0.0)
-        return np.column_stack([self.east - self.ve * age, self.north - self.vn * age])
+        return _read_only(np.column_stack([self.east - self.ve * age, self.north - self.vn * age]))
 
+    @cached_property
     def chosen(self) -> np.ndarray:
         """Each row's class with the most belief, unknown where no other is believed at all."""
         known = self.class_p.copy()
         known[:, UNKNOWN_CLASS] = 0.0
-        return np.where(known.any(axis=1), np.argmax(known, axis=1), UNKNOWN_CLASS)
+        return _read_only(np.where(known.any(axis=1), np.argmax(known, axis=1), UNKNOWN_CLASS))
 
     def in_order(self) -> list[TrackColumns]:
         """The rows as calls that hold each track at most once, in order: a track twice in
@@ -141,3 +144,9 @@ class PerTrack(Slots):
 
 def class_name(index: int) -> str:
     return str(CLASSES[index])
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """A column computed once per call and shared by every detector: nobody writes to it."""
+    array.setflags(write=False)
+    return array
