@@ -142,15 +142,18 @@ class SceneRun:
         return self.folder / "hq" / "hq.db"
 
 
-def play(scenario: Path, folder: Path, until_s: float | None = None) -> SceneRun:
-    """Play the scene through the whole stack from SKIP_S to `until_s` (default its end)."""
+def play(scenario: Path, folder: Path, until_s: float | None = None,
+         thermal_calibrated: bool = True) -> SceneRun:  # fmt: skip
+    """Play the scene through the whole stack from SKIP_S to `until_s` (default its end);
+    `thermal_calibrated` False: the nodes read the thermal camera as AGC video."""
     config = load_config(scenario)
     until_s = config.duration_s if until_s is None else min(until_s, config.duration_s)
     deployment = Deployment(
         scenario,
         folder,
         StackOptions(
-            skip_s=SKIP_S, distress_dwell_s=DWELL_S, camera_fps=CAMERA_FPS, camera_size=CAMERA_SIZE
+            skip_s=SKIP_S, distress_dwell_s=DWELL_S, camera_fps=CAMERA_FPS,
+            camera_size=CAMERA_SIZE, thermal_calibrated=thermal_calibrated,
         ),
     )
     with deployment:
@@ -353,6 +356,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--keep", help="keep each run's folder (logs, database) under here")
     parser.add_argument("--list", action="store_true", help="list the scenes and stop")
     parser.add_argument(
+        "--uncalibrated-thermal",
+        action="store_true",
+        help="the nodes read the thermal camera as AGC video, its kelvin per level unknown",
+    )
+    parser.add_argument(
         "--rescore",
         metavar="DIR",
         help="score again the runs kept under DIR (by --keep), running nothing",
@@ -370,9 +378,11 @@ def main(argv: list[str]) -> int:
         runs = [score_run(SceneRun.load(folder)) for folder in folders]
     else:
         with tempfile.TemporaryDirectory(prefix="scenes-") as scratch:
-            runs = run_all(paths, args.seed or [None], Path(args.keep or scratch))
+            runs = run_all(paths, args.seed or [None], Path(args.keep or scratch),
+                           thermal_calibrated=not args.uncalibrated_thermal)
     failed = [r for r in runs if "error" in r]
     figures = {**results.header("scenes", argv, uptime=uptime()), "rescored": args.rescore,
+               "thermal_calibrated": not args.uncalibrated_thermal,
                "skip_s": SKIP_S,
                "dwell_s": DWELL_S, "camera_fps": CAMERA_FPS, "runs": runs}  # fmt: skip
     report = table([r for r in runs if "error" not in r])
@@ -381,7 +391,8 @@ def main(argv: list[str]) -> int:
     return 1 if failed else 0
 
 
-def run_all(paths: list[Path], seeds: list[int | None], base: Path) -> list[dict]:
+def run_all(paths: list[Path], seeds: list[int | None], base: Path,
+            thermal_calibrated: bool = True) -> list[dict]:  # fmt: skip
     """Play and score every scene with every seed; a run whose part stops is reported as
     failed and the suite goes on."""
     runs = []
@@ -389,7 +400,9 @@ def run_all(paths: list[Path], seeds: list[int | None], base: Path) -> list[dict
         for seed in seeds:
             name = path.stem if seed is None else f"{path.stem}-seed{seed}"
             try:
-                runs.append(score_run(play(with_seed(path, seed, base), base / name)))
+                run = play(with_seed(path, seed, base), base / name,
+                           thermal_calibrated=thermal_calibrated)
+                runs.append(score_run(run))
             except (RuntimeError, OSError) as error:  # a part stopped or failed to start
                 runs.append({"scene": name, "error": str(error)})
                 print(f"{name}: failed: {error}", flush=True)

@@ -62,6 +62,13 @@ class CameraSection(_Strict):
     # default while the network misses many of the simulator's people (3 px across, at
     # any angle), on which the replay suite's figures rest.
     thermal_detector: Literal["learned", "hot_spots"] = "hot_spots"
+    # A radiometric or fixed-gain thermal core's kelvin per level (a 16-bit radiometric core
+    # in centikelvin: 0.01): the hot-spot detector then tells warm bodies from warm ground
+    # by their contrast, at least `body_contrast_k` at night (edge.detection.thermal). Leave
+    # unset for AGC video, whose levels say nothing of temperature.
+    kelvin_per_level: float | None = Field(default=None, gt=0)
+    body_contrast_k: float = Field(default=11.0, gt=0)
+    engine_contrast_k: float = Field(default=21.0, gt=0)  # hotter than any body: an engine
     hfov_deg: float | None = Field(default=None, gt=0, lt=180)  # "klv": from the metadata
     width: int = Field(gt=0)
     height: int = Field(gt=0)

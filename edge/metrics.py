@@ -197,6 +197,10 @@ class EdgeCollector(Collector):
                          (["bad_covariance"], c.rejected_covariance),
                          (["stale_scan"], c.rejected_stale_measurements)],
         )  # fmt: skip
+        yield f.counter("dunewatch_edge_tracker_clutter_like_measurements_total",
+                        "measurements their sensor judged clutter by their look (thermal "
+                        "spots too cool for a warm body): they start no track",
+                        c.clutter_like_measurements)  # fmt: skip
         yield f.counter("dunewatch_edge_tracker_stale_scans_total",
                         "scans refused for being older than the tracker's clock",
                         c.rejected_stale_scans)  # fmt: skip

@@ -212,9 +212,10 @@ class EdgeNode:
         ok = ground.ok
         self.counters.detections += len(detections)
         self.counters.measurements += int(ok.sum())
-        self._tracks = self.tracker.update(t, ground.z[ok], ground.R[ok], sensor=camera.name)
-        self._state.last_scan = t
         located = [d for d, keep in zip(detections, ok, strict=True) if keep]
+        self._tracks = self.tracker.update(t, ground.z[ok], ground.R[ok], sensor=camera.name,
+                                           clutter_like=[d.warm_body is False for d in located])
+        self._state.last_scan = t
         self._vote_classes(t, ground.z[ok], ground.R[ok], located)
         widths = ground_widths(located, pose, camera.georeferencer)
         self._groups.count(t, self._tracks, ground.z[ok], widths, self._state.classes)

@@ -100,9 +100,12 @@ def build_detector(section: CameraSection, camera: Camera, frame: EnuFrame,
 
         return MotionDetector(camera, frame)
     if section.thermal_detector == "hot_spots":
-        from edge.detection.thermal import ThermalDetector
+        from edge.detection.thermal import ThermalDetector, ThermalSettings
 
-        return ThermalScan(ThermalDetector(georeferencer))
+        settings = ThermalSettings(kelvin_per_level=section.kelvin_per_level,
+                                   body_contrast_k=section.body_contrast_k,
+                                   engine_contrast_k=section.engine_contrast_k)  # fmt: skip
+        return ThermalScan(ThermalDetector(georeferencer, settings))
     from edge.detection.thermal_learned import LearnedThermalDetector
 
     return ThermalScan(LearnedThermalDetector(georeferencer))

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sim_hw.camera.spec import THERMAL_KELVIN_PER_LEVEL
 from sim_hw.scenario import load_config
 from sim_hw.truth import write_scenario
 
@@ -53,6 +54,11 @@ class LiveCamera:
     def name(self) -> str:
         mount = "mast" if self.mast is not None else f"drone-{self.sysid}"
         return f"{mount}-{self.mode}" + ("-klv" if self.klv else "")
+
+    @property
+    def kelvin_per_level(self) -> float | None:
+        """The thermal core's calibration, as its data sheet would give it; None for EO."""
+        return THERMAL_KELVIN_PER_LEVEL if self.mode == "thermal" else None
 
     @property
     def url(self) -> str:

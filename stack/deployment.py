@@ -51,6 +51,9 @@ class StackOptions:
     # The drones send no MAVLink: each camera is H.264 with MISB ST 0601 KLV over UDP, the
     # pose in its metadata (aircraft that do not speak MAVLink); the posts are KLV-only.
     klv_cameras: bool = False
+    # The nodes are told the simulated thermal core's kelvin per level, as a radiometric
+    # core's data sheet would; False: they read it as AGC video, warmth unknown.
+    thermal_calibrated: bool = True
 
 
 class Deployment:
@@ -195,7 +198,8 @@ class Deployment:
             links.append(f"udpin:127.0.0.1:{recorded_port}")
         return write_config(folder / "node.toml",
                             node_config(self.scenario.name, post, self.node_broker_port,
-                                        folder / "outbox.db", links, cameras),
+                                        folder / "outbox.db", links, cameras,
+                                        thermal_calibrated=self.options.thermal_calibrated),
                             f"Edge node of post {post.name}, written by stack.deployment")
 
     def restart(self, name: str, kill: bool = True, down_s: float = 0.0) -> None:
@@ -217,24 +221,28 @@ class Deployment:
 def node_config(site: str, post, broker_port: int, outbox: Path, mavlink_urls: list[str],
                 cameras: list[LiveCamera], status_period_s: float = 5.0,
                 password_env: str = "NODE_MQTT_PASSWORD",
-                thermal_detector: str = "hot_spots") -> EdgeConfig:  # fmt: skip
+                thermal_detector: str = "hot_spots",
+                thermal_calibrated: bool = True) -> EdgeConfig:  # fmt: skip
     """An edge node's config for `post` (lat, lon, alt) at `site`, reaching the broker on
     loopback with its own account and reading the simulator's links and cameras; its
-    thermal cameras run `thermal_detector` (edge.config.CameraSection)."""
+    thermal cameras run `thermal_detector` (edge.config.CameraSection), told their kelvin
+    per level when `thermal_calibrated`."""
     uplink = UplinkSection(port=broker_port, username=username(site, post.name),
                            password=SecretRef(env=password_env), outbox=outbox,
                            status_period_s=status_period_s)  # fmt: skip
     return EdgeConfig(site=site, node=post.name,
                         post=PostConfig(lat=post.lat, lon=post.lon, alt=post.alt),
                         uplink=uplink, mavlink=[MavlinkLink(url=url) for url in mavlink_urls],
-                        cameras=[_camera_section(c, thermal_detector)
+                        cameras=[_camera_section(c, thermal_detector, thermal_calibrated)
                                  for c in cameras])  # fmt: skip
 
 
-def _camera_section(camera: LiveCamera, thermal_detector: str = "hot_spots") -> CameraSection:
+def _camera_section(camera: LiveCamera, thermal_detector: str = "hot_spots",
+                    calibrated: bool = True) -> CameraSection:  # fmt: skip
     view = dict(name=camera.name, source=camera.url, mode=camera.mode, hfov_deg=camera.hfov_deg,
                 width=camera.width, height=camera.height, latency_s=0.0,
-                thermal_detector=thermal_detector)  # fmt: skip
+                thermal_detector=thermal_detector,
+                kelvin_per_level=camera.kelvin_per_level if calibrated else None)  # fmt: skip
     if camera.klv:  # the pose and field of view of every frame: the stream's KLV metadata
         return CameraSection(**view, kind="klv")
     if camera.mast is None:

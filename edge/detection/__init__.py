@@ -26,6 +26,12 @@ class Detection:
     # A learned detector's class probabilities (class -> p, summing to 1), for the
     # tracker's class estimate; None where the detector only names a class.
     class_probabilities: dict[str, float] | None = None
+    # A calibrated thermal camera's word on the blob's warmth: its contrast over the ground
+    # around it (K), and whether that is a warm body's (a person, an animal, a running
+    # engine) rather than ground that kept the day's heat. None where it cannot say (EO,
+    # an uncalibrated thermal core).
+    contrast_k: float | None = None
+    warm_body: bool | None = None
 
     def __post_init__(self):
         if self.target_class not in CLASSES:

@@ -127,6 +127,21 @@ class ThermalSettings:
     bodies: tuple[Body, ...] = (PERSON_BODY, ANIMAL_BODY, VEHICLE_BODY)
     blur_px: float = 6.0
     size_tolerance: float = 0.15
+    # A radiometric or fixed-gain core's kelvin per sensor level: with it each detection
+    # carries its contrast in kelvin (`Detection.contrast_k`). Unset for AGC video, whose
+    # span follows the scene: its levels say nothing of temperature.
+    kelvin_per_level: float | None = None
+    # At night a person's skin and clothes, an animal's coat and a running engine stand at
+    # least this far above the sand they stand on (people 15-25 K in the desert night, seen
+    # through the lens's blur a little less); rocks and stony ground that kept the day's heat
+    # a few kelvin, rarely 10. A cooler spot is warm ground (`Detection.warm_body` False).
+    # Past dusk the sand is still warm and people stand out less: this holds at night only.
+    body_contrast_k: float = 11.0
+    # Nor does any body stand much more than 20 K above the night's sand (skin and coats are
+    # at most about 30 C, clothes less); a running engine's bonnet or exhaust does. Its spot is
+    # small (the rest of a vehicle is barely warmer than the sand), so its size says "animal"
+    # or nothing: hotter than this, a spot is called a vehicle.
+    engine_contrast_k: float = 21.0
 
 
 @dataclass
@@ -248,11 +263,23 @@ class ThermalDetector:
             if not shape.fits((x1 - x0) * gsd, (y1 - y0) * gsd):
                 self.counters.gated_size += 1
                 continue
-            target_class = self._class_of(full, peak, background[row, x], gsd,
-                                          geometry.depression[blob_row],
-                                          geometry.lean(peak[0], peak[1]))  # fmt: skip
-            found.append((strength, make_detection(box, target_class, strength, shape.name)))
+            contrast_k = self._contrast_k(peak[2] - background[row, x], gain)
+            if contrast_k is not None and contrast_k >= self.settings.engine_contrast_k:
+                target_class = "vehicle"
+            else:
+                target_class = self._class_of(full, peak, background[row, x], gsd,
+                                              geometry.depression[blob_row],
+                                              geometry.lean(peak[0], peak[1]))  # fmt: skip
+            detection = make_detection(box, target_class, strength, shape.name, contrast_k,
+                                       self.settings.body_contrast_k)
+            found.append((strength, detection))
         return found
+
+    def _contrast_k(self, normalised_contrast: float, gain: float) -> float | None:
+        """A spot's peak over its ring's mean in kelvin, where the camera is calibrated."""
+        if self.settings.kelvin_per_level is None:
+            return None
+        return float(normalised_contrast) / gain * self.settings.kelvin_per_level
 
     def _class_of(self, image: np.ndarray, peak, background: float, gsd: float,
                   depression: float, lean: float) -> str:  # fmt: skip
@@ -446,15 +473,21 @@ def score_of(strength: float) -> float:
     return 1.0 - math.exp(-max(strength, 0.0) / STRENGTH_SCALE)
 
 
-def make_detection(box, target_class: str, strength: float, shape: str) -> Detection:
-    """`shape` is the box that found the blob: where its foot is does not wait for the class."""
+def make_detection(box, target_class: str, strength: float, shape: str,
+                   contrast_k: float | None = None,
+                   body_contrast_k: float = ThermalSettings.body_contrast_k,
+                   ) -> Detection:  # fmt: skip
+    """`shape` is the box that found the blob: where its foot is does not wait for the class.
+    With a contrast (K), the detection says whether it is a warm body's."""
     x0, y0, x1, y1 = box
     # A person stands on the bottom of its blob; a vehicle's body is low, its centre will do.
     foot_v = y1 if shape == "person" else (y0 + y1) / 2.0
     sigma_u, sigma_v = max((x1 - x0) / 4.0, 1.0), max((y1 - y0) / 4.0, 1.0)
+    warm_body = None if contrast_k is None else contrast_k >= body_contrast_k
     return Detection(box=(x0, y0, x1, y1), centroid=((x0 + x1) / 2.0, foot_v),
                      pixel_covariance=np.diag([sigma_u**2, sigma_v**2]),
-                     target_class=target_class, score=score_of(strength))  # fmt: skip
+                     target_class=target_class, score=score_of(strength),
+                     contrast_k=contrast_k, warm_body=warm_body)  # fmt: skip
 
 
 def without_duplicates(found: list[tuple[float, Detection]]) -> list[Detection]:

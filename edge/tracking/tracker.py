@@ -14,6 +14,14 @@ frame. Each call to `update` is one scan of one sensor at one time:
 5. start a tentative track at every measurement no track used. Births are
    allowed inside a confirmed track's gate: when two targets walk close
    together one track would otherwise absorb both and starve the second.
+
+A sensor may also say which of its measurements look like clutter whatever
+their motion (a calibrated thermal camera's spots too cool for a warm body:
+ground that kept the day's heat). Those update the track that takes them but
+never start a track, and count as a miss in its score: a rock that a young
+track lands on can neither confirm it nor keep it alive, and a track that
+jumped onto one fades, while a person's track that crosses rocky ground keeps
+its state.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ class TrackerCounters:
     rejected_covariance: int = 0  # R not symmetric positive definite
     rejected_stale_scans: int = 0  # scan time before the tracker's clock
     rejected_stale_measurements: int = 0
+    clutter_like_measurements: int = 0  # looked like clutter to their sensor: no births
     tracks_born: int = 0
     tracks_confirmed: int = 0
     tracks_deleted: int = 0
@@ -147,9 +156,11 @@ class Tracker:
         ENU m would now need, for the static clutter learned there."""
         return self._clutter.extra_hits_at(points, self._clock)
 
-    def update(self, t: float, z, R, sensor: str = "default") -> Tracks:
-        """Process one scan of one sensor taken at time t (UTC seconds)."""
+    def update(self, t: float, z, R, sensor: str = "default", clutter_like=None) -> Tracks:
+        """Process one scan of one sensor taken at time t (UTC seconds). `clutter_like`
+        (N,) bool, optional: the measurements whose look says clutter (module docstring)."""
         z, R = _checked_arrays(z, R)
+        clutter_like = _checked_mask(clutter_like, z.shape[0])
         t = float(t)
         if not np.isfinite(t):
             raise ValueError(f"scan time must be finite, got {t}")
@@ -172,8 +183,9 @@ class Tracker:
             *table.columns(), table.n, t, self.config.process_noise, z, R
         )
         self._count_scan(sensor, z.shape[0], non_finite, bad_covariance)
+        self.counters.clutter_like_measurements += int(clutter_like[usable].sum())
         self._clock = t
-        self._scan(t, z, R, usable, confirmed, tentative, sensor_bit)
+        self._scan(t, z, R, usable, confirmed, tentative, sensor_bit, clutter_like)
         return self.tracks()
 
     def _count_scan(self, sensor, n, non_finite, bad_covariance):
@@ -196,7 +208,7 @@ class Tracker:
             self._sensor_names.append(sensor)
         return 1 << self._sensor_names.index(sensor)
 
-    def _scan(self, t, z, R, usable, confirmed, tentative, sensor_bit):
+    def _scan(self, t, z, R, usable, confirmed, tentative, sensor_bit, clutter_like):
         table = self._table
         n = table.n
         assigned = np.full(n, -1, np.int64)
@@ -206,8 +218,11 @@ class Tracker:
         confirmed_stage = self._jpda_stage if self.config.association == "jpda" else self._gnn_stage
         confirmed_stage(t, confirmed, usable, z, R, assigned, llr, free)
         self._gnn_stage(t, tentative, usable[free[usable]], z, R, assigned, llr, free)
+        if clutter_like.any():
+            took_clutter = (assigned >= 0) & clutter_like[np.maximum(assigned, 0)]
+            llr[took_clutter] = self._miss_llr
 
-        newborn = usable[free[usable]]
+        newborn = usable[free[usable] & ~clutter_like[usable]]
         table.n, confirmed_now, deleted, self._measurement_track = lifecycle.close_scan(
             *table.columns(), n, assigned, llr, usable, newborn, z, R, t, sensor_bit,
             self._next_id, self._life_rules, self._limits, *self._clutter.columns(),
@@ -286,6 +301,16 @@ def _begin_scan(x, P, floats, ints, n, t, q, z, R):
     confirmed = np.flatnonzero(ints[STATUS, :n] == CONFIRMED)
     tentative = np.flatnonzero(ints[STATUS, :n] == TENTATIVE)
     return usable, non_finite, bad_covariance, confirmed, tentative
+
+
+def _checked_mask(clutter_like, n: int) -> np.ndarray:
+    """The clutter-like flags as (n,) bool; none set when not given."""
+    if clutter_like is None:
+        return np.zeros(n, np.bool_)
+    mask = np.asarray(clutter_like, dtype=np.bool_).reshape(-1)
+    if mask.shape[0] != n:
+        raise ValueError(f"clutter_like must have {n} flags to match z, got {mask.shape[0]}")
+    return mask
 
 
 def _checked_arrays(z, R):

@@ -41,10 +41,9 @@ from sim_hw.camera.sensor import (
     motion_blur,
     thermal_fixed_pattern,
 )
-from sim_hw.camera.spec import CameraSpec
+from sim_hw.camera.spec import THERMAL_SPAN_K, CameraSpec
 
 BAND_ROWS = 8  # rows that share one mip-level decision
-THERMAL_SPAN_K = 45.0
 THERMAL_SAND_GREY = 0.4
 THERMAL_TIME_CONSTANT_S = 0.012  # a microbolometer smears over about this long
 SHADOW_SUN_ELEVATION = math.radians(2.0)  # below this the sun casts no shadow worth drawing

@@ -15,6 +15,12 @@ from sim_hw.camera.illumination import LIGHTING
 MODES = ("eo", "thermal")
 
 
+# The thermal core is fixed-gain: its 256 levels span this many kelvin, bare sand held at a
+# fixed level, as a radiometric core's would be; a node may be told its kelvin per level.
+THERMAL_SPAN_K = 45.0
+THERMAL_KELVIN_PER_LEVEL = THERMAL_SPAN_K / 255.0
+
+
 @dataclass(frozen=True)
 class CameraSpec:
     """The camera: its image, lens and mode, and how strong its imperfections are."""

@@ -303,3 +303,82 @@ def test_a_camel_near_the_edge_of_the_drone_camera_is_an_animal():
     settings, down = ThermalSettings(), math.radians(61.2)
     assert classify(3.83, 2.61, 0.153, down, settings, math.radians(39.6)) == "animal"
     assert classify(3.83, 2.61, 0.153, down, settings, 0.0) == "vehicle"
+
+
+def rendered(scenario: str, times):
+    """(renderer, frame, detections) at each time of the scenario's first drone's thermal
+    camera at night, the detector told the simulated core's kelvin per level."""
+    from edge.detection.eo_motion import as_pose
+    from sim_hw.camera import CameraRenderer, CameraSpec, DronePoses, origin_of
+    from sim_hw.camera.spec import THERMAL_KELVIN_PER_LEVEL
+    from sim_hw.scenario import load_config
+
+    config = load_config(f"configs/scenarios/{scenario}.toml")
+    spec = CameraSpec(mode="thermal", lighting="night")
+    camera = Camera.from_hfov(math.radians(spec.hfov_deg), spec.width, spec.height)
+    detector = ThermalDetector(Georeferencer(camera, origin_of(config)),
+                               ThermalSettings(kelvin_per_level=THERMAL_KELVIN_PER_LEVEL))
+    renderer = CameraRenderer(config, spec, DronePoses(config, config.drones[0].sysid))
+    for t in times:
+        frame = renderer.render(t)
+        yield renderer, frame, detector.detect(frame.image, as_pose(frame.pose))
+
+
+def on_target(detection, frame, kind: str) -> bool:
+    x, y = (detection.box[0] + detection.box[2]) / 2.0, (detection.box[1] + detection.box[3]) / 2.0
+    return any(b[0] - 3 <= x <= b[2] + 3 and b[1] - 3 <= y <= b[3] + 3
+               for b in (t.box for t in frame.targets if t.target_class == kind))  # fmt: skip
+
+
+def test_warm_rocks_and_people_are_told_apart_by_their_contrast_in_kelvin():
+    """On the simulator's thermal camera at night (a fixed-gain core, its kelvin per level
+    known), over a field of warm rocks that walkers cross: each detection on a rock
+    measures at most the rock's own contrast (the blur only lowers a peak) and is called
+    warm ground; each on a person measures near the 20 K a person stands above the night's
+    sand and is called a warm body. Truth: the scenario's rocks and the renderer's people."""
+    from sim_hw.camera import origin_of
+    from sim_hw.scenario import load_config, warm_spots
+
+    config = load_config("configs/scenarios/scene-clutter-1.toml")
+    rocks = warm_spots(config, origin_of(config))
+    rock_ground = np.array([[r.east, r.north, 0.0] for r in rocks])
+    on_rocks, on_people = [], []
+    for renderer, frame, detections in rendered("scene-clutter-1", (70.0, 80.0, 90.0, 100.0)):
+        rock_pixels, _ = renderer.view(frame.pose).project(rock_ground)
+        for d in detections:
+            centre = np.array([(d.box[0] + d.box[2]) / 2.0, (d.box[1] + d.box[3]) / 2.0])
+            gap = np.linalg.norm(rock_pixels - centre, axis=1)
+            if on_target(d, frame, "person"):
+                on_people.append(d)
+            elif np.nanmin(gap) < 8.0:
+                on_rocks.append((d, rocks[int(np.nanargmin(gap))]))
+    assert len(on_rocks) >= 20 and len(on_people) >= 6, (len(on_rocks), len(on_people))
+    for detection, rock in on_rocks:
+        assert detection.contrast_k <= rock.contrast_k + 1.0, (detection.contrast_k, rock)
+        assert detection.warm_body is False, (detection.contrast_k, rock)
+    share = np.median([d.contrast_k / rock.contrast_k for d, rock in on_rocks])
+    assert 0.6 < share <= 1.05, share  # calibrated: the larger rocks keep their contrast
+    for detection in on_people:
+        assert 11.0 <= detection.contrast_k <= 21.0 and detection.warm_body, detection.contrast_k
+
+
+def test_a_running_engine_makes_a_vehicle_and_a_camel_stays_an_animal():
+    """A pickup's hot bonnet is a small spot, sized like an animal; its warmth says engine.
+    Camels, as warm as people, are never called vehicles."""
+    vehicles = [d for _, frame, found in rendered("scene-convoy-1", np.arange(60.0, 120.0, 6.0))
+                for d in found if on_target(d, frame, "vehicle")]  # fmt: skip
+    assert len(vehicles) >= 5
+    assert all(d.target_class == "vehicle" and d.warm_body for d in vehicles), [
+        (d.target_class, d.contrast_k) for d in vehicles]
+    animals = [d for _, frame, found in rendered("scene-camels-1", np.arange(40.0, 160.0, 8.0))
+               for d in found if on_target(d, frame, "animal")]  # fmt: skip
+    assert len(animals) >= 10
+    assert not any(d.target_class == "vehicle" for d in animals)
+    assert sum(d.target_class == "animal" for d in animals) >= 0.7 * len(animals)
+
+
+def test_without_a_calibration_the_detector_says_nothing_of_warmth():
+    image = ground()
+    add_warm_blob(image, (160, 128), (0.5 / 0.1, 1.2 / 0.1), warmth=250)
+    detections = detector().detect(as_camera_frame(image), pose(600.0))
+    assert detections and all(d.contrast_k is None and d.warm_body is None for d in detections)

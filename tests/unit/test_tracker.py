@@ -172,3 +172,59 @@ def test_a_rejected_measurement_is_used_by_no_track():
     assert tracks.measurement_track.tolist() == [tracks.ids[0], -1]
     stale = tracker.update(-1.0, z, np.tile(np.eye(2), (2, 1, 1)))
     assert stale.measurement_track.tolist() == [-1, -1]
+
+
+# --- measurements their sensor calls clutter ---------------------------------------------
+
+ROCK = np.array([[50.0, -20.0]])
+
+
+@pytest.mark.parametrize("association", ["jpda", "gnn"])
+def test_a_spot_its_sensor_calls_clutter_never_becomes_a_track(association):
+    """A warm rock is seen at the same place every scan: flagged clutter-like, it starts
+    nothing, however long it is seen; the very same scans unflagged confirm a track."""
+    flagged = Tracker(TrackerConfig(process_noise=0.05, association=association))
+    unflagged = Tracker(TrackerConfig(process_noise=0.05, association=association))
+    rng = np.random.default_rng(7)
+    for k in range(60):
+        z, R = measure(rng, ROCK, sigma=1.0)
+        seen = flagged.update(float(k), z, R, clutter_like=[True])
+        plain = unflagged.update(float(k), z, R)
+    assert len(seen.ids) == 0 and flagged.counters.tracks_born == 0
+    assert flagged.counters.clutter_like_measurements == 60
+    assert plain.confirmed.sum() == 1
+
+
+def test_a_confirmed_track_that_lands_on_clutter_follows_it_but_fades():
+    """A walker's track, confirmed, then fed only clutter-like measurements where the walker
+    stood (she left unseen; a rock lies there): the measurements still move the track,
+    and its score falls scan by scan until it is deleted, as with misses."""
+    rng = np.random.default_rng(8)
+    config = TrackerConfig(process_noise=0.05)
+    tracker = Tracker(config)
+    velocity = np.array([1.2, 0.0])
+    for k in range(20):
+        tracks = tracker.update(float(k), *measure(rng, ROCK + velocity * (k - 20), sigma=1.0))
+    assert tracks.confirmed.sum() == 1
+    (track_id,) = tracks.ids
+    best = float(tracks.score[0])
+    alive_scans = 0
+    for k in range(20, 200):
+        tracks = tracker.update(float(k), *measure(rng, ROCK, sigma=1.0), clutter_like=[True])
+        if track_id not in tracks.ids:
+            break
+        alive_scans += 1
+        i = int(np.flatnonzero(tracks.ids == track_id)[0])
+        assert tracks.hits[i] > 20 - 1  # the clutter is its measurement, not a miss in state
+        assert tracks.score[i] < best
+    assert track_id not in tracks.ids  # deleted, and nothing else born on the rock
+    assert len(tracks.ids) == 0
+    # Deleted when the score has fallen by confirmed_delete_drop at ln(1 - pd) a scan.
+    expected = config.confirmed_delete_drop / -np.log(1.0 - config.detection_probability)
+    assert alive_scans <= expected + 2
+
+
+def test_clutter_flags_must_match_the_measurements():
+    tracker = Tracker(TrackerConfig())
+    with pytest.raises(ValueError, match="clutter_like"):
+        tracker.update(0.0, np.zeros((2, 2)), np.tile(np.eye(2), (2, 1, 1)), clutter_like=[True])
