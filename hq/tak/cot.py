@@ -20,8 +20,10 @@ Track events
     detail/track   course (degrees clockwise from north) and speed (m/s).
 
 Distress alerts become TAK emergency events (``b-a-o-tbl``, the "911 Alert"
-of the CoT alert branch) with a remarks text for search and rescue. Other
-alert kinds are not exported: see `alert_event`.
+of the CoT alert branch) with a remarks text for search and rescue; a
+lower-severity "possible stranded people, verify" (people found already
+stationary) is a spot marker (``b-m-p-s-m``) with its remarks, not an
+emergency. Other alert kinds are not exported: see `alert_event`.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ CLASS_FUNCTIONS = MappingProxyType({
 })  # fmt: skip
 
 EMERGENCY_TYPE = "b-a-o-tbl"  # the CoT alert branch's "911 Alert"
+VERIFY_TYPE = "b-m-p-s-m"  # a spot marker: a place for the field teams to look at
 HOW_FUSED = "m-f"
 UNKNOWN_ERROR = 9_999_999.0  # CoT's value for an unknown hae, ce or le
 
@@ -203,7 +206,9 @@ def alert_event(alert: Alert, now: float, stale_s: float,
     themselves, and node, link and battery alerts are HQ's own maintenance;
     sending them too would bury the emergencies under markers nobody in the
     field acts on. A cleared alert (``active`` false) is sent stale now with
-    ``cancel="true"``, as TAK clients cancel an emergency.
+    ``cancel="true"``, as TAK clients cancel an emergency. A distress alert
+    below critical (people found stationary, to verify) raises no emergency
+    in the field: it is a spot marker with its remarks.
     The remarks say what is known (people may be stranded, where, since when)
     and nothing else: no track history, no imagery, no free text from HQ.
     Raises ValueError for a distress alert without a valid position.
@@ -216,11 +221,18 @@ def alert_event(alert: Alert, now: float, stale_s: float,
     if not math.isfinite(alert.time):
         raise ValueError(f"distress alert {alert.alert_id!r} has no valid time")
     stale = max(alert.time, now) + (stale_s if alert.active else 0.0)
-    event = _event(f"{uid_prefix}-distress-{alert.alert_id}", EMERGENCY_TYPE, HOW_FUSED,
-                   alert.time, stale)  # fmt: skip
+    urgent = alert.severity == "critical"
+    event = _event(f"{uid_prefix}-distress-{alert.alert_id}",
+                   EMERGENCY_TYPE if urgent else VERIFY_TYPE, HOW_FUSED, alert.time, stale)
     _point(event, lat, lon, UNKNOWN_ERROR, UNKNOWN_ERROR, UNKNOWN_ERROR)
     detail = ET.SubElement(event, "detail")
     ET.SubElement(detail, "contact", callsign=f"SAR {uid_prefix}")
+    if not urgent:
+        ET.SubElement(detail, "remarks").text = (
+            f"Verify: possible stranded people at {_latlon_text(lat, lon)}, found "
+            f"stationary in open desert (alert raised {cot_time(alert.time)})."
+        )
+        return event
     emergency = ET.SubElement(detail, "emergency", type="911 Alert")
     emergency.text = f"SAR {uid_prefix}"
     if not alert.active:

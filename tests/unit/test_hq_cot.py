@@ -179,6 +179,17 @@ def test_a_cleared_distress_alert_cancels_the_emergency_now():
     assert seconds(event.get("stale")) == pytest.approx(NOW)
 
 
+def test_a_distress_alert_to_verify_is_a_marker_not_an_emergency():
+    verify = a_distress().model_copy(update={"severity": "warning"})
+    event = parsed(cot.alert_event(verify, NOW, 15.0))
+    assert event.get("type") == cot.VERIFY_TYPE != cot.EMERGENCY_TYPE
+    assert event.find("detail/emergency") is None
+    remarks = event.find("detail/remarks").text
+    assert "Verify: possible stranded people at 22.81000N 14.12000E" in remarks
+    cleared = parsed(cot.alert_event(verify.model_copy(update={"active": False}), NOW, 15.0))
+    assert seconds(cleared.get("stale")) == pytest.approx(NOW)
+
+
 def test_other_alerts_are_not_exported():
     crossing = a_distress().model_copy(update={"alert_type": "border_crossing"})
     assert cot.alert_event(crossing, NOW, 15.0) is None
