@@ -27,6 +27,7 @@ BENCHMARKS = {
     "hq_page": ("bench.hq_page", "batch published to track drawn on the operator page"),
     "soak": ("bench.soak", "many posts into one HQ for minutes: load and soak"),
     "chaos": ("bench.chaos", "kill -9 of broker, HQ and posts: batches lost or stored twice"),
+    "abuse": ("bench.abuse", "one hostile post: the others' publish-to-commit latency"),
     "scenes": ("bench.scenes", "the whole stack on the scene suite, scored at HQ and per node"),
 }
 

@@ -70,6 +70,8 @@ from wire.messages import (
 )
 
 log = logging.getLogger(__name__)
+DEAD_LETTERS_LOGGED = 10  # of each kind from each topic, then ...
+DEAD_LETTER_LOG_EVERY = 1000  # ... one in this many
 MAX_PAYLOAD = 4 * 1024 * 1024  # bytes; a larger message is refused unread
 HQ_SITE, HQ_NODE = "hq", "fusion"  # the "sender" of alerts HQ raises itself
 # "failed": the store could not commit it; it is not acknowledged, so the broker sends it again.
@@ -161,6 +163,7 @@ class Ingest:
         self.limits = limits or IngestSection()
         self.bounds = MessageBounds(self.limits, region)
         self.rate = PostRateLimit(self.limits.rate_per_s, self.limits.rate_burst)
+        self._dead_letters_seen: dict[tuple[str, str], int] = {}  # (topic, kind) -> count
         # on_delivered(node_key, seq): the store holds this batch (delivery.py tells the node)
         self.on_delivered: Callable[[str, int], None] | None = None
         self.geography = geography
@@ -343,7 +346,7 @@ class Ingest:
         # NUL cannot go into a PostgreSQL text column; an error may quote the payload's bytes.
         reason = f"{kind}: {str(error)[:1000]}".replace("\0", "\\x00")
         self.counters.dead_letters += 1
-        log.warning("dead letter topic=%s reason=%s", message.topic, reason[:200])
+        self._log_dead_letter(message.topic, kind, reason)
         # The first bytes are enough to see what it was; the size and hash say which it was.
         data = bytes(message.payload)
         kept = data[:self.limits.dead_letter_bytes] if keep_payload else b""
@@ -351,6 +354,16 @@ class Ingest:
                             payload_size=len(data),
                             payload_sha256=hashlib.sha256(data).hexdigest())  # fmt: skip
         return IngestBatch(message.received, dead_letters=[letter])
+
+    def _log_dead_letter(self, topic: str, kind: str, reason: str) -> None:
+        """The first few dead letters of a kind from a topic are logged, then one in
+        DEAD_LETTER_LOG_EVERY: a flood must not become a flood of log lines (every one is
+        in the store, and counted)."""
+        seen = self._dead_letters_seen.get((topic, kind), 0) + 1
+        self._dead_letters_seen[(topic, kind)] = seen
+        if seen <= DEAD_LETTERS_LOGGED or seen % DEAD_LETTER_LOG_EVERY == 0:
+            log.warning("dead letter topic=%s reason=%s (%d of this kind from it)", topic,
+                        reason[:200], seen)  # fmt: skip
 
     # --- the commit ----------------------------------------------------------------------
 

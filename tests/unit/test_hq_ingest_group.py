@@ -263,3 +263,22 @@ def test_the_garbage_collector_is_paused_only_while_a_message_is_ingested(tmp_pa
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_flood_of_dead_letters_is_stored_and_counted_but_not_logged_line_by_line(
+        tmp_path, caplog):  # fmt: skip
+    """3,000 junk messages from one post: each is a dead letter in the store and in the
+    counter; the log shows the first few and then one in a thousand, so that a hostile post
+    cannot turn HQ's log into the flood (at thousands a second it was HQ's main cost)."""
+    db = tmp_path / "hq.db"
+    ingest = make_ingest(db)
+    junk = [Received(topics.tracks("tummo", "post-1"), b"not json %d" % k, START + k / 100.0)
+            for k in range(3000)]  # fmt: skip
+    with caplog.at_level("WARNING", logger="hq.ingest.ingest"):
+        for start in range(0, len(junk), 200):
+            assert set(ingest.handle_many(junk[start:start + 200])) == {"dead_letter"}
+    assert query(db, "SELECT COUNT(*) FROM dead_letters") == [(3000,)]
+    assert ingest.counters.dead_letters == 3000
+    logged = [r for r in caplog.records if "dead letter" in r.getMessage()]
+    assert len(logged) == 10 + 3  # the first ten, then the 1,000th, 2,000th and 3,000th
+    assert "(3000 of this kind from it)" in logged[-1].getMessage()
