@@ -55,7 +55,7 @@ class HonestPost:
         self.seq = 0
         self.client = _client(f"{SITE}-{name}", username(SITE, name), password, port)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"post-{name}", daemon=True)
+        self._thread: threading.Thread | None = None  # one per phase
 
     def start(self) -> HonestPost:
         self._stop.clear()

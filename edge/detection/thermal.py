@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 
 from edge.detection import Detection
-from edge.detection.thermal_blobs import blob_box, brightest_in_box, own_blob_box
+from edge.detection.thermal_blobs import band_contrast, blob_box, brightest_in_box, own_blob_box
 from edge.detection.thermal_classes import (
     ANIMAL_BODY,
     PERSON_BODY,
@@ -270,8 +270,9 @@ class ThermalDetector:
                 target_class = self._class_of(full, peak, background[row, x], gsd,
                                               geometry.depression[blob_row],
                                               geometry.lean(peak[0], peak[1]))  # fmt: skip
+            warm_body = None if contrast_k is None else contrast_k >= self.settings.body_contrast_k
             detection = make_detection(box, target_class, strength, shape.name, contrast_k,
-                                       self.settings.body_contrast_k)
+                                       warm_body)
             found.append((strength, detection))
         return found
 
@@ -420,48 +421,6 @@ def _band(rows: slice, gsd: float, depression: float, shape: TargetShape,
     return _Band(rows, shape, box, gap, ring)
 
 
-def band_contrast(image: np.ndarray, band: _Band, noise_floor: float):
-    """For the band's rows: (box mean - ring mean) / (ring spread + floor), and the ring mean.
-
-    Box sums come from OpenCV's box filter, so the cost does not grow with the
-    box; float64 keeps the ring's variance (a difference of large sums) exact.
-    Only pixels inside the frame count: padding past its edge would invent
-    background, too uniform or a mirror image of the target.
-    """
-    w, h = band.box
-    inner = (w + 2 * band.ring_gap, h + 2 * band.ring_gap)
-    outer = (inner[0] + 2 * band.ring_width, inner[1] + 2 * band.ring_width)
-    reach = outer[1] // 2 + 1  # rows around the band that its boxes read
-    top, bottom = max(0, band.rows.start - reach), min(image.shape[0], band.rows.stop + reach)
-    values = image[top:bottom].astype(np.float64)
-    squares = values * values
-
-    ring_count = _frame_pixels(values.shape, outer) - _frame_pixels(values.shape, inner)
-    ring_sum = _box_sum(values, outer) - _box_sum(values, inner)
-    ring_squares = _box_sum(squares, outer) - _box_sum(squares, inner)
-    ring_mean = ring_sum / ring_count
-    ring_spread = np.sqrt(np.maximum(ring_squares / ring_count - ring_mean * ring_mean, 0.0))
-    box_mean = _box_sum(values, (w, h)) / _frame_pixels(values.shape, (w, h))
-    # Near the edge the ring is one-sided, and a slope across the frame reads as
-    # contrast: the less of its background is seen, the less a spot is trusted.
-    seen = ring_count / (outer[0] * outer[1] - inner[0] * inner[1])
-    ratio = seen * (box_mean - ring_mean) / (ring_spread + noise_floor)
-    rows = slice(band.rows.start - top, band.rows.stop - top)
-    return ratio[rows].astype(np.float32), ring_mean[rows].astype(np.float32)
-
-
-def _box_sum(data: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Sum over the box of `size` (w, h) around each pixel; nothing past the edge."""
-    return cv2.boxFilter(data, cv2.CV_64F, size, normalize=False, borderType=cv2.BORDER_CONSTANT)
-
-
-def _frame_pixels(shape: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
-    """How many of the box's pixels lie in the frame: rows in reach times columns in reach."""
-    rows = _box_sum(np.ones((shape[0], 1)), (1, size[1]))
-    columns = _box_sum(np.ones((1, shape[1])), (size[0], 1))
-    return rows * columns
-
-
 def hotness(peak: float, hot_levels) -> float:
     """How warm a peak is within its frame: 0 at the median, 1 at the hot percentile."""
     median, hot = hot_levels
@@ -475,15 +434,12 @@ def score_of(strength: float) -> float:
 
 def make_detection(box, target_class: str, strength: float, shape: str,
                    contrast_k: float | None = None,
-                   body_contrast_k: float = ThermalSettings.body_contrast_k,
-                   ) -> Detection:  # fmt: skip
-    """`shape` is the box that found the blob: where its foot is does not wait for the class.
-    With a contrast (K), the detection says whether it is a warm body's."""
+                   warm_body: bool | None = None) -> Detection:  # fmt: skip
+    """`shape` is the box that found the blob: where its foot is does not wait for the class."""
     x0, y0, x1, y1 = box
     # A person stands on the bottom of its blob; a vehicle's body is low, its centre will do.
     foot_v = y1 if shape == "person" else (y0 + y1) / 2.0
     sigma_u, sigma_v = max((x1 - x0) / 4.0, 1.0), max((y1 - y0) / 4.0, 1.0)
-    warm_body = None if contrast_k is None else contrast_k >= body_contrast_k
     return Detection(box=(x0, y0, x1, y1), centroid=((x0 + x1) / 2.0, foot_v),
                      pixel_covariance=np.diag([sigma_u**2, sigma_v**2]),
                      target_class=target_class, score=score_of(strength),

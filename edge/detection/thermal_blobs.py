@@ -1,7 +1,8 @@
-"""Measuring a warm spot in a thermal frame: its peak, and its blob cut at half contrast.
+"""Measuring a warm spot in a thermal frame: its contrast against a ring, its peak, and its
+blob cut at half contrast.
 
-The detector finds spots by their contrast against a ring; these functions
-then say how large the warm thing at a spot is, in pixels, for the size gate
+The detector finds spots by their contrast against a ring (`band_contrast`); these
+functions then say how large the warm thing at a spot is, in pixels, for the size gate
 (`blob_box`) and for the class guess (`own_blob_box`, which splits a blob
 shared by people side by side among its warm cores).
 """
@@ -72,3 +73,46 @@ def _component_at(mask: np.ndarray, x: int, y: int) -> np.ndarray:
     """The 8-connected component of `mask` that holds pixel (x, y), as a boolean image."""
     _, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     return labels == labels[y, x]
+
+
+def band_contrast(image: np.ndarray, band, noise_floor: float):
+    """For the band's rows (`band`: the detector's rows, box, ring gap and width):
+    (box mean - ring mean) / (ring spread + floor), and the ring mean.
+
+    Box sums come from OpenCV's box filter, so the cost does not grow with the
+    box; float64 keeps the ring's variance (a difference of large sums) exact.
+    Only pixels inside the frame count: padding past its edge would invent
+    background, too uniform or a mirror image of the target.
+    """
+    w, h = band.box
+    inner = (w + 2 * band.ring_gap, h + 2 * band.ring_gap)
+    outer = (inner[0] + 2 * band.ring_width, inner[1] + 2 * band.ring_width)
+    reach = outer[1] // 2 + 1  # rows around the band that its boxes read
+    top, bottom = max(0, band.rows.start - reach), min(image.shape[0], band.rows.stop + reach)
+    values = image[top:bottom].astype(np.float64)
+    squares = values * values
+
+    ring_count = _frame_pixels(values.shape, outer) - _frame_pixels(values.shape, inner)
+    ring_sum = _box_sum(values, outer) - _box_sum(values, inner)
+    ring_squares = _box_sum(squares, outer) - _box_sum(squares, inner)
+    ring_mean = ring_sum / ring_count
+    ring_spread = np.sqrt(np.maximum(ring_squares / ring_count - ring_mean * ring_mean, 0.0))
+    box_mean = _box_sum(values, (w, h)) / _frame_pixels(values.shape, (w, h))
+    # Near the edge the ring is one-sided, and a slope across the frame reads as
+    # contrast: the less of its background is seen, the less a spot is trusted.
+    seen = ring_count / (outer[0] * outer[1] - inner[0] * inner[1])
+    ratio = seen * (box_mean - ring_mean) / (ring_spread + noise_floor)
+    rows = slice(band.rows.start - top, band.rows.stop - top)
+    return ratio[rows].astype(np.float32), ring_mean[rows].astype(np.float32)
+
+
+def _box_sum(data: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Sum over the box of `size` (w, h) around each pixel; nothing past the edge."""
+    return cv2.boxFilter(data, cv2.CV_64F, size, normalize=False, borderType=cv2.BORDER_CONSTANT)
+
+
+def _frame_pixels(shape: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """How many of the box's pixels lie in the frame: rows in reach times columns in reach."""
+    rows = _box_sum(np.ones((shape[0], 1)), (1, size[1]))
+    columns = _box_sum(np.ones((1, shape[1])), (size[0], 1))
+    return rows * columns
