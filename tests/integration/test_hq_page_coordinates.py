@@ -102,7 +102,10 @@ def _scale_bar_is_true(page) -> None:
 
 MEASURED = [((150, 200), (700, 560)), ((600, 100), (120, 90)), ((400, 400), (402, 700))]
 MEASURE_COLOUR = (244, 143, 177)  # the tool's line, #f48fb1
-PIXEL = """([x, y]) => {
+# Read after two animation frames: the page draws the map on the frame after a change, and
+# a read between its clearing and its drawing sees an empty canvas.
+PIXEL = """async ([x, y]) => {
+    for (let k = 0; k < 2; k++) await new Promise((done) => requestAnimationFrame(done));
     const canvas = document.getElementById("map");
     const scale = canvas.width / canvas.getBoundingClientRect().width;
     return Array.from(canvas.getContext("2d")
